@@ -1,0 +1,373 @@
+//! The append-only event log. It owns the log and knows nothing of tickets: streams of opaque
+//! JSON events with per-stream optimistic concurrency, a contiguous global order that subscribers
+//! can trust, idempotent appends per command id, group commit, and two SHA-256 hash chains (per
+//! stream and over the whole log) that make tampering detectable. SQLite is the embedded default;
+//! PostgreSQL is for scale. `docs/HASH_CHAIN.md` specifies the chains for auditors.
+
+mod error;
+pub mod hash;
+mod migrate;
+mod plan;
+mod postgres;
+pub mod raw;
+mod record;
+pub mod scratch;
+mod sqlite;
+mod subscribe;
+mod verify;
+mod writer;
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use sqlx::{PgPool, SqlitePool};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+pub use crate::error::{AppendError, InvalidInput, StoreError};
+pub use crate::migrate::Migration;
+pub use crate::record::{
+    AppendOutcome, ExpectedVersion, Hash, NewEvent, Record, StreamId, APPEND_EVENTS_MAX,
+    CATEGORY_BYTES_MAX, EVENT_BYTES_MAX, EVENT_TYPE_BYTES_MAX, READ_LIMIT_MAX, STREAM_ID_BYTES_MAX,
+};
+pub use crate::subscribe::Subscription;
+pub use crate::verify::{ChainBreak, VerifyReport};
+pub use crate::writer::{WriterStats, APPEND_QUEUE_MAX, BATCH_APPENDS_MAX, BATCH_EVENTS_MAX};
+
+/// Where the embedded default keeps its file, relative to the working directory.
+pub const DEFAULT_URL: &str = "sqlite://docket-data/docket.db";
+
+/// How to open a store.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// `sqlite://path/to/file.db` (created on first use) or `postgres://user@host/db`.
+    pub url: String,
+    /// PostgreSQL only: the schema to use (tests give each run its own).
+    pub schema: Option<String>,
+    /// Connections for reads.
+    pub readers_max: u32,
+    /// PostgreSQL only: shows in `pg_stat_activity`.
+    pub application_name: String,
+}
+
+impl StoreConfig {
+    pub fn new(url: impl Into<String>) -> StoreConfig {
+        StoreConfig {
+            url: url.into(),
+            schema: None,
+            readers_max: 8,
+            application_name: "docket".to_owned(),
+        }
+    }
+}
+
+/// Which database backs the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Debug)]
+enum Readers {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+#[derive(Debug)]
+struct Inner {
+    readers: Readers,
+    queue: mpsc::Sender<writer::Msg>,
+    committed: watch::Sender<u64>,
+    stats: Arc<WriterStats>,
+    follower: Option<JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(follower) = &self.follower {
+            follower.abort();
+        }
+    }
+}
+
+/// A handle to the event log; cheap to clone, shared by every task of a process.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl Store {
+    /// Opens (and creates or migrates) the store at `url`.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(StoreConfig::new(url)).await
+    }
+
+    pub async fn open_with(config: StoreConfig) -> Result<Store, StoreError> {
+        let (queue, queue_rx) = mpsc::channel(APPEND_QUEUE_MAX);
+        let stats = Arc::new(WriterStats::default());
+        let url = config.url.as_str();
+        if url.starts_with("sqlite:") {
+            let options = sqlite::connect_options(url)?;
+            let (readers, writer) = sqlite::open(options, config.readers_max).await?;
+            let position = sqlite::head(&readers).await?.position;
+            let (committed, _) = watch::channel(position);
+            tokio::spawn(writer::run(
+                writer,
+                queue_rx,
+                committed.clone(),
+                stats.clone(),
+            ));
+            let inner = Inner {
+                readers: Readers::Sqlite(readers),
+                queue,
+                committed,
+                stats,
+                follower: None,
+            };
+            Ok(Store {
+                inner: Arc::new(inner),
+            })
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options =
+                postgres::connect_options(url, config.schema.as_deref(), &config.application_name)?;
+            let (readers, writer) = postgres::open(options, config.readers_max).await?;
+            let position = postgres::head(&readers).await?.position;
+            let (committed, _) = watch::channel(position);
+            tokio::spawn(writer::run(
+                writer,
+                queue_rx,
+                committed.clone(),
+                stats.clone(),
+            ));
+            let follower = tokio::spawn(postgres::follow(readers.clone(), committed.clone()));
+            let inner = Inner {
+                readers: Readers::Postgres(readers),
+                queue,
+                committed,
+                stats,
+                follower: Some(follower),
+            };
+            Ok(Store {
+                inner: Arc::new(inner),
+            })
+        } else {
+            Err(StoreError::Config {
+                message: format!(
+                    "database url {url:?} must start with sqlite:// or postgres:// (e.g. {DEFAULT_URL})"
+                ),
+            })
+        }
+    }
+
+    pub fn backend(&self) -> BackendKind {
+        match self.inner.readers {
+            Readers::Sqlite(_) => BackendKind::Sqlite,
+            Readers::Postgres(_) => BackendKind::Postgres,
+        }
+    }
+
+    /// Appends `events` to `stream` if its version matches `expected`, durably, in one group
+    /// commit. Repeating a `command_id` returns the first outcome (with `duplicate: true`) and
+    /// writes nothing, across restarts. A conflict writes nothing and carries the actual version.
+    pub async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        command_id: Uuid,
+    ) -> Result<AppendOutcome, AppendError> {
+        record::validate_append(&events)?;
+        let append = plan::Append {
+            stream: stream.clone(),
+            expected,
+            events,
+            command_id,
+        };
+        let (reply, outcome) = oneshot::channel();
+        self.inner
+            .queue
+            .send(writer::Msg::Append(append, reply))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        outcome.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Waits until every append queued before this call has been committed or has failed.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let (done, flushed) = oneshot::channel();
+        self.inner
+            .queue
+            .send(writer::Msg::Flush(done))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        flushed.await.map_err(|_| StoreError::Closed)
+    }
+
+    /// Events of one stream with `stream_version >= from_version`, in version order.
+    pub async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let limit = limit.min(READ_LIMIT_MAX);
+        match &self.inner.readers {
+            Readers::Sqlite(pool) => {
+                sqlite::read_stream(pool, stream.as_str(), from_version, limit).await
+            }
+            Readers::Postgres(pool) => {
+                postgres::read_stream(pool, stream.as_str(), from_version, limit).await
+            }
+        }
+    }
+
+    /// Events with `position > after`, in global order, at most `limit` (clamped to
+    /// `READ_LIMIT_MAX`). Positions are contiguous: the result never has a hole that a later
+    /// read would fill.
+    pub async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<Record>, StoreError> {
+        let limit = limit.min(READ_LIMIT_MAX);
+        match &self.inner.readers {
+            Readers::Sqlite(pool) => sqlite::read_all(pool, after, limit).await,
+            Readers::Postgres(pool) => postgres::read_all(pool, after, limit).await,
+        }
+    }
+
+    /// The position and global hash of the last record (0 and the genesis hash when empty).
+    pub async fn head(&self) -> Result<(u64, Hash), StoreError> {
+        let head = self.log_head().await?;
+        Ok((head.position, head.global_hash))
+    }
+
+    async fn log_head(&self) -> Result<plan::LogHead, StoreError> {
+        match &self.inner.readers {
+            Readers::Sqlite(pool) => sqlite::head(pool).await,
+            Readers::Postgres(pool) => postgres::head(pool).await,
+        }
+    }
+
+    /// The highest position this process knows to be committed (its own appends, and on
+    /// PostgreSQL other nodes' appends as notified); a hint for waiting, not a read.
+    pub fn committed_position(&self) -> u64 {
+        *self.inner.committed.borrow()
+    }
+
+    /// Records after `after`, catching up from the log and then following new appends live.
+    pub fn subscribe(&self, after: u64) -> Subscription {
+        Subscription::new(self.clone(), after, self.inner.committed.subscribe())
+    }
+
+    /// Walks both hash chains over `from..=to` (`to` = the head when `None`) and reports the
+    /// first broken record. `progress` is called with (checked, total) as the walk advances.
+    pub async fn verify(
+        &self,
+        from: u64,
+        to: Option<u64>,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<VerifyReport, StoreError> {
+        verify::verify(self, from, to, progress).await
+    }
+
+    /// Applies another component's append-only migrations (the read models keep their tables
+    /// in the same database).
+    pub async fn migrate(
+        &self,
+        component: &str,
+        sqlite_migrations: &[Migration],
+        postgres_migrations: &[Migration],
+    ) -> Result<(), StoreError> {
+        match &self.inner.readers {
+            Readers::Sqlite(pool) => sqlite::migrate(pool, component, sqlite_migrations).await,
+            Readers::Postgres(pool) => {
+                postgres::migrate(pool, component, postgres_migrations).await
+            }
+        }
+    }
+
+    pub fn stats(&self) -> &WriterStats {
+        &self.inner.stats
+    }
+
+    /// The PostgreSQL read pool, for components that keep tables beside the log.
+    pub fn postgres_pool(&self) -> Option<&PgPool> {
+        match &self.inner.readers {
+            Readers::Postgres(pool) => Some(pool),
+            Readers::Sqlite(_) => None,
+        }
+    }
+
+    /// The SQLite read pool (read-only connections).
+    pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
+        match &self.inner.readers {
+            Readers::Sqlite(pool) => Some(pool),
+            Readers::Postgres(_) => None,
+        }
+    }
+}
+
+/// The columns of a record, in the order both backends select them.
+pub(crate) const RECORD_COLUMNS: &str = "position, stream_id, category, stream_version, event_id, \
+    event_type, schema_version, payload, metadata, command_id, recorded_at, stream_hash, global_hash";
+
+/// A record as the database returns it, before range checks.
+pub(crate) struct RawRecord {
+    pub position: i64,
+    pub stream_id: String,
+    pub category: String,
+    pub stream_version: i64,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub schema_version: i64,
+    pub payload: String,
+    pub metadata: String,
+    pub command_id: Uuid,
+    pub recorded_at: i64,
+    pub stream_hash: Vec<u8>,
+    pub global_hash: Vec<u8>,
+}
+
+impl RawRecord {
+    pub(crate) fn into_record(self) -> Result<Record, StoreError> {
+        Ok(Record {
+            position: to_u64(self.position)?,
+            stream_id: self.stream_id,
+            category: self.category,
+            stream_version: to_u64(self.stream_version)?,
+            event_id: self.event_id,
+            event_type: self.event_type,
+            schema_version: u32::try_from(self.schema_version).map_err(|_| {
+                StoreError::Corrupt {
+                    message: format!("schema version {} out of range", self.schema_version),
+                }
+            })?,
+            payload: self.payload,
+            metadata: self.metadata,
+            command_id: self.command_id,
+            recorded_at: Timestamp::from_microsecond(self.recorded_at).map_err(|error| {
+                StoreError::Corrupt {
+                    message: format!("recorded_at {}: {error}", self.recorded_at),
+                }
+            })?,
+            stream_hash: to_hash(self.stream_hash)?,
+            global_hash: to_hash(self.global_hash)?,
+        })
+    }
+}
+
+pub(crate) fn to_u64(value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::Corrupt {
+        message: format!("negative position or version {value}"),
+    })
+}
+
+/// Positions and versions stay far below `i64::MAX`; the database columns are signed.
+pub(crate) fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn to_hash(bytes: Vec<u8>) -> Result<Hash, StoreError> {
+    Hash::try_from(bytes.as_slice()).map_err(|_| StoreError::Corrupt {
+        message: format!("hash of {} bytes, not 32", bytes.len()),
+    })
+}

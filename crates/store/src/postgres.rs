@@ -1,0 +1,335 @@
+//! The PostgreSQL backend. The group commit task writes each batch in one transaction that first
+//! locks the single `log_head` row: that lock is held until the commit is visible, so global
+//! positions (assigned as head + 1, + 2, …) are contiguous and become visible strictly in order,
+//! across every node writing to the same database. A reader can therefore trust that nothing
+//! will ever appear below a position it has seen; no sequence, no gaps, no horizon tracking.
+//! Each commit notifies `docket_log`, so followers in other processes wake at once; they also
+//! poll, so a lost notification only delays them.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::{ConnectOptions, Row};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::migrate::{self, Migration};
+use crate::plan::{self, Append, CommittedCommand, Known, LogHead, Plan, StreamHead};
+use crate::record::Record;
+use crate::writer::{BatchCommit, Committed};
+use crate::{RawRecord, RECORD_COLUMNS};
+
+/// The channel commits notify, with the new head position as payload.
+pub(crate) const CHANNEL: &str = "docket_log";
+/// How long a caller waits for a connection before the store reports itself unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the follower waits before reconnecting its LISTEN connection after a failure.
+const LISTEN_RETRY: Duration = Duration::from_millis(500);
+
+pub(crate) fn connect_options(
+    url: &str,
+    schema: Option<&str>,
+    application_name: &str,
+) -> Result<PgConnectOptions, StoreError> {
+    let mut options = PgConnectOptions::from_str(url).map_err(|error| StoreError::Config {
+        message: format!("postgres url: {error}"),
+    })?;
+    let mut settings = vec![("synchronous_commit", "on".to_owned())];
+    if let Some(schema) = schema {
+        if schema.is_empty()
+            || !schema
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+        {
+            return Err(StoreError::Config {
+                message: format!("schema {schema:?}: use ASCII letters, digits and _"),
+            });
+        }
+        settings.push(("search_path", schema.to_owned()));
+    }
+    options = options
+        .options(settings)
+        .application_name(application_name)
+        .disable_statement_logging();
+    Ok(options)
+}
+
+pub(crate) async fn open(
+    options: PgConnectOptions,
+    readers_max: u32,
+) -> Result<(PgPool, PgWriter), StoreError> {
+    let writer = PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire(true)
+        .connect_with(options.clone())
+        .await?;
+    let mut conn = writer.acquire().await?;
+    migrate::migrate_postgres(&mut conn, migrate::LOG_COMPONENT, migrate::LOG_POSTGRES).await?;
+    drop(conn);
+    let readers = PgPoolOptions::new()
+        .max_connections(readers_max)
+        .min_connections(0)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire(true)
+        .connect_with(options)
+        .await?;
+    Ok((readers, PgWriter { pool: writer }))
+}
+
+pub(crate) async fn migrate(
+    pool: &PgPool,
+    component: &str,
+    migrations: &[Migration],
+) -> Result<(), StoreError> {
+    let mut conn = pool.acquire().await?;
+    migrate::migrate_postgres(&mut conn, component, migrations).await
+}
+
+fn decode(row: &PgRow) -> Result<Record, StoreError> {
+    RawRecord {
+        position: row.try_get(0)?,
+        stream_id: row.try_get(1)?,
+        category: row.try_get(2)?,
+        stream_version: row.try_get(3)?,
+        event_id: row.try_get(4)?,
+        event_type: row.try_get(5)?,
+        schema_version: i64::from(row.try_get::<i32, _>(6)?),
+        payload: row.try_get(7)?,
+        metadata: row.try_get(8)?,
+        command_id: row.try_get(9)?,
+        recorded_at: row.try_get(10)?,
+        stream_hash: row.try_get(11)?,
+        global_hash: row.try_get(12)?,
+    }
+    .into_record()
+}
+
+pub(crate) async fn read_all(
+    pool: &PgPool,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<Record>, StoreError> {
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(crate::to_i64(after))
+        .bind(crate::to_i64(limit as u64))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(decode).collect()
+}
+
+pub(crate) async fn read_stream(
+    pool: &PgPool,
+    stream: &str,
+    from_version: u64,
+    limit: usize,
+) -> Result<Vec<Record>, StoreError> {
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version >= $2
+         ORDER BY stream_version LIMIT $3"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(stream)
+        .bind(crate::to_i64(from_version))
+        .bind(crate::to_i64(limit as u64))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(decode).collect()
+}
+
+pub(crate) async fn head(pool: &PgPool) -> Result<LogHead, StoreError> {
+    let row = sqlx::query("SELECT position, global_hash, recorded_at FROM log_head WHERE id = 1")
+        .fetch_one(pool)
+        .await?;
+    decode_head(&row)
+}
+
+fn decode_head(row: &PgRow) -> Result<LogHead, StoreError> {
+    Ok(LogHead {
+        position: crate::to_u64(row.try_get(0)?)?,
+        global_hash: crate::to_hash(row.try_get(1)?)?,
+        recorded_at_micros: row.try_get(2)?,
+    })
+}
+
+/// Follows `docket_log` notifications from every writer on the database and raises `committed`.
+/// Runs until the store is dropped; connection losses are retried.
+pub(crate) async fn follow(pool: PgPool, committed: watch::Sender<u64>) {
+    loop {
+        let listener = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(CHANNEL).await?;
+            // Anything committed while we were not listening is found by the next read; a bump
+            // of the watch value tells subscribers to look.
+            committed.send_modify(|_| {});
+            loop {
+                match listener.try_recv().await? {
+                    Some(notification) => {
+                        if let Ok(position) = notification.payload().parse::<u64>() {
+                            committed.send_if_modified(|current| {
+                                let newer = position > *current;
+                                if newer {
+                                    *current = position;
+                                }
+                                newer
+                            });
+                        }
+                    }
+                    // The connection was lost and will be re-established by the next call.
+                    None => committed.send_modify(|_| {}),
+                }
+            }
+            #[allow(unreachable_code, reason = "the loop only ends with an error")]
+            Ok::<(), sqlx::Error>(())
+        };
+        if let Err(error) = listener.await {
+            tracing::warn!(%error, "event log listener lost its connection; retrying");
+        }
+        if committed.is_closed() {
+            return;
+        }
+        tokio::time::sleep(LISTEN_RETRY).await;
+    }
+}
+
+/// The group commit task's connection pool of one: it reconnects by itself after a failure.
+#[derive(Debug)]
+pub(crate) struct PgWriter {
+    pool: PgPool,
+}
+
+impl BatchCommit for PgWriter {
+    async fn commit(&mut self, appends: &[Append]) -> Result<Committed, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let head_row = sqlx::query(
+            "SELECT position, global_hash, recorded_at FROM log_head WHERE id = 1 FOR UPDATE",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let head = decode_head(&head_row)?;
+        let known = load_known(&mut tx, appends).await?;
+        let plan = plan::plan(
+            head,
+            known,
+            appends,
+            jiff::Timestamp::now().as_microsecond(),
+        );
+        if !plan.rows.is_empty() {
+            insert(&mut tx, &plan).await?;
+        }
+        tx.commit().await?;
+        Ok(Committed {
+            events_written: plan.rows.len(),
+            outcomes: plan.outcomes,
+            head: plan.head,
+        })
+    }
+}
+
+async fn load_known(
+    conn: &mut sqlx::PgConnection,
+    appends: &[Append],
+) -> Result<Known, StoreError> {
+    let mut stream_ids: Vec<&str> = appends
+        .iter()
+        .map(|append| append.stream.as_str())
+        .collect();
+    stream_ids.sort_unstable();
+    stream_ids.dedup();
+    let command_ids: Vec<Uuid> = appends.iter().map(|append| append.command_id).collect();
+    let stream_rows = sqlx::query(
+        "SELECT s.id, e.stream_version, e.stream_hash FROM unnest($1::text[]) AS s(id)
+         CROSS JOIN LATERAL (SELECT stream_version, stream_hash FROM events
+                             WHERE stream_id = s.id ORDER BY stream_version DESC LIMIT 1) AS e",
+    )
+    .bind(&stream_ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let command_rows = sqlx::query(
+        "SELECT command_id, stream_id, stream_version, first_position, last_position
+         FROM appended_commands WHERE command_id = ANY($1)",
+    )
+    .bind(&command_ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut known = Known {
+        streams: HashMap::new(),
+        commands: HashMap::new(),
+    };
+    for row in &stream_rows {
+        known.streams.insert(
+            row.try_get(0)?,
+            StreamHead {
+                version: crate::to_u64(row.try_get(1)?)?,
+                stream_hash: crate::to_hash(row.try_get(2)?)?,
+            },
+        );
+    }
+    for row in &command_rows {
+        known.commands.insert(
+            row.try_get(0)?,
+            CommittedCommand {
+                stream_id: row.try_get(1)?,
+                stream_version: crate::to_u64(row.try_get(2)?)?,
+                first_position: crate::to_u64(row.try_get(3)?)?,
+                last_position: crate::to_u64(row.try_get(4)?)?,
+            },
+        );
+    }
+    Ok(known)
+}
+
+/// Inserts the batch's events and command rows, moves the head and notifies followers, all in
+/// one statement: one round trip whatever the batch size.
+async fn insert(conn: &mut sqlx::PgConnection, plan: &Plan<'_>) -> Result<(), StoreError> {
+    let rows = &plan.rows;
+    let commands = &plan.commands;
+    sqlx::query(
+        "WITH ev AS (
+            INSERT INTO events (position, stream_id, category, stream_version, event_id, event_type,
+                                schema_version, payload, metadata, command_id, recorded_at,
+                                stream_hash, global_hash)
+            SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::uuid[],
+                                 $6::text[], $7::int[], $8::text[], $9::text[], $10::uuid[],
+                                 $11::bigint[], $12::bytea[], $13::bytea[])
+         ), cm AS (
+            INSERT INTO appended_commands
+                (command_id, stream_id, stream_version, first_position, last_position)
+            SELECT * FROM unnest($14::uuid[], $15::text[], $16::bigint[], $17::bigint[], $18::bigint[])
+         )
+         UPDATE log_head SET position = $19, global_hash = $20, recorded_at = $21 WHERE id = 1
+         RETURNING pg_notify($22, $19::text)",
+    )
+    .bind(rows.iter().map(|row| crate::to_i64(row.position)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|row| row.stream.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|row| row.stream.category()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|row| crate::to_i64(row.stream_version)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|row| row.event.event_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|row| row.event.event_type.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|row| row.event.schema_version as i32).collect::<Vec<_>>())
+    .bind(rows.iter().map(|row| row.event.payload.get()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|row| row.event.metadata.get()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|row| row.command_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|row| row.recorded_at_micros).collect::<Vec<_>>())
+    .bind(rows.iter().map(|row| &row.stream_hash[..]).collect::<Vec<_>>())
+    .bind(rows.iter().map(|row| &row.global_hash[..]).collect::<Vec<_>>())
+    .bind(commands.iter().map(|command| command.command_id).collect::<Vec<_>>())
+    .bind(commands.iter().map(|command| command.stream.as_str()).collect::<Vec<_>>())
+    .bind(commands.iter().map(|c| crate::to_i64(c.outcome.stream_version)).collect::<Vec<_>>())
+    .bind(commands.iter().map(|c| crate::to_i64(c.outcome.first_position)).collect::<Vec<_>>())
+    .bind(commands.iter().map(|c| crate::to_i64(c.outcome.last_position)).collect::<Vec<_>>())
+    .bind(crate::to_i64(plan.head.position))
+    .bind(&plan.head.global_hash[..])
+    .bind(plan.head.recorded_at_micros)
+    .bind(CHANNEL)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

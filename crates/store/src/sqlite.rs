@@ -1,0 +1,322 @@
+//! The SQLite backend: one file in WAL mode with `synchronous=FULL`, one writer connection owned
+//! by the group commit task (every batch is one `BEGIN IMMEDIATE` transaction and one fsync), and
+//! a small pool of read-only connections for reads.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Executor, Row, SqliteConnection};
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::migrate::{self, Migration};
+use crate::plan::{self, Append, CommittedCommand, Known, LogHead, Plan, StreamHead};
+use crate::record::Record;
+use crate::writer::{BatchCommit, Committed};
+use crate::{RawRecord, RECORD_COLUMNS};
+
+/// How long a statement waits for another process's write lock before failing as unavailable.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Rows per multi-row INSERT statement: 13 parameters each stays far below SQLite's limit.
+const INSERT_ROWS_MAX: usize = 64;
+
+pub(crate) fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
+    let options = SqliteConnectOptions::from_str(url).map_err(|error| StoreError::Config {
+        message: format!("sqlite url {url:?}: {error}"),
+    })?;
+    if let Some(parent) = options.get_filename().parent() {
+        if !parent.as_os_str().is_empty() && !Path::new(parent).exists() {
+            std::fs::create_dir_all(parent).map_err(|error| StoreError::Config {
+                message: format!("creating directory {}: {error}", parent.display()),
+            })?;
+        }
+    }
+    Ok(options
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(BUSY_TIMEOUT)
+        .disable_statement_logging())
+}
+
+pub(crate) async fn open(
+    options: SqliteConnectOptions,
+    readers_max: u32,
+) -> Result<(SqlitePool, SqliteWriter), StoreError> {
+    let mut conn = options.connect().await?;
+    migrate::migrate_sqlite(&mut conn, migrate::LOG_COMPONENT, migrate::LOG_SQLITE).await?;
+    let readers = SqlitePoolOptions::new()
+        .max_connections(readers_max)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options.clone().read_only(true))
+        .await?;
+    Ok((
+        readers,
+        SqliteWriter {
+            options,
+            conn: Some(conn),
+        },
+    ))
+}
+
+pub(crate) async fn migrate(
+    pool: &SqlitePool,
+    component: &str,
+    migrations: &[Migration],
+) -> Result<(), StoreError> {
+    // The readers are read-only, so a migration opens a writable connection of its own.
+    let options = pool.connect_options().as_ref().clone().read_only(false);
+    let mut conn = options.connect().await?;
+    migrate::migrate_sqlite(&mut conn, component, migrations).await
+}
+
+fn decode(row: &SqliteRow) -> Result<Record, StoreError> {
+    RawRecord {
+        position: row.try_get(0)?,
+        stream_id: row.try_get(1)?,
+        category: row.try_get(2)?,
+        stream_version: row.try_get(3)?,
+        event_id: row.try_get(4)?,
+        event_type: row.try_get(5)?,
+        schema_version: row.try_get(6)?,
+        payload: row.try_get(7)?,
+        metadata: row.try_get(8)?,
+        command_id: row.try_get(9)?,
+        recorded_at: row.try_get(10)?,
+        stream_hash: row.try_get(11)?,
+        global_hash: row.try_get(12)?,
+    }
+    .into_record()
+}
+
+pub(crate) async fn read_all(
+    pool: &SqlitePool,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<Record>, StoreError> {
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM events WHERE position > ?1 ORDER BY position LIMIT ?2"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(crate::to_i64(after))
+        .bind(crate::to_i64(limit as u64))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(decode).collect()
+}
+
+pub(crate) async fn read_stream(
+    pool: &SqlitePool,
+    stream: &str,
+    from_version: u64,
+    limit: usize,
+) -> Result<Vec<Record>, StoreError> {
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM events WHERE stream_id = ?1 AND stream_version >= ?2
+         ORDER BY stream_version LIMIT ?3"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(stream)
+        .bind(crate::to_i64(from_version))
+        .bind(crate::to_i64(limit as u64))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(decode).collect()
+}
+
+pub(crate) async fn head(pool: &SqlitePool) -> Result<LogHead, StoreError> {
+    let row = sqlx::query("SELECT position, global_hash, recorded_at FROM log_head WHERE id = 1")
+        .fetch_one(pool)
+        .await?;
+    decode_head(&row)
+}
+
+fn decode_head(row: &SqliteRow) -> Result<LogHead, StoreError> {
+    Ok(LogHead {
+        position: crate::to_u64(row.try_get(0)?)?,
+        global_hash: crate::to_hash(row.try_get(1)?)?,
+        recorded_at_micros: row.try_get(2)?,
+    })
+}
+
+/// The group commit task's connection. It is reopened after a failure that may have left it
+/// unusable, so a lost file handle or a crashed worker does not stop the log for good.
+#[derive(Debug)]
+pub(crate) struct SqliteWriter {
+    options: SqliteConnectOptions,
+    conn: Option<SqliteConnection>,
+}
+
+impl BatchCommit for SqliteWriter {
+    async fn commit(&mut self, appends: &[Append]) -> Result<Committed, StoreError> {
+        let mut conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => self.options.connect().await?,
+        };
+        let result = commit_batch(&mut conn, appends).await;
+        // A connection whose ROLLBACK failed may be in any state: drop it and reconnect next time.
+        let usable = match &result {
+            Ok(_) => true,
+            Err(_) => conn.execute("ROLLBACK").await.is_ok(),
+        };
+        if usable {
+            self.conn = Some(conn);
+        }
+        result
+    }
+}
+
+async fn commit_batch(
+    conn: &mut SqliteConnection,
+    appends: &[Append],
+) -> Result<Committed, StoreError> {
+    conn.execute("BEGIN IMMEDIATE").await?;
+    let committed = write_batch(conn, appends).await?;
+    conn.execute("COMMIT").await?;
+    Ok(committed)
+}
+
+async fn write_batch(
+    conn: &mut SqliteConnection,
+    appends: &[Append],
+) -> Result<Committed, StoreError> {
+    let head_row =
+        sqlx::query("SELECT position, global_hash, recorded_at FROM log_head WHERE id = 1")
+            .fetch_one(&mut *conn)
+            .await?;
+    let head = decode_head(&head_row)?;
+    let known = load_known(conn, appends).await?;
+    let plan = plan::plan(
+        head,
+        known,
+        appends,
+        jiff::Timestamp::now().as_microsecond(),
+    );
+    if !plan.rows.is_empty() {
+        insert(conn, &plan).await?;
+    }
+    Ok(Committed {
+        events_written: plan.rows.len(),
+        outcomes: plan.outcomes,
+        head: plan.head,
+    })
+}
+
+async fn load_known(conn: &mut SqliteConnection, appends: &[Append]) -> Result<Known, StoreError> {
+    let mut stream_ids: Vec<&str> = appends
+        .iter()
+        .map(|append| append.stream.as_str())
+        .collect();
+    stream_ids.sort_unstable();
+    stream_ids.dedup();
+    let command_ids: Vec<String> = appends
+        .iter()
+        .map(|append| append.command_id.simple().to_string())
+        .collect();
+    let stream_rows = sqlx::query(
+        "SELECT j.value, e.stream_version, e.stream_hash FROM json_each(?1) AS j
+         JOIN events AS e ON e.stream_id = j.value
+          AND e.stream_version = (SELECT MAX(stream_version) FROM events WHERE stream_id = j.value)",
+    )
+    .bind(serde_json::to_string(&stream_ids).expect("strings serialize"))
+    .fetch_all(&mut *conn)
+    .await?;
+    let command_rows = sqlx::query(
+        "SELECT command_id, stream_id, stream_version, first_position, last_position
+         FROM appended_commands WHERE command_id IN (SELECT unhex(value) FROM json_each(?1))",
+    )
+    .bind(serde_json::to_string(&command_ids).expect("strings serialize"))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut known = Known {
+        streams: HashMap::new(),
+        commands: HashMap::new(),
+    };
+    for row in &stream_rows {
+        known.streams.insert(
+            row.try_get(0)?,
+            StreamHead {
+                version: crate::to_u64(row.try_get(1)?)?,
+                stream_hash: crate::to_hash(row.try_get(2)?)?,
+            },
+        );
+    }
+    for row in &command_rows {
+        let command_id: Uuid = row.try_get(0)?;
+        known.commands.insert(
+            command_id,
+            CommittedCommand {
+                stream_id: row.try_get(1)?,
+                stream_version: crate::to_u64(row.try_get(2)?)?,
+                first_position: crate::to_u64(row.try_get(3)?)?,
+                last_position: crate::to_u64(row.try_get(4)?)?,
+            },
+        );
+    }
+    Ok(known)
+}
+
+fn values_sql(columns: usize, rows: usize) -> String {
+    let row = format!("({})", vec!["?"; columns].join(","));
+    vec![row; rows].join(",")
+}
+
+async fn insert(conn: &mut SqliteConnection, plan: &Plan<'_>) -> Result<(), StoreError> {
+    for chunk in plan.rows.chunks(INSERT_ROWS_MAX) {
+        let sql = format!(
+            "INSERT INTO events ({RECORD_COLUMNS}) VALUES {}",
+            values_sql(13, chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for row in chunk {
+            query = query
+                .bind(crate::to_i64(row.position))
+                .bind(row.stream.as_str())
+                .bind(row.stream.category())
+                .bind(crate::to_i64(row.stream_version))
+                .bind(row.event.event_id)
+                .bind(row.event.event_type.as_str())
+                .bind(i64::from(row.event.schema_version))
+                .bind(row.event.payload.get())
+                .bind(row.event.metadata.get())
+                .bind(row.command_id)
+                .bind(row.recorded_at_micros)
+                .bind(&row.stream_hash[..])
+                .bind(&row.global_hash[..]);
+        }
+        conn.execute(query).await?;
+    }
+    for chunk in plan.commands.chunks(INSERT_ROWS_MAX) {
+        let sql = format!(
+            "INSERT INTO appended_commands
+             (command_id, stream_id, stream_version, first_position, last_position) VALUES {}",
+            values_sql(5, chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for command in chunk {
+            query = query
+                .bind(command.command_id)
+                .bind(command.stream.as_str())
+                .bind(crate::to_i64(command.outcome.stream_version))
+                .bind(crate::to_i64(command.outcome.first_position))
+                .bind(crate::to_i64(command.outcome.last_position));
+        }
+        conn.execute(query).await?;
+    }
+    sqlx::query(
+        "UPDATE log_head SET position = ?1, global_hash = ?2, recorded_at = ?3 WHERE id = 1",
+    )
+    .bind(crate::to_i64(plan.head.position))
+    .bind(&plan.head.global_hash[..])
+    .bind(plan.head.recorded_at_micros)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! Group commit: one task per store owns the write connection. Callers queue appends and await
+//! their own outcome; the task drains whatever is queued into one transaction (one fsync), and
+//! answers each caller separately. The task is spawned, never polled by a caller, so a caller that
+//! goes away (an HTTP client disconnecting) can never cancel a transaction halfway.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::error::{AppendError, StoreError};
+use crate::plan::{Append, LogHead};
+use crate::record::AppendOutcome;
+
+/// Most appends queued for the writer; further callers wait for room (backpressure).
+pub const APPEND_QUEUE_MAX: usize = 4096;
+/// Most appends in one group commit transaction.
+pub const BATCH_APPENDS_MAX: usize = 1024;
+/// Most events in one group commit transaction (an append larger than this still goes alone).
+pub const BATCH_EVENTS_MAX: usize = 4096;
+
+/// What a committed batch produced.
+#[derive(Debug)]
+pub(crate) struct Committed {
+    pub outcomes: Vec<Result<AppendOutcome, AppendError>>,
+    pub head: LogHead,
+    /// Events written (duplicates and conflicts write none).
+    pub events_written: usize,
+}
+
+/// A backend's write transaction for one batch: all or nothing.
+pub(crate) trait BatchCommit: Send + 'static {
+    fn commit(
+        &mut self,
+        appends: &[Append],
+    ) -> impl Future<Output = Result<Committed, StoreError>> + Send;
+}
+
+pub(crate) type Reply = oneshot::Sender<Result<AppendOutcome, AppendError>>;
+
+#[derive(Debug)]
+pub(crate) enum Msg {
+    Append(Append, Reply),
+    /// Answered once everything queued before it has been committed or failed.
+    Flush(oneshot::Sender<()>),
+}
+
+/// Counters for metrics and for the benchmark's batch size.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub batches: AtomicU64,
+    /// Appends answered by committed batches, including conflicts and duplicates.
+    pub appends: AtomicU64,
+    /// Events written.
+    pub events: AtomicU64,
+    pub failed_batches: AtomicU64,
+}
+
+impl WriterStats {
+    pub fn snapshot(&self) -> (u64, u64, u64, u64) {
+        (
+            self.batches.load(Ordering::Relaxed),
+            self.appends.load(Ordering::Relaxed),
+            self.events.load(Ordering::Relaxed),
+            self.failed_batches.load(Ordering::Relaxed),
+        )
+    }
+}
+
+pub(crate) async fn run<W: BatchCommit>(
+    mut writer: W,
+    mut queue: mpsc::Receiver<Msg>,
+    committed: watch::Sender<u64>,
+    stats: Arc<WriterStats>,
+) {
+    let mut appends: Vec<Append> = Vec::new();
+    let mut replies: Vec<Reply> = Vec::new();
+    let mut flushes: Vec<oneshot::Sender<()>> = Vec::new();
+    while let Some(first) = queue.recv().await {
+        let mut events = 0;
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            match msg {
+                Msg::Append(append, reply) => {
+                    events += append.events.len();
+                    appends.push(append);
+                    replies.push(reply);
+                }
+                Msg::Flush(done) => flushes.push(done),
+            }
+            if appends.len() < BATCH_APPENDS_MAX && events < BATCH_EVENTS_MAX {
+                next = queue.try_recv().ok();
+            }
+        }
+        if !appends.is_empty() {
+            match writer.commit(&appends).await {
+                Ok(Committed {
+                    outcomes,
+                    head,
+                    events_written,
+                }) => {
+                    assert_eq!(outcomes.len(), replies.len(), "one outcome per append");
+                    committed.send_if_modified(|current| {
+                        let newer = head.position > *current;
+                        if newer {
+                            *current = head.position;
+                        }
+                        newer
+                    });
+                    stats.batches.fetch_add(1, Ordering::Relaxed);
+                    stats
+                        .appends
+                        .fetch_add(appends.len() as u64, Ordering::Relaxed);
+                    stats
+                        .events
+                        .fetch_add(events_written as u64, Ordering::Relaxed);
+                    for (reply, outcome) in replies.drain(..).zip(outcomes) {
+                        // A caller that went away still had its append committed; nothing to do.
+                        let _ = reply.send(outcome);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, appends = appends.len(), "group commit failed");
+                    stats.failed_batches.fetch_add(1, Ordering::Relaxed);
+                    for reply in replies.drain(..) {
+                        let _ = reply.send(Err(AppendError::Store(error.clone())));
+                    }
+                }
+            }
+            appends.clear();
+        }
+        for done in flushes.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! Appends: what is stored, optimistic concurrency, idempotency per command id, group commit
+//! isolation between callers, and every input limit at its bound.
+
+use serde_json::json;
+use store::{
+    AppendError, ExpectedVersion, InvalidInput, NewEvent, Store, APPEND_EVENTS_MAX,
+    EVENT_BYTES_MAX, STREAM_ID_BYTES_MAX,
+};
+use uuid::Uuid;
+
+use crate::{append_one, each_backend, event, open, stream};
+
+#[tokio::test]
+async fn stores_what_was_appended() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let command_id = Uuid::now_v7();
+        let first = event("TicketCreated", json!({"subject": "打印机坏了", "n": 1.5}));
+        let second = event("TagAdded", json!({"tag": "vip"}));
+        let outcome = store
+            .append(
+                &stream("ticket-1"),
+                ExpectedVersion::NoStream,
+                vec![first.clone(), second.clone()],
+                command_id,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                outcome.stream_version,
+                outcome.first_position,
+                outcome.last_position
+            ),
+            (2, 1, 2)
+        );
+        assert!(!outcome.duplicate);
+        append_one(&store, "customer-7", ExpectedVersion::Any).await;
+
+        let records = store
+            .read_stream(&stream("ticket-1"), 1, 100)
+            .await
+            .unwrap();
+        assert_eq!(records.len(), 2);
+        let record = &records[0];
+        assert_eq!(record.position, 1);
+        assert_eq!(record.stream_id, "ticket-1");
+        assert_eq!(record.category, "ticket");
+        assert_eq!(record.stream_version, 1);
+        assert_eq!(record.event_id, first.event_id);
+        assert_eq!(record.event_type, "TicketCreated");
+        assert_eq!(record.schema_version, 1);
+        assert_eq!(
+            record.payload,
+            first.payload.get(),
+            "payload bytes are kept exactly"
+        );
+        assert_eq!(record.metadata, first.metadata.get());
+        assert_eq!(record.command_id, command_id);
+        assert_eq!(records[1].event_id, second.event_id);
+        assert!(records[0].recorded_at <= records[1].recorded_at);
+        let age = jiff::Timestamp::now().as_microsecond() - record.recorded_at.as_microsecond();
+        assert!(
+            (0..60_000_000).contains(&age),
+            "recorded_at is the store's time of commit"
+        );
+
+        let from_two = store
+            .read_stream(&stream("ticket-1"), 2, 100)
+            .await
+            .unwrap();
+        assert_eq!(
+            from_two
+                .iter()
+                .map(|r| r.stream_version)
+                .collect::<Vec<_>>(),
+            [2]
+        );
+        let all = store.read_all(0, 100).await.unwrap();
+        assert_eq!(
+            all.iter().map(|r| r.position).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
+        assert_eq!(store.read_all(1, 1).await.unwrap()[0].position, 2);
+        assert!(store
+            .read_stream(&stream("ticket-404"), 1, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(store.head().await.unwrap().0, 3);
+        db
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn expected_version_conflicts_write_nothing() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        append_one(&store, "ticket-1", ExpectedVersion::NoStream).await;
+        append_one(&store, "ticket-1", ExpectedVersion::Exact(1)).await;
+        append_one(&store, "ticket-1", ExpectedVersion::Any).await;
+        let conflict = |expected| {
+            let store = store.clone();
+            async move {
+                let events = vec![event("Happened", json!({}))];
+                match store
+                    .append(&stream("ticket-1"), expected, events, Uuid::now_v7())
+                    .await
+                {
+                    Err(AppendError::WrongExpectedVersion { actual, .. }) => actual,
+                    other => panic!("expected a conflict, got {other:?}"),
+                }
+            }
+        };
+        assert_eq!(conflict(ExpectedVersion::NoStream).await, Some(3));
+        assert_eq!(conflict(ExpectedVersion::Exact(2)).await, Some(3));
+        assert_eq!(conflict(ExpectedVersion::Exact(4)).await, Some(3));
+        let missing = store
+            .append(
+                &stream("ticket-2"),
+                ExpectedVersion::Exact(1),
+                vec![event("E", json!({}))],
+                Uuid::now_v7(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            missing.to_string(),
+            "stream ticket-2 does not exist; the append expected version 1"
+        );
+        assert_eq!(store.head().await.unwrap().0, 3, "conflicts wrote nothing");
+        db
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_repeated_command_id_returns_the_original_outcome_even_after_restart() {
+    each_backend(|db| async move {
+        let command_id = Uuid::now_v7();
+        let events = || vec![event("A", json!({})), event("B", json!({}))];
+        let store = open(&db).await;
+        append_one(&store, "ticket-0", ExpectedVersion::Any).await;
+        let original =
+            store.append(&stream("ticket-1"), ExpectedVersion::NoStream, events(), command_id).await.unwrap();
+        // The retry's expected version no longer matches, but the command already happened.
+        let retry =
+            store.append(&stream("ticket-1"), ExpectedVersion::NoStream, events(), command_id).await.unwrap();
+        assert!(retry.duplicate);
+        assert_eq!((retry.stream_version, retry.first_position, retry.last_position), (2, 2, 3));
+        assert_eq!(original.last_position, retry.last_position);
+        drop(store);
+
+        let store = open(&db).await;
+        let after_restart =
+            store.append(&stream("ticket-1"), ExpectedVersion::Any, events(), command_id).await.unwrap();
+        assert_eq!(after_restart, retry);
+        let reused = store.append(&stream("ticket-2"), ExpectedVersion::Any, events(), command_id).await;
+        assert!(
+            matches!(&reused, Err(AppendError::CommandIdReused { original_stream, .. }) if original_stream == "ticket-1"),
+            "{reused:?}"
+        );
+        assert_eq!(store.head().await.unwrap().0, 3, "retries wrote nothing");
+        db
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn group_commit_isolates_each_callers_outcome() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        append_one(&store, "ticket-contended", ExpectedVersion::NoStream).await;
+        let (batches_before, ..) = store.stats().snapshot();
+        // 64 callers race for version 2 of one stream, and 192 append to streams of their own.
+        let mut tasks = Vec::new();
+        for i in 0..256 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let (stream_id, expected) = if i % 4 == 0 {
+                    ("ticket-contended".to_owned(), ExpectedVersion::Exact(1))
+                } else {
+                    (format!("ticket-own{i}"), ExpectedVersion::NoStream)
+                };
+                let result = store
+                    .append(
+                        &stream(&stream_id),
+                        expected,
+                        vec![event("E", json!({ "i": i }))],
+                        Uuid::now_v7(),
+                    )
+                    .await;
+                (i, result)
+            }));
+        }
+        let mut contended_winners = 0;
+        for task in tasks {
+            let (i, result) = task.await.unwrap();
+            match (i % 4 == 0, result) {
+                (true, Ok(_)) => contended_winners += 1,
+                (
+                    true,
+                    Err(AppendError::WrongExpectedVersion {
+                        actual: Some(2), ..
+                    }),
+                ) => {}
+                (false, Ok(outcome)) => assert_eq!(outcome.stream_version, 1),
+                (contended, other) => panic!("caller {i} (contended: {contended}) got {other:?}"),
+            }
+        }
+        assert_eq!(contended_winners, 1);
+        let (batches, appends, events, failed) = store.stats().snapshot();
+        assert_eq!(failed, 0);
+        assert_eq!(events, 1 + 1 + 192);
+        assert!(appends >= 194);
+        assert!(
+            batches - batches_before < 256,
+            "concurrent appends shared transactions"
+        );
+        let all = store.read_all(0, 1000).await.unwrap();
+        assert_eq!(all.len(), 194);
+        assert!(all
+            .iter()
+            .enumerate()
+            .all(|(index, record)| record.position == index as u64 + 1));
+        db
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn limits_are_checked_at_their_bounds() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let append = |store: Store, stream_id: String, events: Vec<NewEvent>| async move {
+            store.append(&stream(&stream_id), ExpectedVersion::Any, events, Uuid::now_v7()).await
+        };
+        // An event of exactly EVENT_BYTES_MAX bytes (type + payload + metadata) is accepted.
+        let overhead = "Big".len() + r#"{"actor":"test"}"#.len() + r#""""#.len();
+        let payload = "x".repeat(EVENT_BYTES_MAX - overhead);
+        let big = event("Big", json!(payload));
+        assert_eq!(big.event_type.len() + big.payload.get().len() + big.metadata.get().len(), EVENT_BYTES_MAX);
+        append(store.clone(), "blob-1".into(), vec![big]).await.unwrap();
+        let read = store.read_stream(&stream("blob-1"), 1, 1).await.unwrap();
+        assert_eq!(read[0].payload.len(), EVENT_BYTES_MAX - overhead + 2);
+        let too_big = event("Big", json!(format!("{payload}x")));
+        assert!(matches!(
+            append(store.clone(), "blob-1".into(), vec![too_big]).await,
+            Err(AppendError::Invalid(InvalidInput::EventTooLarge { index: 0, bytes, max: EVENT_BYTES_MAX })) if bytes == EVENT_BYTES_MAX + 1
+        ));
+
+        let many = |n: usize| (0..n).map(|_| event("E", json!({}))).collect::<Vec<_>>();
+        let outcome = append(store.clone(), "many-1".into(), many(APPEND_EVENTS_MAX)).await.unwrap();
+        assert_eq!(outcome.stream_version, APPEND_EVENTS_MAX as u64);
+        assert!(matches!(
+            append(store.clone(), "many-1".into(), many(APPEND_EVENTS_MAX + 1)).await,
+            Err(AppendError::Invalid(InvalidInput::TooManyEvents { .. }))
+        ));
+        assert!(matches!(
+            append(store.clone(), "many-1".into(), vec![]).await,
+            Err(AppendError::Invalid(InvalidInput::NoEvents))
+        ));
+        let mut bad_type = event("has space", json!({}));
+        assert!(matches!(
+            append(store.clone(), "x-1".into(), vec![event("ok", json!({})), bad_type.clone()]).await,
+            Err(AppendError::Invalid(InvalidInput::EventTypeInvalid { index: 1, .. }))
+        ));
+        bad_type.event_type = "E".into();
+        bad_type.metadata = crate::json(json!(["not", "an", "object"]));
+        assert!(matches!(
+            append(store.clone(), "x-1".into(), vec![bad_type]).await,
+            Err(AppendError::Invalid(InvalidInput::MetadataNotObject { index: 0 }))
+        ));
+        let longest = format!("s-{}", "a".repeat(STREAM_ID_BYTES_MAX - 2));
+        append(store.clone(), longest, many(1)).await.unwrap();
+        assert_eq!(store.head().await.unwrap().0, 2 + APPEND_EVENTS_MAX as u64);
+        db
+    })
+    .await;
+}

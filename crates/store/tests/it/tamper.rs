@@ -1,0 +1,164 @@
+//! Tampering with the database directly is detected by `verify`: one changed payload byte, a
+//! deleted row (middle and tail), and two swapped rows; an intact log verifies, also by range.
+
+use serde_json::json;
+use sqlx::{Connection, Executor};
+use store::scratch::ScratchDb;
+use store::{ExpectedVersion, Store};
+use uuid::Uuid;
+
+use crate::{each_backend, event, open, stream};
+
+/// Ten events over three streams, so that chains interleave.
+async fn seed(store: &Store) {
+    for i in 0..10 {
+        let stream_id = format!("ticket-{}", i % 3);
+        store
+            .append(
+                &stream(&stream_id),
+                ExpectedVersion::Any,
+                vec![event("E", json!({ "i": i, "text": "abc" }))],
+                Uuid::now_v7(),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+async fn tamper(db: &ScratchDb, sql: &str) {
+    match db.sqlite_path() {
+        Some(path) => {
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap();
+            conn.execute(sql).await.unwrap();
+            conn.close().await.unwrap();
+        }
+        None => {
+            let mut conn = db.postgres_connection().await.unwrap();
+            conn.execute(sql).await.unwrap();
+            conn.close().await.unwrap();
+        }
+    }
+}
+
+/// Seeds a fresh log, applies `sql` behind the store's back, and renders verify's verdict.
+async fn check(sql: &str) -> Vec<String> {
+    let mut verdicts = Vec::new();
+    for db in ScratchDb::all().await {
+        let store = open(&db).await;
+        seed(&store).await;
+        assert!(store
+            .verify(1, None, &mut |_, _| {})
+            .await
+            .unwrap()
+            .is_intact());
+        tamper(&db, sql).await;
+        let report = store.verify(1, None, &mut |_, _| {}).await.unwrap();
+        let verdict = match &report.first_break {
+            Some(broken) => format!(
+                "{:?} broken at {}: {}",
+                db.kind, broken.position, broken.reason
+            ),
+            None => format!("{:?} intact", db.kind),
+        };
+        verdicts.push(verdict);
+        drop(store);
+        db.cleanup().await;
+    }
+    verdicts
+}
+
+fn assert_all(verdicts: Vec<String>, expected: &str) {
+    for verdict in &verdicts {
+        let (_, rest) = verdict.split_once(' ').unwrap();
+        assert_eq!(rest, expected, "{verdicts:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_intact_log_verifies_whole_and_by_range() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        seed(&store).await;
+        let mut calls = Vec::new();
+        let report = store
+            .verify(1, None, &mut |checked, total| calls.push((checked, total)))
+            .await
+            .unwrap();
+        assert!(report.is_intact());
+        assert_eq!((report.from, report.to, report.checked), (1, 10, 10));
+        assert_eq!(calls.last(), Some(&(10, 10)));
+        assert_eq!(
+            report.last_global_hash,
+            store::hash::hex(&store.head().await.unwrap().1)
+        );
+        let middle = store.verify(4, Some(7), &mut |_, _| {}).await.unwrap();
+        assert!(middle.is_intact());
+        assert_eq!(middle.checked, 4);
+        db
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn one_changed_payload_byte_is_detected() {
+    // "abc" becomes "abd" in the fifth event.
+    let verdicts =
+        check("UPDATE events SET payload = replace(payload, 'abc', 'abd') WHERE position = 5")
+            .await;
+    assert_all(
+        verdicts,
+        "broken at 5: the stream hash does not match the record's contents",
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_row_is_detected() {
+    assert_all(
+        check("DELETE FROM events WHERE position = 4").await,
+        "broken at 4: position 4 is missing",
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_tail_is_detected() {
+    assert_all(
+        check("DELETE FROM events WHERE position = 10").await,
+        "broken at 10: the log ends at position 9 but its head says 10",
+    );
+}
+
+#[tokio::test]
+async fn a_deleted_stream_is_detected() {
+    assert_all(
+        check("DELETE FROM events WHERE stream_id = 'ticket-1'").await,
+        "broken at 2: position 2 is missing",
+    );
+}
+
+#[tokio::test]
+async fn swapped_rows_are_detected() {
+    // Positions 3 and 6 are versions 1 and 2 of ticket-2: swap the two events, keeping each
+    // place's position and version, as an attacker reordering a ticket's history would.
+    let swap = "UPDATE events SET position = -position, stream_version = -stream_version
+                WHERE position IN (3, 6);
+                UPDATE events SET position = 6, stream_version = 2 WHERE position = -3;
+                UPDATE events SET position = 3, stream_version = 1 WHERE position = -6;";
+    assert_all(
+        check(swap).await,
+        "broken at 3: the stream hash does not match the record's contents",
+    );
+}
+
+#[tokio::test]
+async fn swapped_commit_order_is_detected() {
+    // Positions 1 and 2 are the first events of two different streams: reorder the commits.
+    let swap = "UPDATE events SET position = -position WHERE position IN (1, 2);
+                UPDATE events SET position = 2 WHERE position = -1;
+                UPDATE events SET position = 1 WHERE position = -2;";
+    assert_all(
+        check(swap).await,
+        "broken at 1: the global hash does not follow from the previous record",
+    );
+}
