@@ -11,7 +11,7 @@ use crate::context::Role;
 
 /// What is wrong with one input field.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "problem", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum InputProblem {
     /// Missing, or only whitespace.
     Empty,

@@ -1,1 +1,19 @@
-//! Integration tests for the ticket domain.
+//! Integration tests for the ticket domain, one binary. Read this as a table of contents:
+//!
+//! - `decider`: given/when/then for every command and every rejection;
+//! - `limits`: every `*_MAX` bound, accepted at the bound and rejected past it;
+//! - `blueprints`: loading, validation errors with file and line, versioning, and the
+//!   exhaustive transition matrix of each shipped blueprint;
+//! - `golden`: every event's JSON pinned in `tests/golden`, read back through the upcasters;
+//! - `properties`: random command sequences against the decider's invariants;
+//! - `json`: commands and rejections as the HTTP API sees them.
+//!
+//! Snapshots refresh with `UPDATE_EXPECT=1`, golden files with `UPDATE_GOLDEN=1`.
+
+mod blueprints;
+mod decider;
+mod golden;
+mod json;
+mod limits;
+mod properties;
+mod support;
