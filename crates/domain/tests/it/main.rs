@@ -6,7 +6,8 @@
 //!   exhaustive transition matrix of each shipped blueprint;
 //! - `golden`: every event's JSON pinned in `tests/golden`, read back through the upcasters;
 //! - `properties`: random command sequences against the decider's invariants;
-//! - `json`: commands and rejections as the HTTP API sees them.
+//! - `json`: commands and rejections as the HTTP API sees them;
+//! - `tidy`: project rules (module comments, no clock or randomness in `src`).
 //!
 //! Snapshots refresh with `UPDATE_EXPECT=1`, golden files with `UPDATE_GOLDEN=1`.
 
@@ -17,3 +18,4 @@ mod json;
 mod limits;
 mod properties;
 mod support;
+mod tidy;
