@@ -1,18 +1,20 @@
 //! Durability under SIGKILL: `crash-writer` appends from many tasks and prints each
-//! acknowledgement; the test kills it with SIGKILL once it has acknowledged `ACKS_PER_ROUND`
-//! appends, then opens the store itself and checks that every acknowledged append is readable at
-//! the positions it was given, that no append is torn (every command's events are all there),
-//! that positions are contiguous, that both hash chains verify, and that the store still appends
-//! (and still knows the command ids it acknowledged). Three kills on the same database.
+//! acknowledgement; the test kills it with SIGKILL after a random number of acknowledged appends
+//! (at least `ACKS_PER_ROUND_MIN`), then opens the store itself and checks that every acknowledged
+//! append is readable at the positions it was given, that no append is torn (every command's
+//! events are all there), that positions are contiguous, that both hash chains verify, and that
+//! the store still appends (and still knows the command ids it acknowledged). Three kills on the
+//! same database.
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use sqlx::Connection;
 use store::scratch::ScratchDb;
 use store::{ExpectedVersion, Record, Store, StreamId};
-use tests::{numbered, numbered_events, read_whole_log, Ack};
+use tests::{numbered, numbered_events, read_whole_log, Ack, Rng};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
 use uuid::Uuid;
@@ -20,9 +22,13 @@ use uuid::Uuid;
 use crate::{announce_seed, report};
 
 const ROUNDS: u64 = 3;
-const ACKS_PER_ROUND: usize = 500;
+/// The writer is killed after a random number of acknowledgements in this range.
+const ACKS_PER_ROUND_MIN: u64 = 500;
+const ACKS_PER_ROUND_MAX: u64 = 1_000;
 /// The longest a round may take to see its acknowledgements (or the writer's last lines).
 const ROUND_WAIT: Duration = Duration::from_secs(60);
+/// The longest the check waits for a dead writer's last transaction to end on the server.
+const SETTLE_WAIT: &str = "10s";
 /// Acknowledged command ids retried after each crash: they must come back as duplicates.
 const RETRIES_PER_ROUND: usize = 10;
 const SIGKILL: i32 = 9;
@@ -35,8 +41,10 @@ async fn acknowledged_appends_survive_sigkill() {
         let started = Instant::now();
         let mut acks = Vec::new();
         for round in 0..ROUNDS {
-            let round_acks = run_and_kill(&db, seed.wrapping_add(round)).await;
+            let round_seed = seed.wrapping_add(round);
+            let round_acks = run_and_kill(&db, round_seed).await;
             acks.extend(round_acks.iter().cloned());
+            settle(&db).await;
             let store = Store::open_with(db.config.clone()).await.unwrap();
             check_log(&store, &acks, seed).await;
             for ack in round_acks.iter().take(RETRIES_PER_ROUND) {
@@ -54,9 +62,12 @@ async fn acknowledged_appends_survive_sigkill() {
     }
 }
 
-/// Runs `crash-writer` until it has acknowledged `ACKS_PER_ROUND` appends, kills it with
-/// SIGKILL, and returns every acknowledgement it printed before it died.
+/// Runs `crash-writer` until it has acknowledged between `ACKS_PER_ROUND_MIN` and
+/// `ACKS_PER_ROUND_MAX` appends, kills it with SIGKILL, and returns every acknowledgement it
+/// printed before it died.
 async fn run_and_kill(db: &ScratchDb, seed: u64) -> Vec<Ack> {
+    let kill_after =
+        ACKS_PER_ROUND_MIN + Rng::new(seed).below(ACKS_PER_ROUND_MAX - ACKS_PER_ROUND_MIN);
     let mut command = Command::new(env!("CARGO_BIN_EXE_crash-writer"));
     command
         .arg(&db.config.url)
@@ -69,7 +80,7 @@ async fn run_and_kill(db: &ScratchDb, seed: u64) -> Vec<Ack> {
     let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
     let deadline = tokio::time::Instant::now() + ROUND_WAIT;
     let mut acks = Vec::new();
-    while acks.len() < ACKS_PER_ROUND {
+    while (acks.len() as u64) < kill_after {
         match read_ack(&mut stdout, deadline).await {
             Some(ack) => acks.push(ack),
             None => {
@@ -90,6 +101,27 @@ async fn run_and_kill(db: &ScratchDb, seed: u64) -> Vec<Ack> {
         acks.push(ack);
     }
     acks
+}
+
+/// On PostgreSQL, a COMMIT the writer sent just before it died may still be running on the
+/// server, and would land in the middle of the checks. Taking the lock on the log's head row, as
+/// every write transaction does first, waits for such a transaction to end; a dead writer that
+/// has not taken the lock yet can never commit, as its client is gone.
+async fn settle(db: &ScratchDb) {
+    let Some(mut conn) = db.postgres_connection().await else {
+        return;
+    };
+    sqlx::query(&format!("SET lock_timeout = '{SETTLE_WAIT}'"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let mut transaction = conn.begin().await.unwrap();
+    sqlx::query("SELECT position FROM log_head WHERE id = 1 FOR UPDATE")
+        .execute(&mut *transaction)
+        .await
+        .expect("the dead writer's transaction ends");
+    transaction.commit().await.unwrap();
+    conn.close().await.unwrap();
 }
 
 /// The next acknowledgement, or `None` at the end of the output. A last line without its
