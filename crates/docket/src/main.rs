@@ -1,1 +1,64 @@
-fn main() {}
+//! `docket`, the one binary: wires the library crates into commands for operators, auditors and
+//! analysts. It owns argument parsing, the wall clock, logging setup and exit codes; everything
+//! it runs lives in the libraries.
+
+// The command line's output is its interface.
+#![allow(clippy::print_stdout, clippy::print_stderr, reason = "a CLI prints its results")]
+
+mod audit;
+mod bench;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "docket", version, about = "An event-sourced customer-service ticket engine")]
+struct Cli {
+    /// The event store: `sqlite://path/file.db` (created on first use) or `postgres://…`.
+    #[arg(long, global = true, env = "DATABASE_URL", default_value = store::DEFAULT_URL)]
+    database_url: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Tools for auditors.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// Benchmarks that print their figures next to the raw limit of the same database.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DOCKET_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: starting the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Audit(command) => audit::run(&cli.database_url, command).await,
+            Command::Bench(command) => bench::run(command).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

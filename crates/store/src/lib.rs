@@ -7,6 +7,7 @@
 mod error;
 pub mod hash;
 mod migrate;
+mod lookup;
 mod plan;
 mod postgres;
 pub mod raw;

@@ -188,8 +188,8 @@ mod tests {
             })
             .collect();
         expect_test::expect![[r#"
-            sqlite 1 event_log 74929ed49ae55d1ad6c46effdf4634dc1f0f7a95cd4406fa7320676d7024d455
-            postgres 1 event_log 94b536602f6377daae7a271e4c6ef06a8266f0d82114af3ce0f42abc8be6c368"#]].assert_eq(&pins.join("\n"));
+            sqlite 1 event_log 2cf00a15421c3043926c5c06e5eb1268b99e23a93752188a08fbe2a1473de33d
+            postgres 1 event_log 7dcf292062c942787d8ea503be2b59996e2cbb237b9a79e7eb3e7607669a98e3"#]].assert_eq(&pins.join("\n"));
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub(crate) struct StreamHead {
     pub stream_hash: Hash,
 }
 
-/// An append that was committed earlier, found by its command id.
+/// An append that was committed earlier, found by its command id (the events it wrote).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct CommittedCommand {
     pub stream_id: String,
@@ -73,18 +73,9 @@ pub(crate) struct Row<'a> {
     pub global_hash: Hash,
 }
 
-/// A command row to insert, so that a retry finds the original outcome.
-#[derive(Debug)]
-pub(crate) struct CommandRow<'a> {
-    pub command_id: Uuid,
-    pub stream: &'a StreamId,
-    pub outcome: AppendOutcome,
-}
-
 #[derive(Debug)]
 pub(crate) struct Plan<'a> {
     pub rows: Vec<Row<'a>>,
-    pub commands: Vec<CommandRow<'a>>,
     pub outcomes: Vec<Result<AppendOutcome, AppendError>>,
     pub head: LogHead,
 }
@@ -104,7 +95,6 @@ pub(crate) fn plan<'a>(
     let recorded_at_micros = now_micros.max(head.recorded_at_micros);
     let mut plan = Plan {
         rows: Vec::with_capacity(appends.iter().map(|append| append.events.len()).sum()),
-        commands: Vec::with_capacity(appends.len()),
         outcomes: Vec::with_capacity(appends.len()),
         head: LogHead {
             recorded_at_micros,
@@ -215,11 +205,6 @@ fn plan_one<'a>(
             last_position: outcome.last_position,
         },
     );
-    plan.commands.push(CommandRow {
-        command_id: append.command_id,
-        stream: &append.stream,
-        outcome,
-    });
     Ok(outcome)
 }
 

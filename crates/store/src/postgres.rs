@@ -6,18 +6,17 @@
 //! Each commit notifies `docket_log`, so followers in other processes wake at once; they also
 //! poll, so a lost notification only delays them.
 
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
-use sqlx::{ConnectOptions, Row};
+use sqlx::{ConnectOptions, Executor, PgConnection, Row};
 use tokio::sync::watch;
-use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::migrate::{self, Migration};
-use crate::plan::{self, Append, CommittedCommand, Known, LogHead, Plan, StreamHead};
+use crate::lookup;
+use crate::plan::{self, Append, LogHead, Plan};
 use crate::record::Record;
 use crate::writer::{BatchCommit, Committed};
 use crate::{RawRecord, RECORD_COLUMNS};
@@ -61,24 +60,17 @@ pub(crate) async fn open(
     options: PgConnectOptions,
     readers_max: u32,
 ) -> Result<(PgPool, PgWriter), StoreError> {
-    let writer = PgPoolOptions::new()
-        .max_connections(1)
-        .min_connections(0)
-        .acquire_timeout(ACQUIRE_TIMEOUT)
-        .test_before_acquire(true)
-        .connect_with(options.clone())
-        .await?;
-    let mut conn = writer.acquire().await?;
+    let mut conn = connect_writer(&options).await?;
     migrate::migrate_postgres(&mut conn, migrate::LOG_COMPONENT, migrate::LOG_POSTGRES).await?;
-    drop(conn);
     let readers = PgPoolOptions::new()
         .max_connections(readers_max)
         .min_connections(0)
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .test_before_acquire(true)
-        .connect_with(options)
+        .connect_with(options.clone())
         .await?;
-    Ok((readers, PgWriter { pool: writer }))
+    let writer = PgWriter { options: options.clone(), conn: Some(conn) };
+    Ok((readers, writer))
 }
 
 pub(crate) async fn migrate(
@@ -199,98 +191,91 @@ pub(crate) async fn follow(pool: PgPool, committed: watch::Sender<u64>) {
     }
 }
 
-/// The group commit task's connection pool of one: it reconnects by itself after a failure.
+/// The group commit task's connection, reopened after any failure that may have left it in an
+/// unknown state.
 #[derive(Debug)]
 pub(crate) struct PgWriter {
-    pool: PgPool,
+    options: PgConnectOptions,
+    conn: Option<PgConnection>,
 }
 
 impl BatchCommit for PgWriter {
     async fn commit(&mut self, appends: &[Append]) -> Result<Committed, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let head_row = sqlx::query(
-            "SELECT position, global_hash, recorded_at FROM log_head WHERE id = 1 FOR UPDATE",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        let head = decode_head(&head_row)?;
-        let known = load_known(&mut tx, appends).await?;
-        let plan = plan::plan(
-            head,
-            known,
-            appends,
-            jiff::Timestamp::now().as_microsecond(),
-        );
-        if !plan.rows.is_empty() {
-            insert(&mut tx, &plan).await?;
+        let mut conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => connect_writer(&self.options).await?,
+        };
+        let result = commit_batch(&mut conn, appends).await;
+        let usable = match &result {
+            Ok(_) => true,
+            Err(_) => conn.execute("ROLLBACK").await.is_ok(),
+        };
+        if usable {
+            self.conn = Some(conn);
         }
-        tx.commit().await?;
-        Ok(Committed {
-            events_written: plan.rows.len(),
-            outcomes: plan.outcomes,
-            head: plan.head,
-        })
+        result
     }
 }
 
-async fn load_known(
-    conn: &mut sqlx::PgConnection,
-    appends: &[Append],
-) -> Result<Known, StoreError> {
-    let mut stream_ids: Vec<&str> = appends
-        .iter()
-        .map(|append| append.stream.as_str())
-        .collect();
+async fn connect_writer(options: &PgConnectOptions) -> Result<PgConnection, StoreError> {
+    match tokio::time::timeout(ACQUIRE_TIMEOUT, options.connect()).await {
+        Ok(conn) => Ok(conn?),
+        Err(_) => Err(StoreError::Unavailable {
+            message: format!("no connection to PostgreSQL within {ACQUIRE_TIMEOUT:?}"),
+        }),
+    }
+}
+
+/// One batch in three round trips: (1) begin, lock the head, read what the plan needs; (2) insert
+/// the events, move the head and notify; (3) commit. The first is one simple-protocol message of
+/// several statements, so the lookup runs after the lock is granted and sees every commit before
+/// it; the stream and command ids it inlines are validated (a restricted charset, and uuids).
+async fn commit_batch(conn: &mut PgConnection, appends: &[Append]) -> Result<Committed, StoreError> {
+    let sql = lookup_sql(appends);
+    let rows = conn.fetch_all(sqlx::raw_sql(&sql)).await?;
+    let (head, known) = lookup::decode(&rows)?;
+    let plan = plan::plan(head, known, appends, jiff::Timestamp::now().as_microsecond());
+    if !plan.rows.is_empty() {
+        insert(conn, &plan).await?;
+    }
+    conn.execute("COMMIT").await?;
+    Ok(Committed {
+        events_written: plan.rows.len(),
+        outcomes: plan.outcomes,
+        head: plan.head,
+    })
+}
+
+fn lookup_sql(appends: &[Append]) -> String {
+    let mut stream_ids: Vec<&str> = appends.iter().map(|append| append.stream.as_str()).collect();
     stream_ids.sort_unstable();
     stream_ids.dedup();
-    let command_ids: Vec<Uuid> = appends.iter().map(|append| append.command_id).collect();
-    let stream_rows = sqlx::query(
-        "SELECT s.id, e.stream_version, e.stream_hash FROM unnest($1::text[]) AS s(id)
-         CROSS JOIN LATERAL (SELECT stream_version, stream_hash FROM events
-                             WHERE stream_id = s.id ORDER BY stream_version DESC LIMIT 1) AS e",
+    // StreamId admits only [A-Za-z0-9_.:@-], so a quoted literal needs no escaping.
+    let streams = stream_ids.iter().map(|id| format!("'{id}'")).collect::<Vec<_>>().join(",");
+    let commands = appends
+        .iter()
+        .map(|append| format!("'{}'", append.command_id))
+        .collect::<Vec<_>>()
+        .join(",");
+    format!(
+        "BEGIN;
+        SELECT 'h', NULL::text, NULL::uuid, position, global_hash, recorded_at, NULL::bigint
+        FROM log_head WHERE id = 1 FOR UPDATE;
+        SELECT 's', s.id, NULL::uuid, e.stream_version, e.stream_hash, NULL::bigint, NULL::bigint
+        FROM unnest(ARRAY[{streams}]::text[]) AS s(id)
+        CROSS JOIN LATERAL (SELECT stream_version, stream_hash FROM events
+                            WHERE stream_id = s.id ORDER BY stream_version DESC LIMIT 1) AS e
+        UNION ALL
+        SELECT 'c', MIN(stream_id), command_id, MAX(stream_version), NULL::bytea, MIN(position),
+               MAX(position)
+        FROM events WHERE command_id = ANY(ARRAY[{commands}]::uuid[]) GROUP BY command_id;"
     )
-    .bind(&stream_ids)
-    .fetch_all(&mut *conn)
-    .await?;
-    let command_rows = sqlx::query(
-        "SELECT command_id, stream_id, stream_version, first_position, last_position
-         FROM appended_commands WHERE command_id = ANY($1)",
-    )
-    .bind(&command_ids)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut known = Known {
-        streams: HashMap::new(),
-        commands: HashMap::new(),
-    };
-    for row in &stream_rows {
-        known.streams.insert(
-            row.try_get(0)?,
-            StreamHead {
-                version: crate::to_u64(row.try_get(1)?)?,
-                stream_hash: crate::to_hash(row.try_get(2)?)?,
-            },
-        );
-    }
-    for row in &command_rows {
-        known.commands.insert(
-            row.try_get(0)?,
-            CommittedCommand {
-                stream_id: row.try_get(1)?,
-                stream_version: crate::to_u64(row.try_get(2)?)?,
-                first_position: crate::to_u64(row.try_get(3)?)?,
-                last_position: crate::to_u64(row.try_get(4)?)?,
-            },
-        );
-    }
-    Ok(known)
 }
 
-/// Inserts the batch's events and command rows, moves the head and notifies followers, all in
-/// one statement: one round trip whatever the batch size.
-async fn insert(conn: &mut sqlx::PgConnection, plan: &Plan<'_>) -> Result<(), StoreError> {
+/// Inserts the batch's events, moves the head and notifies followers, in one statement: one
+/// round trip whatever the batch size.
+async fn insert(conn: &mut PgConnection, plan: &Plan<'_>) -> Result<(), StoreError> {
     let rows = &plan.rows;
-    let commands = &plan.commands;
     sqlx::query(
         "WITH ev AS (
             INSERT INTO events (position, stream_id, category, stream_version, event_id, event_type,
@@ -299,13 +284,9 @@ async fn insert(conn: &mut sqlx::PgConnection, plan: &Plan<'_>) -> Result<(), St
             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::uuid[],
                                  $6::text[], $7::int[], $8::text[], $9::text[], $10::uuid[],
                                  $11::bigint[], $12::bytea[], $13::bytea[])
-         ), cm AS (
-            INSERT INTO appended_commands
-                (command_id, stream_id, stream_version, first_position, last_position)
-            SELECT * FROM unnest($14::uuid[], $15::text[], $16::bigint[], $17::bigint[], $18::bigint[])
          )
-         UPDATE log_head SET position = $19, global_hash = $20, recorded_at = $21 WHERE id = 1
-         RETURNING pg_notify($22, $19::text)",
+         UPDATE log_head SET position = $14, global_hash = $15, recorded_at = $16 WHERE id = 1
+         RETURNING pg_notify($17, $14::text)",
     )
     .bind(rows.iter().map(|row| crate::to_i64(row.position)).collect::<Vec<_>>())
     .bind(rows.iter().map(|row| row.stream.as_str()).collect::<Vec<_>>())
@@ -320,11 +301,6 @@ async fn insert(conn: &mut sqlx::PgConnection, plan: &Plan<'_>) -> Result<(), St
     .bind(rows.iter().map(|row| row.recorded_at_micros).collect::<Vec<_>>())
     .bind(rows.iter().map(|row| &row.stream_hash[..]).collect::<Vec<_>>())
     .bind(rows.iter().map(|row| &row.global_hash[..]).collect::<Vec<_>>())
-    .bind(commands.iter().map(|command| command.command_id).collect::<Vec<_>>())
-    .bind(commands.iter().map(|command| command.stream.as_str()).collect::<Vec<_>>())
-    .bind(commands.iter().map(|c| crate::to_i64(c.outcome.stream_version)).collect::<Vec<_>>())
-    .bind(commands.iter().map(|c| crate::to_i64(c.outcome.first_position)).collect::<Vec<_>>())
-    .bind(commands.iter().map(|c| crate::to_i64(c.outcome.last_position)).collect::<Vec<_>>())
     .bind(crate::to_i64(plan.head.position))
     .bind(&plan.head.global_hash[..])
     .bind(plan.head.recorded_at_micros)

@@ -18,7 +18,8 @@ CREATE TABLE raw_bench_events (
     schema_version INTEGER NOT NULL, payload TEXT NOT NULL, metadata TEXT NOT NULL,
     command_id BLOB NOT NULL, recorded_at INTEGER NOT NULL, stream_hash BLOB NOT NULL,
     global_hash BLOB NOT NULL);
-CREATE UNIQUE INDEX raw_bench_events_stream ON raw_bench_events (stream_id, stream_version);";
+CREATE UNIQUE INDEX raw_bench_events_stream ON raw_bench_events (stream_id, stream_version);
+CREATE INDEX raw_bench_events_command ON raw_bench_events (command_id);";
 
 const POSTGRES_TABLE: &str = "
 DROP TABLE IF EXISTS raw_bench_events;
@@ -28,7 +29,8 @@ CREATE TABLE raw_bench_events (
     schema_version INTEGER NOT NULL, payload TEXT NOT NULL, metadata TEXT NOT NULL,
     command_id UUID NOT NULL, recorded_at BIGINT NOT NULL, stream_hash BYTEA NOT NULL,
     global_hash BYTEA NOT NULL);
-CREATE UNIQUE INDEX raw_bench_events_stream ON raw_bench_events (stream_id, stream_version);";
+CREATE UNIQUE INDEX raw_bench_events_stream ON raw_bench_events (stream_id, stream_version);
+CREATE INDEX raw_bench_events_command ON raw_bench_events (command_id);";
 
 /// Rows per multi-row INSERT on SQLite, as the store uses.
 const SQLITE_INSERT_ROWS_MAX: usize = 64;

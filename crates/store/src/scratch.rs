@@ -51,25 +51,28 @@ impl ScratchDb {
                 return None;
             }
         };
-        let mut conn = match PgConnection::connect(&url).await {
-            Ok(conn) => conn,
+        match ScratchDb::postgres_at(&url).await {
+            Ok(db) => Some(db),
             Err(error) => panic!("{TEST_DATABASE_URL_VAR}={url} is unreachable: {error}"),
-        };
+        }
+    }
+
+    /// A fresh schema on the PostgreSQL server at `url`.
+    pub async fn postgres_at(url: &str) -> Result<ScratchDb, sqlx::Error> {
+        let mut conn = PgConnection::connect(url).await?;
         let now = jiff::Timestamp::now().as_second();
         drop_stale_schemas(&mut conn, now).await;
         let schema = format!("{SCHEMA_PREFIX}{now}_{}", Uuid::now_v7().simple());
-        conn.execute(format!("CREATE SCHEMA {schema}").as_str())
-            .await
-            .expect("creating a scratch schema");
+        conn.execute(format!("CREATE SCHEMA {schema}").as_str()).await?;
         let _ = conn.close().await;
-        let mut config = StoreConfig::new(url.clone());
+        let mut config = StoreConfig::new(url);
         config.schema = Some(schema);
         config.application_name = format!("docket-test-{}", Uuid::now_v7().simple());
-        Some(ScratchDb {
+        Ok(ScratchDb {
             kind: BackendKind::Postgres,
             config,
             dir: None,
-            admin_url: Some(url),
+            admin_url: Some(url.to_owned()),
         })
     }
 

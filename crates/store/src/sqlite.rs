@@ -2,7 +2,6 @@
 //! by the group commit task (every batch is one `BEGIN IMMEDIATE` transaction and one fsync), and
 //! a small pool of read-only connections for reads.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -12,11 +11,11 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, Executor, Row, SqliteConnection};
-use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::migrate::{self, Migration};
-use crate::plan::{self, Append, CommittedCommand, Known, LogHead, Plan, StreamHead};
+use crate::lookup;
+use crate::plan::{self, Append, LogHead, Plan};
 use crate::record::Record;
 use crate::writer::{BatchCommit, Committed};
 use crate::{RawRecord, RECORD_COLUMNS};
@@ -183,22 +182,33 @@ async fn commit_batch(
     Ok(committed)
 }
 
+/// The head, the batch's streams and its command ids, read in one statement under the write lock.
+const LOOKUP_SQL: &str = "
+    SELECT 'h', NULL, NULL, position, global_hash, recorded_at, NULL FROM log_head WHERE id = 1
+    UNION ALL
+    SELECT 's', j.value, NULL, e.stream_version, e.stream_hash, NULL, NULL
+    FROM json_each(?1) AS j JOIN events AS e ON e.stream_id = j.value
+     AND e.stream_version = (SELECT MAX(stream_version) FROM events WHERE stream_id = j.value)
+    UNION ALL
+    SELECT 'c', MIN(stream_id), command_id, MAX(stream_version), NULL, MIN(position), MAX(position)
+    FROM events WHERE command_id IN (SELECT unhex(value) FROM json_each(?2)) GROUP BY command_id";
+
 async fn write_batch(
     conn: &mut SqliteConnection,
     appends: &[Append],
 ) -> Result<Committed, StoreError> {
-    let head_row =
-        sqlx::query("SELECT position, global_hash, recorded_at FROM log_head WHERE id = 1")
-            .fetch_one(&mut *conn)
-            .await?;
-    let head = decode_head(&head_row)?;
-    let known = load_known(conn, appends).await?;
-    let plan = plan::plan(
-        head,
-        known,
-        appends,
-        jiff::Timestamp::now().as_microsecond(),
-    );
+    let mut stream_ids: Vec<&str> = appends.iter().map(|append| append.stream.as_str()).collect();
+    stream_ids.sort_unstable();
+    stream_ids.dedup();
+    let command_ids: Vec<String> =
+        appends.iter().map(|append| append.command_id.simple().to_string()).collect();
+    let rows = sqlx::query(LOOKUP_SQL)
+        .bind(serde_json::to_string(&stream_ids).expect("strings serialize"))
+        .bind(serde_json::to_string(&command_ids).expect("strings serialize"))
+        .fetch_all(&mut *conn)
+        .await?;
+    let (head, known) = lookup::decode(&rows)?;
+    let plan = plan::plan(head, known, appends, jiff::Timestamp::now().as_microsecond());
     if !plan.rows.is_empty() {
         insert(conn, &plan).await?;
     }
@@ -207,60 +217,6 @@ async fn write_batch(
         outcomes: plan.outcomes,
         head: plan.head,
     })
-}
-
-async fn load_known(conn: &mut SqliteConnection, appends: &[Append]) -> Result<Known, StoreError> {
-    let mut stream_ids: Vec<&str> = appends
-        .iter()
-        .map(|append| append.stream.as_str())
-        .collect();
-    stream_ids.sort_unstable();
-    stream_ids.dedup();
-    let command_ids: Vec<String> = appends
-        .iter()
-        .map(|append| append.command_id.simple().to_string())
-        .collect();
-    let stream_rows = sqlx::query(
-        "SELECT j.value, e.stream_version, e.stream_hash FROM json_each(?1) AS j
-         JOIN events AS e ON e.stream_id = j.value
-          AND e.stream_version = (SELECT MAX(stream_version) FROM events WHERE stream_id = j.value)",
-    )
-    .bind(serde_json::to_string(&stream_ids).expect("strings serialize"))
-    .fetch_all(&mut *conn)
-    .await?;
-    let command_rows = sqlx::query(
-        "SELECT command_id, stream_id, stream_version, first_position, last_position
-         FROM appended_commands WHERE command_id IN (SELECT unhex(value) FROM json_each(?1))",
-    )
-    .bind(serde_json::to_string(&command_ids).expect("strings serialize"))
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut known = Known {
-        streams: HashMap::new(),
-        commands: HashMap::new(),
-    };
-    for row in &stream_rows {
-        known.streams.insert(
-            row.try_get(0)?,
-            StreamHead {
-                version: crate::to_u64(row.try_get(1)?)?,
-                stream_hash: crate::to_hash(row.try_get(2)?)?,
-            },
-        );
-    }
-    for row in &command_rows {
-        let command_id: Uuid = row.try_get(0)?;
-        known.commands.insert(
-            command_id,
-            CommittedCommand {
-                stream_id: row.try_get(1)?,
-                stream_version: crate::to_u64(row.try_get(2)?)?,
-                first_position: crate::to_u64(row.try_get(3)?)?,
-                last_position: crate::to_u64(row.try_get(4)?)?,
-            },
-        );
-    }
-    Ok(known)
 }
 
 fn values_sql(columns: usize, rows: usize) -> String {
@@ -290,23 +246,6 @@ async fn insert(conn: &mut SqliteConnection, plan: &Plan<'_>) -> Result<(), Stor
                 .bind(row.recorded_at_micros)
                 .bind(&row.stream_hash[..])
                 .bind(&row.global_hash[..]);
-        }
-        conn.execute(query).await?;
-    }
-    for chunk in plan.commands.chunks(INSERT_ROWS_MAX) {
-        let sql = format!(
-            "INSERT INTO appended_commands
-             (command_id, stream_id, stream_version, first_position, last_position) VALUES {}",
-            values_sql(5, chunk.len())
-        );
-        let mut query = sqlx::query(&sql);
-        for command in chunk {
-            query = query
-                .bind(command.command_id)
-                .bind(command.stream.as_str())
-                .bind(crate::to_i64(command.outcome.stream_version))
-                .bind(crate::to_i64(command.outcome.first_position))
-                .bind(crate::to_i64(command.outcome.last_position));
         }
         conn.execute(query).await?;
     }

@@ -18,14 +18,8 @@ CREATE TABLE events (
 );
 CREATE UNIQUE INDEX events_stream ON events (stream_id, stream_version);
 
--- One row per committed append, so that a retry with the same command id finds its outcome.
-CREATE TABLE appended_commands (
-    command_id      UUID    PRIMARY KEY,
-    stream_id       TEXT    NOT NULL,
-    stream_version  BIGINT  NOT NULL,
-    first_position  BIGINT  NOT NULL,
-    last_position   BIGINT  NOT NULL
-);
+-- A retry with the same command id finds the original append's events (they are contiguous).
+CREATE INDEX events_command ON events (command_id);
 
 -- The last record of the log. Its row lock is the log's write lock: held from the start of a
 -- batch until after its commit is visible, so positions never become visible out of order.

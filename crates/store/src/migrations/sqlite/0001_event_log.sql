@@ -17,14 +17,8 @@ CREATE TABLE events (
 );
 CREATE UNIQUE INDEX events_stream ON events (stream_id, stream_version);
 
--- One row per committed append, so that a retry with the same command id finds its outcome.
-CREATE TABLE appended_commands (
-    command_id      BLOB    PRIMARY KEY,
-    stream_id       TEXT    NOT NULL,
-    stream_version  INTEGER NOT NULL,
-    first_position  INTEGER NOT NULL,
-    last_position   INTEGER NOT NULL
-) WITHOUT ROWID;
+-- A retry with the same command id finds the original append's events (they are contiguous).
+CREATE INDEX events_command ON events (command_id);
 
 -- The last record of the log: a truncated tail is detected against it.
 CREATE TABLE log_head (
