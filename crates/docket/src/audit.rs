@@ -28,7 +28,12 @@ pub async fn run(database_url: &str, command: AuditCommand) -> anyhow::Result<Ex
     }
 }
 
-async fn verify(database_url: &str, from: u64, to: Option<u64>, json: bool) -> anyhow::Result<ExitCode> {
+async fn verify(
+    database_url: &str,
+    from: u64,
+    to: Option<u64>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let store = store::Store::open(database_url)
         .await
         .with_context(|| format!("opening the event store at {database_url}"))?;
@@ -48,7 +53,10 @@ async fn verify(database_url: &str, from: u64, to: Option<u64>, json: bool) -> a
         .context("verifying the hash chains")?;
     bar.finish_and_clear();
     if json {
-        println!("{}", serde_json::to_string_pretty(&report).context("encoding the report")?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("encoding the report")?
+        );
     } else {
         match &report.first_break {
             None => println!(
@@ -58,11 +66,19 @@ async fn verify(database_url: &str, from: u64, to: Option<u64>, json: bool) -> a
             Some(broken) => println!(
                 "BROKEN at position {}{}: {} ({} records before it verify)",
                 broken.position,
-                broken.stream_id.as_deref().map(|s| format!(" (stream {s})")).unwrap_or_default(),
+                broken
+                    .stream_id
+                    .as_deref()
+                    .map(|s| format!(" (stream {s})"))
+                    .unwrap_or_default(),
                 broken.reason,
                 report.checked
             ),
         }
     }
-    Ok(if report.is_intact() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    Ok(if report.is_intact() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }

@@ -33,24 +33,41 @@ pub enum BenchCommand {
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
-        BenchCommand::Append { appenders, seconds, backends, postgres_url } => {
-            println!("docket bench append: {seconds} s per run, single-event appends to new streams");
+        BenchCommand::Append {
+            appenders,
+            seconds,
+            backends,
+            postgres_url,
+        } => {
+            println!(
+                "docket bench append: {seconds} s per run, single-event appends to new streams"
+            );
             println!(
                 "{:<9} {:>9} {:>11} {:>9} {:>9} {:>10} {:>14} {:>7}",
-                "backend", "appenders", "appends/s", "p50 ms", "p99 ms", "avg batch", "raw rows/s", "ratio"
+                "backend",
+                "appenders",
+                "appends/s",
+                "p50 ms",
+                "p99 ms",
+                "avg batch",
+                "raw rows/s",
+                "ratio"
             );
             for backend in &backends {
                 let db = match backend.as_str() {
                     "sqlite" => ScratchDb::sqlite().await,
                     "postgres" => {
-                        let url = postgres_url
-                            .as_deref()
-                            .context("--postgres-url or DOCKET_TEST_DATABASE_URL is needed for postgres")?;
-                        ScratchDb::postgres_at(url).await.context("creating a scratch schema")?
+                        let url = postgres_url.as_deref().context(
+                            "--postgres-url or DOCKET_TEST_DATABASE_URL is needed for postgres",
+                        )?;
+                        ScratchDb::postgres_at(url)
+                            .await
+                            .context("creating a scratch schema")?
                     }
                     other => anyhow::bail!("unknown backend {other:?}: use sqlite or postgres"),
                 };
-                let result = bench_backend(&db, backend, &appenders, Duration::from_secs(seconds)).await;
+                let result =
+                    bench_backend(&db, backend, &appenders, Duration::from_secs(seconds)).await;
                 db.cleanup().await;
                 result?;
             }
@@ -98,7 +115,14 @@ async fn run_appenders(store: &Store, appenders: usize, duration: Duration) -> a
             while Instant::now() < deadline {
                 let stream = StreamId::new(format!("bench-{}", Uuid::now_v7().simple()))?;
                 let begun = Instant::now();
-                store.append(&stream, ExpectedVersion::NoStream, vec![bench_event()], Uuid::now_v7()).await?;
+                store
+                    .append(
+                        &stream,
+                        ExpectedVersion::NoStream,
+                        vec![bench_event()],
+                        Uuid::now_v7(),
+                    )
+                    .await?;
                 latencies.push(begun.elapsed());
             }
             anyhow::Ok(latencies)
@@ -111,7 +135,12 @@ async fn run_appenders(store: &Store, appenders: usize, duration: Duration) -> a
     let elapsed = started.elapsed();
     let (batches, appends, ..) = store.stats().snapshot();
     let avg_batch = (appends - appends_before) as f64 / (batches - batches_before).max(1) as f64;
-    Ok(Run { appends: latencies.len() as u64, elapsed, latencies, avg_batch })
+    Ok(Run {
+        appends: latencies.len() as u64,
+        elapsed,
+        latencies,
+        avg_batch,
+    })
 }
 
 fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
@@ -132,9 +161,14 @@ async fn bench_backend(
     appenders: &[usize],
     duration: Duration,
 ) -> anyhow::Result<()> {
-    let store = Store::open_with(db.config.clone()).await.context("opening the scratch store")?;
+    let store = Store::open_with(db.config.clone())
+        .await
+        .context("opening the scratch store")?;
     let sample = bench_event();
-    let (payload, metadata) = (sample.payload.get().to_owned(), sample.metadata.get().to_owned());
+    let (payload, metadata) = (
+        sample.payload.get().to_owned(),
+        sample.metadata.get().to_owned(),
+    );
     let mut one_appender_p50 = None;
     for &count in appenders {
         let mut run = run_appenders(&store, count, duration).await?;

@@ -3,7 +3,11 @@
 //! it runs lives in the libraries.
 
 // The command line's output is its interface.
-#![allow(clippy::print_stdout, clippy::print_stderr, reason = "a CLI prints its results")]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a CLI prints its results"
+)]
 
 mod audit;
 mod bench;
@@ -13,7 +17,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "docket", version, about = "An event-sourced customer-service ticket engine")]
+#[command(
+    name = "docket",
+    version,
+    about = "An event-sourced customer-service ticket engine"
+)]
 struct Cli {
     /// The event store: `sqlite://path/file.db` (created on first use) or `postgres://…`.
     #[arg(long, global = true, env = "DATABASE_URL", default_value = store::DEFAULT_URL)]
@@ -41,7 +49,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: starting the async runtime: {error}");

@@ -6,8 +6,8 @@
 
 mod error;
 pub mod hash;
-mod migrate;
 mod lookup;
+mod migrate;
 mod plan;
 mod postgres;
 pub mod raw;

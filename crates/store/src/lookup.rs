@@ -24,7 +24,9 @@ where
 {
     let mut head = None;
     let mut known = Known::default();
-    let missing = |what: &str| StoreError::Corrupt { message: format!("lookup row without {what}") };
+    let missing = |what: &str| StoreError::Corrupt {
+        message: format!("lookup row without {what}"),
+    };
     for row in rows {
         let kind: String = row.try_get(0)?;
         let stream_id: Option<String> = row.try_get(1)?;
@@ -64,9 +66,15 @@ where
                     },
                 );
             }
-            other => return Err(StoreError::Corrupt { message: format!("lookup row kind {other:?}") }),
+            other => {
+                return Err(StoreError::Corrupt {
+                    message: format!("lookup row kind {other:?}"),
+                })
+            }
         }
     }
-    let head = head.ok_or_else(|| StoreError::Corrupt { message: "the log_head row is missing".to_owned() })?;
+    let head = head.ok_or_else(|| StoreError::Corrupt {
+        message: "the log_head row is missing".to_owned(),
+    })?;
     Ok((head, known))
 }

@@ -14,8 +14,8 @@ use sqlx::{ConnectOptions, Executor, PgConnection, Row};
 use tokio::sync::watch;
 
 use crate::error::StoreError;
-use crate::migrate::{self, Migration};
 use crate::lookup;
+use crate::migrate::{self, Migration};
 use crate::plan::{self, Append, LogHead, Plan};
 use crate::record::Record;
 use crate::writer::{BatchCommit, Committed};
@@ -69,7 +69,10 @@ pub(crate) async fn open(
         .test_before_acquire(true)
         .connect_with(options.clone())
         .await?;
-    let writer = PgWriter { options: options.clone(), conn: Some(conn) };
+    let writer = PgWriter {
+        options: options.clone(),
+        conn: Some(conn),
+    };
     Ok((readers, writer))
 }
 
@@ -230,11 +233,19 @@ async fn connect_writer(options: &PgConnectOptions) -> Result<PgConnection, Stor
 /// the events, move the head and notify; (3) commit. The first is one simple-protocol message of
 /// several statements, so the lookup runs after the lock is granted and sees every commit before
 /// it; the stream and command ids it inlines are validated (a restricted charset, and uuids).
-async fn commit_batch(conn: &mut PgConnection, appends: &[Append]) -> Result<Committed, StoreError> {
+async fn commit_batch(
+    conn: &mut PgConnection,
+    appends: &[Append],
+) -> Result<Committed, StoreError> {
     let sql = lookup_sql(appends);
     let rows = conn.fetch_all(sqlx::raw_sql(&sql)).await?;
     let (head, known) = lookup::decode(&rows)?;
-    let plan = plan::plan(head, known, appends, jiff::Timestamp::now().as_microsecond());
+    let plan = plan::plan(
+        head,
+        known,
+        appends,
+        jiff::Timestamp::now().as_microsecond(),
+    );
     if !plan.rows.is_empty() {
         insert(conn, &plan).await?;
     }
@@ -247,11 +258,18 @@ async fn commit_batch(conn: &mut PgConnection, appends: &[Append]) -> Result<Com
 }
 
 fn lookup_sql(appends: &[Append]) -> String {
-    let mut stream_ids: Vec<&str> = appends.iter().map(|append| append.stream.as_str()).collect();
+    let mut stream_ids: Vec<&str> = appends
+        .iter()
+        .map(|append| append.stream.as_str())
+        .collect();
     stream_ids.sort_unstable();
     stream_ids.dedup();
     // StreamId admits only [A-Za-z0-9_.:@-], so a quoted literal needs no escaping.
-    let streams = stream_ids.iter().map(|id| format!("'{id}'")).collect::<Vec<_>>().join(",");
+    let streams = stream_ids
+        .iter()
+        .map(|id| format!("'{id}'"))
+        .collect::<Vec<_>>()
+        .join(",");
     let commands = appends
         .iter()
         .map(|append| format!("'{}'", append.command_id))
@@ -288,19 +306,67 @@ async fn insert(conn: &mut PgConnection, plan: &Plan<'_>) -> Result<(), StoreErr
          UPDATE log_head SET position = $14, global_hash = $15, recorded_at = $16 WHERE id = 1
          RETURNING pg_notify($17, $14::text)",
     )
-    .bind(rows.iter().map(|row| crate::to_i64(row.position)).collect::<Vec<_>>())
-    .bind(rows.iter().map(|row| row.stream.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|row| row.stream.category()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|row| crate::to_i64(row.stream_version)).collect::<Vec<_>>())
-    .bind(rows.iter().map(|row| row.event.event_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|row| row.event.event_type.as_str()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|row| row.event.schema_version as i32).collect::<Vec<_>>())
-    .bind(rows.iter().map(|row| row.event.payload.get()).collect::<Vec<_>>())
-    .bind(rows.iter().map(|row| row.event.metadata.get()).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|row| crate::to_i64(row.position))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|row| row.stream.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|row| row.stream.category())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|row| crate::to_i64(row.stream_version))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|row| row.event.event_id)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|row| row.event.event_type.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|row| row.event.schema_version as i32)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|row| row.event.payload.get())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|row| row.event.metadata.get())
+            .collect::<Vec<_>>(),
+    )
     .bind(rows.iter().map(|row| row.command_id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|row| row.recorded_at_micros).collect::<Vec<_>>())
-    .bind(rows.iter().map(|row| &row.stream_hash[..]).collect::<Vec<_>>())
-    .bind(rows.iter().map(|row| &row.global_hash[..]).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|row| row.recorded_at_micros)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|row| &row.stream_hash[..])
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|row| &row.global_hash[..])
+            .collect::<Vec<_>>(),
+    )
     .bind(crate::to_i64(plan.head.position))
     .bind(&plan.head.global_hash[..])
     .bind(plan.head.recorded_at_micros)

@@ -63,7 +63,8 @@ impl ScratchDb {
         let now = jiff::Timestamp::now().as_second();
         drop_stale_schemas(&mut conn, now).await;
         let schema = format!("{SCHEMA_PREFIX}{now}_{}", Uuid::now_v7().simple());
-        conn.execute(format!("CREATE SCHEMA {schema}").as_str()).await?;
+        conn.execute(format!("CREATE SCHEMA {schema}").as_str())
+            .await?;
         let _ = conn.close().await;
         let mut config = StoreConfig::new(url);
         config.schema = Some(schema);

@@ -13,8 +13,8 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Executor, Row, SqliteConnection};
 
 use crate::error::StoreError;
-use crate::migrate::{self, Migration};
 use crate::lookup;
+use crate::migrate::{self, Migration};
 use crate::plan::{self, Append, LogHead, Plan};
 use crate::record::Record;
 use crate::writer::{BatchCommit, Committed};
@@ -159,7 +159,7 @@ impl BatchCommit for SqliteWriter {
             Some(conn) => conn,
             None => self.options.connect().await?,
         };
-        let result = commit_batch(&mut conn, appends).await;
+        let result = write_batch(&mut conn, appends).await;
         // A connection whose ROLLBACK failed may be in any state: drop it and reconnect next time.
         let usable = match &result {
             Ok(_) => true,
@@ -172,18 +172,8 @@ impl BatchCommit for SqliteWriter {
     }
 }
 
-async fn commit_batch(
-    conn: &mut SqliteConnection,
-    appends: &[Append],
-) -> Result<Committed, StoreError> {
-    conn.execute("BEGIN IMMEDIATE").await?;
-    let committed = write_batch(conn, appends).await?;
-    conn.execute("COMMIT").await?;
-    Ok(committed)
-}
-
-/// The head, the batch's streams and its command ids, read in one statement under the write lock.
-const LOOKUP_SQL: &str = "
+/// Takes the write lock, then reads the head, the batch's streams and its command ids.
+const LOOKUP_SQL: &str = "BEGIN IMMEDIATE;
     SELECT 'h', NULL, NULL, position, global_hash, recorded_at, NULL FROM log_head WHERE id = 1
     UNION ALL
     SELECT 's', j.value, NULL, e.stream_version, e.stream_hash, NULL, NULL
@@ -193,24 +183,37 @@ const LOOKUP_SQL: &str = "
     SELECT 'c', MIN(stream_id), command_id, MAX(stream_version), NULL, MIN(position), MAX(position)
     FROM events WHERE command_id IN (SELECT unhex(value) FROM json_each(?2)) GROUP BY command_id";
 
+/// One batch in two calls to SQLite's worker thread: begin and look up; insert, move the head
+/// and commit. Several statements travel in one call, their positional parameters bound in turn.
 async fn write_batch(
     conn: &mut SqliteConnection,
     appends: &[Append],
 ) -> Result<Committed, StoreError> {
-    let mut stream_ids: Vec<&str> = appends.iter().map(|append| append.stream.as_str()).collect();
+    let mut stream_ids: Vec<&str> = appends
+        .iter()
+        .map(|append| append.stream.as_str())
+        .collect();
     stream_ids.sort_unstable();
     stream_ids.dedup();
-    let command_ids: Vec<String> =
-        appends.iter().map(|append| append.command_id.simple().to_string()).collect();
-    let rows = sqlx::query(LOOKUP_SQL)
+    let command_ids: Vec<String> = appends
+        .iter()
+        .map(|append| append.command_id.simple().to_string())
+        .collect();
+    let lookup = sqlx::query(LOOKUP_SQL)
         .bind(serde_json::to_string(&stream_ids).expect("strings serialize"))
-        .bind(serde_json::to_string(&command_ids).expect("strings serialize"))
-        .fetch_all(&mut *conn)
-        .await?;
+        .bind(serde_json::to_string(&command_ids).expect("strings serialize"));
+    let rows = conn.fetch_all(lookup).await?;
     let (head, known) = lookup::decode(&rows)?;
-    let plan = plan::plan(head, known, appends, jiff::Timestamp::now().as_microsecond());
-    if !plan.rows.is_empty() {
-        insert(conn, &plan).await?;
+    let plan = plan::plan(
+        head,
+        known,
+        appends,
+        jiff::Timestamp::now().as_microsecond(),
+    );
+    if plan.rows.is_empty() {
+        conn.execute("COMMIT").await?;
+    } else {
+        insert_and_commit(conn, &plan).await?;
     }
     Ok(Committed {
         events_written: plan.rows.len(),
@@ -224,38 +227,38 @@ fn values_sql(columns: usize, rows: usize) -> String {
     vec![row; rows].join(",")
 }
 
-async fn insert(conn: &mut SqliteConnection, plan: &Plan<'_>) -> Result<(), StoreError> {
+async fn insert_and_commit(conn: &mut SqliteConnection, plan: &Plan<'_>) -> Result<(), StoreError> {
+    let mut sql = String::new();
     for chunk in plan.rows.chunks(INSERT_ROWS_MAX) {
-        let sql = format!(
-            "INSERT INTO events ({RECORD_COLUMNS}) VALUES {}",
+        sql.push_str(&format!(
+            "INSERT INTO events ({RECORD_COLUMNS}) VALUES {};\n",
             values_sql(13, chunk.len())
-        );
-        let mut query = sqlx::query(&sql);
-        for row in chunk {
-            query = query
-                .bind(crate::to_i64(row.position))
-                .bind(row.stream.as_str())
-                .bind(row.stream.category())
-                .bind(crate::to_i64(row.stream_version))
-                .bind(row.event.event_id)
-                .bind(row.event.event_type.as_str())
-                .bind(i64::from(row.event.schema_version))
-                .bind(row.event.payload.get())
-                .bind(row.event.metadata.get())
-                .bind(row.command_id)
-                .bind(row.recorded_at_micros)
-                .bind(&row.stream_hash[..])
-                .bind(&row.global_hash[..]);
-        }
-        conn.execute(query).await?;
+        ));
     }
-    sqlx::query(
-        "UPDATE log_head SET position = ?1, global_hash = ?2, recorded_at = ?3 WHERE id = 1",
-    )
-    .bind(crate::to_i64(plan.head.position))
-    .bind(&plan.head.global_hash[..])
-    .bind(plan.head.recorded_at_micros)
-    .execute(&mut *conn)
-    .await?;
+    sql.push_str(
+        "UPDATE log_head SET position = ?, global_hash = ?, recorded_at = ? WHERE id = 1;\nCOMMIT",
+    );
+    let mut query = sqlx::query(&sql);
+    for row in &plan.rows {
+        query = query
+            .bind(crate::to_i64(row.position))
+            .bind(row.stream.as_str())
+            .bind(row.stream.category())
+            .bind(crate::to_i64(row.stream_version))
+            .bind(row.event.event_id)
+            .bind(row.event.event_type.as_str())
+            .bind(i64::from(row.event.schema_version))
+            .bind(row.event.payload.get())
+            .bind(row.event.metadata.get())
+            .bind(row.command_id)
+            .bind(row.recorded_at_micros)
+            .bind(&row.stream_hash[..])
+            .bind(&row.global_hash[..]);
+    }
+    let query = query
+        .bind(crate::to_i64(plan.head.position))
+        .bind(&plan.head.global_hash[..])
+        .bind(plan.head.recorded_at_micros);
+    conn.execute(query).await?;
     Ok(())
 }
