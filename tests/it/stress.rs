@@ -28,8 +28,8 @@ const APPEND_EVENTS_MAX: u64 = 4;
 const DELAY_MICROS_MAX: u64 = 3_000;
 /// Attempts of one append (same command id) while the database reports itself unavailable.
 const ATTEMPTS_MAX: u32 = 5;
-/// The longest the writers, or a subscriber, may take; generous, since the run is bounded by the
-/// number of appends and this only stops a hang.
+/// The longest the whole run (writers and subscribers) may take: generous, since the work is
+/// bounded by the number of appends and this only stops a hang.
 const WAIT_BASE: Duration = Duration::from_secs(60);
 const WAIT_PER_APPEND: Duration = Duration::from_millis(5);
 
@@ -68,6 +68,7 @@ struct Acked {
 
 async fn stress(db: &ScratchDb, seed: u64, appends: u64) -> u64 {
     let wait = WAIT_BASE + WAIT_PER_APPEND * u32::try_from(appends).expect("appends fit in u32");
+    let deadline = tokio::time::Instant::now() + wait;
     let mut nodes = Vec::new();
     for _ in 0..NODES {
         nodes.push(Store::open_with(db.config.clone()).await.unwrap());
@@ -134,7 +135,7 @@ async fn stress(db: &ScratchDb, seed: u64, appends: u64) -> u64 {
     }
     let mut acked = Vec::new();
     for writer in writers {
-        let writer = tokio::time::timeout(wait, writer)
+        let writer = tokio::time::timeout_at(deadline, writer)
             .await
             .unwrap_or_else(|_| panic!("the writers took longer than {wait:?} (seed {seed})"));
         acked.extend(writer.unwrap());
@@ -170,7 +171,7 @@ async fn stress(db: &ScratchDb, seed: u64, appends: u64) -> u64 {
     }
 
     for (index, subscriber) in subscribers.into_iter().enumerate() {
-        let seen = tokio::time::timeout(wait, subscriber)
+        let seen = tokio::time::timeout_at(deadline, subscriber)
             .await
             .unwrap_or_else(|_| panic!("subscriber {index} hung (seed {seed})"))
             .unwrap();
