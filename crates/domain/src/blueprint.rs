@@ -212,9 +212,11 @@ pub struct Blueprint {
     pub merged_to: String,
     pub states: Vec<State>,
     pub transitions: Vec<Transition>,
-    /// The file it was loaded from and the line of its `version`, for catalog errors.
+    /// The file it was loaded from and the lines of its `version` and `ticket_types`, for
+    /// catalog errors.
     pub file: String,
     pub version_line: usize,
+    pub ticket_types_line: usize,
 }
 
 impl Blueprint {
@@ -341,6 +343,8 @@ pub enum BlueprintErrorKind {
     DuplicateRole(String),
     #[error("`{0}` is not a content type pattern such as `image/*` or `application/pdf`")]
     BadContentTypePattern(String),
+    #[error("ticket type `{ticket_type}` already follows blueprint `{owner}`")]
+    TicketTypeClaimed { ticket_type: String, owner: String },
     #[error("blueprint `{id}` version {version} is loaded twice")]
     DuplicateVersion { id: String, version: u32 },
 }
@@ -699,6 +703,9 @@ fn validate(raw: RawBlueprint, file: &str, source: &str) -> Result<Blueprint, In
         transitions,
         file: file.to_owned(),
         version_line: line_column(source, raw.version.span().start).0,
+        ticket_types_line: raw.ticket_types.first().map_or(1, |ticket_type| {
+            line_column(source, ticket_type.span().start).0
+        }),
     })
 }
 
@@ -724,8 +731,10 @@ impl BlueprintCatalog {
         Ok(catalog)
     }
 
-    /// Adds a blueprint version; an id and version pair is loaded at most once.
-    pub fn insert(&mut self, blueprint: Blueprint) -> Result<(), BlueprintError> {
+    /// Adds a validated blueprint version; an id and version pair is loaded at most once, and a
+    /// ticket type belongs to one blueprint id. Private, so that only `Blueprint::from_toml`
+    /// output (validated) ever reaches a catalog and `decide` can rely on it.
+    fn insert(&mut self, blueprint: Blueprint) -> Result<(), BlueprintError> {
         if self.get(&blueprint.id, blueprint.version).is_some() {
             return Err(BlueprintError {
                 file: blueprint.file.clone(),
@@ -735,6 +744,26 @@ impl BlueprintCatalog {
                     id: blueprint.id,
                     version: blueprint.version,
                 },
+            });
+        }
+        let claimed = self.blueprints.iter().find_map(|loaded| {
+            let shared = loaded.id != blueprint.id;
+            shared
+                .then(|| {
+                    blueprint
+                        .ticket_types
+                        .iter()
+                        .find(|ticket_type| loaded.ticket_types.contains(ticket_type))
+                        .map(|ticket_type| (ticket_type.clone(), loaded.id.clone()))
+                })
+                .flatten()
+        });
+        if let Some((ticket_type, owner)) = claimed {
+            return Err(BlueprintError {
+                file: blueprint.file.clone(),
+                line: blueprint.ticket_types_line,
+                column: 1,
+                kind: BlueprintErrorKind::TicketTypeClaimed { ticket_type, owner },
             });
         }
         self.blueprints.push(blueprint);

@@ -234,32 +234,28 @@ fn check_attachment(attachment: &AttachmentInput) -> Result<(), Rejection> {
         &attachment.name,
         ATTACHMENT_NAME_BYTES_MAX,
     )?;
-    check_token(
+    check_text(
         "attachment.content_type",
         &attachment.content_type,
         CONTENT_TYPE_BYTES_MAX,
-    )
-    .or_else(|rejection| {
-        // Parameters such as `; charset=utf-8` contain a space; only the shape matters here.
-        if attachment.content_type.contains("; ") && !attachment.content_type.trim().is_empty() {
-            check_length(
-                "attachment.content_type",
-                &attachment.content_type,
-                CONTENT_TYPE_BYTES_MAX,
-            )
-        } else {
-            Err(rejection)
-        }
-    })?;
+    )?;
+    // The essence (`type/subtype`) must be a concrete type; parameters such as
+    // `; charset=utf-8` are kept as given and ignored by matching.
     let essence = attachment
         .content_type
         .split(';')
         .next()
         .unwrap_or_default();
+    let token = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !b"*/;\"()<>@,:[]?={}".contains(&b))
+    };
     let well_formed = essence
         .split_once('/')
-        .is_some_and(|(kind, subtype)| !kind.is_empty() && !subtype.is_empty() && kind != "*");
-    if !well_formed || essence.contains('*') {
+        .is_some_and(|(kind, subtype)| token(kind) && token(subtype));
+    if !well_formed || attachment.content_type.chars().any(char::is_control) {
         return Err(invalid(
             "attachment.content_type",
             InputProblem::Malformed {
@@ -765,10 +761,7 @@ fn attach_file(
 ) -> Result<Vec<Event>, Rejection> {
     // Customers cannot write what they could then not read.
     if role == Role::Customer && attach.visibility == Visibility::Internal {
-        return Err(Rejection::RoleNotAllowed {
-            command: "attach_file with internal visibility".to_owned(),
-            role,
-        });
+        return Err(Rejection::InternalNotForCustomers);
     }
     let mut events = Vec::with_capacity(1);
     attach_all(

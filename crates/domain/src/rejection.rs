@@ -64,6 +64,8 @@ pub enum Rejection {
     RoleNotAllowed { command: String, role: Role },
     #[error("customers act only on their own tickets")]
     NotOwnTicket,
+    #[error("customers cannot write what is internal to the team")]
+    InternalNotForCustomers,
     #[error("invalid {field}: {problem}")]
     InvalidInput {
         field: String,

@@ -186,9 +186,27 @@ fn broken_blueprints_name_file_and_line() {
 }
 
 #[test]
-fn a_version_is_loaded_once() {
+fn a_version_is_loaded_once_and_a_ticket_type_has_one_blueprint() {
     let error = BlueprintCatalog::load(&[("a.toml", MINI), ("b.toml", MINI)]).unwrap_err();
-    expect!["b.toml:2:1: blueprint `mini` version 1 is loaded twice"].assert_eq(&error.to_string());
+    let claims_refund = MINI.replace("id = \"mini\"", "id = \"refund_v2\"").replace(
+        "name = \"Mini\"",
+        "name = \"Mini\"\nticket_types = [\"refund\"]",
+    );
+    let claimed = BlueprintCatalog::load(&[BUILTIN_BLUEPRINTS[1], ("mini.toml", &claims_refund)])
+        .unwrap_err();
+    expect![[r#"
+        b.toml:2:1: blueprint `mini` version 1 is loaded twice
+        mini.toml:4:1: ticket type `refund` already follows blueprint `refund`"#]]
+    .assert_eq(&format!("{error}\n{claimed}"));
+}
+
+#[test]
+fn without_a_default_blueprint_unknown_types_are_rejected() {
+    let catalog = BlueprintCatalog::load(&BUILTIN_BLUEPRINTS[1..]).unwrap();
+    let context = domain::CommandContext::new(at(0), Uuid::nil(), agent(), &catalog);
+    let rejection = decide(&create("question"), &Ticket::initial(), &context).unwrap_err();
+    expect![[r#"{"rule":"no_blueprint_for_type","ticket_type":"question"}"#]]
+        .assert_eq(&serde_json::to_string(&rejection).unwrap());
 }
 
 #[test]

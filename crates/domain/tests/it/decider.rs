@@ -766,8 +766,8 @@ fn customers_attach_only_public_files() {
             })),
         ),
         expect![[r#"
-            rejected: role customer may not attach_file with internal visibility
-            {"rule":"role_not_allowed","command":"attach_file with internal visibility","role":"customer"}
+            rejected: customers cannot write what is internal to the team
+            {"rule":"internal_not_for_customers"}
         "#]],
     );
 }
