@@ -7,9 +7,11 @@
 //!   mid-way; every subscriber sees exactly the final log, and every acknowledgement is true.
 //! - `crash`: a writer process killed with SIGKILL, three times over; everything it acknowledged
 //!   is durable, no append is torn, the chains verify, and the store carries on.
+//! - `tidy`: project rules: dependency arrows, a pure domain, a `//!` header on every file.
 
 mod crash;
 mod stress;
+mod tidy;
 
 /// Prints the seed where a failing test's output shows it.
 #[allow(
