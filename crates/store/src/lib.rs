@@ -206,6 +206,18 @@ impl Store {
         flushed.await.map_err(|_| StoreError::Closed)
     }
 
+    /// The stream and outcome of an earlier append with this command id, if there was one: a
+    /// caller can answer a retried request without deciding it again.
+    pub async fn find_command(
+        &self,
+        command_id: Uuid,
+    ) -> Result<Option<(String, AppendOutcome)>, StoreError> {
+        match &self.inner.readers {
+            Readers::Sqlite(pool) => sqlite::find_command(pool, command_id).await,
+            Readers::Postgres(pool) => postgres::find_command(pool, command_id).await,
+        }
+    }
+
     /// Events of one stream with `stream_version >= from_version`, in version order.
     pub async fn read_stream(
         &self,

@@ -139,6 +139,27 @@ pub(crate) async fn read_stream(
     rows.iter().map(decode).collect()
 }
 
+pub(crate) async fn find_command(
+    pool: &PgPool,
+    command_id: uuid::Uuid,
+) -> Result<Option<(String, crate::AppendOutcome)>, StoreError> {
+    let row = sqlx::query(
+        "SELECT MIN(stream_id), MAX(stream_version), MIN(position), MAX(position) FROM events
+         WHERE command_id = $1 GROUP BY command_id",
+    )
+    .bind(command_id)
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let outcome = crate::AppendOutcome {
+        stream_version: crate::to_u64(row.try_get(1)?)?,
+        first_position: crate::to_u64(row.try_get(2)?)?,
+        last_position: crate::to_u64(row.try_get(3)?)?,
+        duplicate: true,
+    };
+    Ok(Some((row.try_get(0)?, outcome)))
+}
+
 pub(crate) async fn head(pool: &PgPool) -> Result<LogHead, StoreError> {
     let row = sqlx::query("SELECT position, global_hash, recorded_at FROM log_head WHERE id = 1")
         .fetch_one(pool)

@@ -156,6 +156,9 @@ async fn a_repeated_command_id_returns_the_original_outcome_even_after_restart()
         let after_restart =
             store.append(&stream("ticket-1"), ExpectedVersion::Any, events(), command_id).await.unwrap();
         assert_eq!(after_restart, retry);
+        let found = store.find_command(command_id).await.unwrap();
+        assert_eq!(found, Some(("ticket-1".to_owned(), retry)));
+        assert_eq!(store.find_command(Uuid::now_v7()).await.unwrap(), None);
         let reused = store.append(&stream("ticket-2"), ExpectedVersion::Any, events(), command_id).await;
         assert!(
             matches!(&reused, Err(AppendError::CommandIdReused { original_stream, .. }) if original_stream == "ticket-1"),

@@ -182,8 +182,15 @@ async fn the_documented_encoding_verifies_with_an_independent_script() {
     };
     let head = store::hash::hex(&store.head().await.unwrap().1);
     assert_eq!(run(), format!("intact 10 {head}\n"));
-    tamper(&db, "UPDATE events SET payload = replace(payload, 'abc', 'abd') WHERE position = 5").await;
-    assert_eq!(run(), "broken at 5: the stream hash does not match the record's contents\n");
+    tamper(
+        &db,
+        "UPDATE events SET payload = replace(payload, 'abc', 'abd') WHERE position = 5",
+    )
+    .await;
+    assert_eq!(
+        run(),
+        "broken at 5: the stream hash does not match the record's contents\n"
+    );
     drop(store);
     db.cleanup().await;
 }
