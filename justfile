@@ -4,7 +4,7 @@ export DOCKET_TEST_DATABASE_URL := env_var_or_default("DOCKET_TEST_DATABASE_URL"
 
 # Run the embedded default.
 run:
-    cargo run --release -p docket -- audit verify
+    cargo run --release -p docket -- serve --demo
 
 # All tests (PostgreSQL ones against DOCKET_TEST_DATABASE_URL).
 test:

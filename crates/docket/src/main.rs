@@ -11,6 +11,8 @@
 
 mod audit;
 mod bench;
+mod config;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -32,6 +34,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serves the HTTP API (on the embedded SQLite default unless --database-url says otherwise).
+    Serve(serve::ServeArgs),
     /// Tools for auditors.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Serve(args) => serve::run(&cli.database_url, args).await,
             Command::Audit(command) => audit::run(&cli.database_url, command).await,
             Command::Bench(command) => bench::run(command).await,
         }

@@ -1,0 +1,274 @@
+//! The directory of who may use the API: agents, teams, customers and bearer tokens. It is
+//! event-sourced like tickets (streams `agent-…`, `team-…`, `customer-…`, `token-…`), so every
+//! node learns a new token or a revocation from the shared log, and an auditor sees who was
+//! given access and when. Tokens are stored as SHA-256 hashes only.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use store::Record;
+use uuid::Uuid;
+
+/// Longest display name or label, in characters.
+pub const NAME_CHARS_MAX: usize = 200;
+/// Most teams one agent belongs to.
+pub const AGENT_TEAMS_MAX: usize = 50;
+
+/// The roles a token can carry. Auditors and analysts read everything and write nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiRole {
+    Admin,
+    Supervisor,
+    Agent,
+    Customer,
+    Auditor,
+    Analyst,
+    Integration,
+}
+
+impl ApiRole {
+    /// The domain role this API role acts as; auditors and analysts issue no commands.
+    pub fn command_role(self) -> Option<domain::Role> {
+        match self {
+            ApiRole::Admin => Some(domain::Role::Admin),
+            ApiRole::Supervisor => Some(domain::Role::Supervisor),
+            ApiRole::Agent => Some(domain::Role::Agent),
+            ApiRole::Customer => Some(domain::Role::Customer),
+            ApiRole::Integration => Some(domain::Role::Integration),
+            ApiRole::Auditor | ApiRole::Analyst => None,
+        }
+    }
+
+    /// Whether the role reads the whole log and every ticket.
+    pub fn reads_everything(self) -> bool {
+        !matches!(self, ApiRole::Customer)
+    }
+}
+
+/// A personal-data wrapper: names and emails live under `pii` in payloads (see docs/domain.md).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactPii {
+    pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event_type")]
+pub enum DirectoryEvent {
+    AgentRegistered {
+        agent_id: Uuid,
+        teams: Vec<Uuid>,
+        pii: ContactPii,
+    },
+    TeamCreated {
+        team_id: Uuid,
+        name: String,
+    },
+    CustomerRegistered {
+        customer_id: Uuid,
+        tier: String,
+        pii: ContactPii,
+    },
+    TokenIssued {
+        token_id: Uuid,
+        role: ApiRole,
+        subject: Option<Uuid>,
+        token_sha256: String,
+        label: String,
+    },
+    TokenRevoked {
+        token_id: Uuid,
+    },
+}
+
+impl DirectoryEvent {
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            DirectoryEvent::AgentRegistered { .. } => "AgentRegistered",
+            DirectoryEvent::TeamCreated { .. } => "TeamCreated",
+            DirectoryEvent::CustomerRegistered { .. } => "CustomerRegistered",
+            DirectoryEvent::TokenIssued { .. } => "TokenIssued",
+            DirectoryEvent::TokenRevoked { .. } => "TokenRevoked",
+        }
+    }
+
+    pub fn stream_id(&self) -> String {
+        match self {
+            DirectoryEvent::AgentRegistered { agent_id, .. } => format!("agent-{agent_id}"),
+            DirectoryEvent::TeamCreated { team_id, .. } => format!("team-{team_id}"),
+            DirectoryEvent::CustomerRegistered { customer_id, .. } => {
+                format!("customer-{customer_id}")
+            }
+            DirectoryEvent::TokenIssued { token_id, .. }
+            | DirectoryEvent::TokenRevoked { token_id } => {
+                format!("token-{token_id}")
+            }
+        }
+    }
+
+    /// The payload as stored: the variant's fields, without the type tag (the store keeps it).
+    pub fn payload(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).expect("directory events serialize");
+        if let Some(object) = value.as_object_mut() {
+            object.remove("event_type");
+        }
+        value
+    }
+
+    fn from_record(record: &Record) -> Option<DirectoryEvent> {
+        let mut value: serde_json::Value = serde_json::from_str(&record.payload).ok()?;
+        value
+            .as_object_mut()?
+            .insert("event_type".to_owned(), record.event_type.clone().into());
+        serde_json::from_value(value).ok()
+    }
+}
+
+pub const DIRECTORY_CATEGORIES: &[&str] = &["agent", "team", "customer", "token"];
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Agent {
+    pub agent_id: Uuid,
+    pub name: String,
+    pub email: Option<String>,
+    pub teams: Vec<Uuid>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Team {
+    pub team_id: Uuid,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Customer {
+    pub customer_id: Uuid,
+    pub name: String,
+    pub email: Option<String>,
+    pub tier: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TokenInfo {
+    pub token_id: Uuid,
+    pub role: ApiRole,
+    pub subject: Option<Uuid>,
+    pub label: String,
+    pub revoked: bool,
+}
+
+/// The directory as of `position`: a fold over the directory streams of the log.
+#[derive(Debug, Default)]
+pub struct Directory {
+    pub position: u64,
+    pub agents: HashMap<Uuid, Agent>,
+    pub teams: HashMap<Uuid, Team>,
+    pub customers: HashMap<Uuid, Customer>,
+    pub tokens: HashMap<Uuid, TokenInfo>,
+    by_hash: HashMap<String, Uuid>,
+}
+
+pub fn hash_token(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+impl Directory {
+    /// Applies one record of the log (records of other categories only move the position).
+    pub fn apply(&mut self, record: &Record) {
+        assert!(
+            record.position > self.position,
+            "records are applied once, in order"
+        );
+        self.position = record.position;
+        if !DIRECTORY_CATEGORIES.contains(&record.category.as_str()) {
+            return;
+        }
+        let Some(event) = DirectoryEvent::from_record(record) else {
+            tracing::warn!(position = record.position, event_type = %record.event_type, "undecodable directory event");
+            return;
+        };
+        match event {
+            DirectoryEvent::AgentRegistered {
+                agent_id,
+                teams,
+                pii,
+            } => {
+                self.agents.insert(
+                    agent_id,
+                    Agent {
+                        agent_id,
+                        name: pii.name,
+                        email: pii.email,
+                        teams,
+                    },
+                );
+            }
+            DirectoryEvent::TeamCreated { team_id, name } => {
+                self.teams.insert(team_id, Team { team_id, name });
+            }
+            DirectoryEvent::CustomerRegistered {
+                customer_id,
+                tier,
+                pii,
+            } => {
+                self.customers.insert(
+                    customer_id,
+                    Customer {
+                        customer_id,
+                        name: pii.name,
+                        email: pii.email,
+                        tier,
+                    },
+                );
+            }
+            DirectoryEvent::TokenIssued {
+                token_id,
+                role,
+                subject,
+                token_sha256,
+                label,
+            } => {
+                self.by_hash.insert(token_sha256, token_id);
+                self.tokens.insert(
+                    token_id,
+                    TokenInfo {
+                        token_id,
+                        role,
+                        subject,
+                        label,
+                        revoked: false,
+                    },
+                );
+            }
+            DirectoryEvent::TokenRevoked { token_id } => {
+                if let Some(token) = self.tokens.get_mut(&token_id) {
+                    token.revoked = true;
+                }
+            }
+        }
+    }
+
+    /// The live token whose secret hashes to `token_sha256`.
+    pub fn token_by_hash(&self, token_sha256: &str) -> Option<&TokenInfo> {
+        let token = self.tokens.get(self.by_hash.get(token_sha256)?)?;
+        (!token.revoked).then_some(token)
+    }
+
+    pub fn has_token_hash(&self, token_sha256: &str) -> bool {
+        self.by_hash.contains_key(token_sha256)
+    }
+
+    pub fn live_admin_tokens(&self) -> usize {
+        self.tokens
+            .values()
+            .filter(|token| token.role == ApiRole::Admin && !token.revoked)
+            .count()
+    }
+}

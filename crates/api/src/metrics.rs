@@ -1,0 +1,156 @@
+//! Prometheus metrics: request counts and latency histograms by route and status, the store's
+//! group commit counters (batch size = appends / batches), and open SSE clients.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use store::Store;
+
+/// Latency histogram bucket bounds, in seconds.
+const BUCKETS_SECONDS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [u64; BUCKETS_SECONDS.len()],
+    count: u64,
+    sum_seconds: f64,
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    latency: Mutex<BTreeMap<String, Histogram>>,
+    sse_clients: Arc<AtomicI64>,
+}
+
+/// Counts an open SSE client while it lives.
+#[derive(Debug)]
+pub struct SseClient(Arc<AtomicI64>);
+
+impl Drop for SseClient {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Metrics {
+    pub fn observe(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        let mut requests = self
+            .requests
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *requests
+            .entry((route.to_owned(), method.to_owned(), status))
+            .or_default() += 1;
+        drop(requests);
+        let seconds = elapsed.as_secs_f64();
+        let mut latency = self
+            .latency
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let histogram = latency.entry(route.to_owned()).or_default();
+        for (bucket, bound) in histogram.buckets.iter_mut().zip(BUCKETS_SECONDS) {
+            if seconds <= bound {
+                *bucket += 1;
+            }
+        }
+        histogram.count += 1;
+        histogram.sum_seconds += seconds;
+    }
+
+    pub fn sse_client(&self) -> SseClient {
+        self.sse_clients.fetch_add(1, Ordering::Relaxed);
+        SseClient(self.sse_clients.clone())
+    }
+
+    pub fn render(&self, store: &Store, directory_lag_events: u64) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "# HELP docket_http_requests_total HTTP requests by route, method and status.\n",
+        );
+        out.push_str("# TYPE docket_http_requests_total counter\n");
+        for ((route, method, status), count) in self
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "docket_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {count}"
+            );
+        }
+        out.push_str(
+            "# HELP docket_http_request_duration_seconds HTTP request latency by route.\n",
+        );
+        out.push_str("# TYPE docket_http_request_duration_seconds histogram\n");
+        for (route, histogram) in self
+            .latency
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            for (bucket, bound) in histogram.buckets.iter().zip(BUCKETS_SECONDS) {
+                let _ = writeln!(
+                    out,
+                    "docket_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {bucket}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "docket_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                histogram.count
+            );
+            let _ = writeln!(
+                out,
+                "docket_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                histogram.sum_seconds
+            );
+            let _ = writeln!(
+                out,
+                "docket_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                histogram.count
+            );
+        }
+        let (batches, appends, events, failed) = store.stats().snapshot();
+        let counters = [
+            (
+                "docket_store_batches_total",
+                "Group commit transactions.",
+                batches,
+            ),
+            (
+                "docket_store_appends_total",
+                "Appends answered by group commits (batch size = appends / batches).",
+                appends,
+            ),
+            ("docket_store_events_total", "Events written.", events),
+            (
+                "docket_store_failed_batches_total",
+                "Group commits that failed.",
+                failed,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP docket_sse_clients Open live event stream clients.\n# TYPE docket_sse_clients gauge\ndocket_sse_clients {}",
+            self.sse_clients.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP docket_projection_lag_events Events a read model is behind the log.\n# TYPE docket_projection_lag_events gauge\ndocket_projection_lag_events{{projection=\"directory\"}} {directory_lag_events}"
+        );
+        out
+    }
+}

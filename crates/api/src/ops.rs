@@ -1,0 +1,72 @@
+//! Operations: liveness, readiness, Prometheus metrics, and the middleware that gives every
+//! request a span with a request id and records its status and latency.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Ready when the store answers and the directory has caught up with the log.
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let (head, _) = state.store().head().await?;
+    let applied = state.directory().position;
+    if applied < head && !state.directory_caught_up(head).await {
+        return Err(ApiError::Unavailable(format!(
+            "the directory is at {applied} of {head}"
+        )));
+    }
+    Ok(Json(json!({ "status": "ready", "log_position": head })))
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let head = state.store().committed_position();
+    let lag = head.saturating_sub(state.directory().position);
+    let body = state.inner.metrics.render(state.store(), lag);
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    response
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route; see /v1/openapi.json".to_owned())
+}
+
+pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let request_id = Uuid::now_v7();
+    let span = tracing::info_span!("request", %request_id, %method, %route);
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status();
+    state
+        .inner
+        .metrics
+        .observe(&route, &method, status.as_u16(), started.elapsed());
+    if let Ok(value) = HeaderValue::from_str(&request_id.to_string()) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+        span.in_scope(|| tracing::error!(status = status.as_u16(), "request failed"));
+    }
+    response
+}

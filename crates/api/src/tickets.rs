@@ -1,0 +1,668 @@
+//! Ticket commands and ticket reads. A command is decided by the domain against the ticket folded
+//! from its stream, then appended with the version it was decided on, so a concurrent change is
+//! a conflict, never a lost update. `Idempotency-Key` maps to the store's command id: a retry is
+//! answered from the log without deciding again.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use domain::{
+    ActorId, AttachmentInput, Command, CommandContext, CreateTicket, Event, FieldValue, LinkKind,
+    Priority, Requester, Ticket, TicketId, TicketNumber, Visibility,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::value::to_raw_value;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use store::{AppendError, ExpectedVersion, NewEvent, Record, StreamId};
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::body::JsonBody;
+use crate::directory::ApiRole;
+use crate::error::ApiError;
+use crate::AppState;
+
+/// How often a command without `If-Match` is decided again after losing a race.
+pub const COMMAND_ATTEMPTS_MAX: usize = 5;
+/// Longest accepted `Idempotency-Key`.
+pub const IDEMPOTENCY_KEY_CHARS_MAX: usize = 255;
+/// Most events one trail request returns.
+pub const TRAIL_LIMIT_MAX: usize = 1000;
+
+/// `POST /v1/tickets`: the ticket's id and number are allocated here.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTicketRequest {
+    pub channel: domain::Channel,
+    pub requester: Requester,
+    pub subject: String,
+    pub description: String,
+    pub ticket_type: String,
+    #[serde(default)]
+    pub priority: Priority,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub fields: BTreeMap<String, FieldValue>,
+    #[serde(default)]
+    pub attachments: Vec<AttachmentInput>,
+}
+
+/// An event as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct EventView {
+    pub position: u64,
+    pub stream_version: u64,
+    pub event_id: Uuid,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub schema_version: u32,
+    pub data: Value,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CommandResponse {
+    pub ticket_id: TicketId,
+    pub stream_version: u64,
+    /// The global position of the last event written (or the log position the command saw when
+    /// it wrote nothing): pass it as `?min_position=` to read your own write.
+    pub position: u64,
+    pub events: Vec<EventView>,
+}
+
+pub async fn create_ticket(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    body: JsonBody<CreateTicketRequest>,
+) -> Result<Response, ApiError> {
+    let request = body.value;
+    let command_id = command_id(&principal, &headers)?;
+    if let Some(replay) =
+        replay(&state, &principal, command_id, &headers, &body.sha256, true).await?
+    {
+        return Ok(replay);
+    }
+    let ticket_id = TicketId(Uuid::now_v7());
+    let number = TicketNumber(state.inner.numbers.next(&state.inner.store).await?);
+    let command = Command::CreateTicket(CreateTicket {
+        ticket_id,
+        number,
+        channel: request.channel,
+        requester: request.requester,
+        subject: request.subject,
+        description: request.description,
+        ticket_type: request.ticket_type,
+        priority: request.priority,
+        tags: request.tags,
+        fields: request.fields,
+        attachments: request.attachments,
+    });
+    let response = execute(
+        &state,
+        &principal,
+        &headers,
+        ticket_id,
+        &command,
+        command_id,
+        &body.sha256,
+    )
+    .await?;
+    Ok(created(response, &principal))
+}
+
+pub async fn post_command(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(ticket_id): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody<Command>,
+) -> Result<Response, ApiError> {
+    let ticket_id = parse_ticket_id(&ticket_id)?;
+    if matches!(body.value, Command::CreateTicket(_)) {
+        return Err(ApiError::BadRequest(
+            "create tickets with POST /v1/tickets".to_owned(),
+        ));
+    }
+    let command_id = command_id(&principal, &headers)?;
+    if let Some(replay) = replay(
+        &state,
+        &principal,
+        command_id,
+        &headers,
+        &body.sha256,
+        false,
+    )
+    .await?
+    {
+        return Ok(replay);
+    }
+    let response = execute(
+        &state,
+        &principal,
+        &headers,
+        ticket_id,
+        &body.value,
+        command_id,
+        &body.sha256,
+    )
+    .await?;
+    follow_up(&state, &principal, &headers, &response).await;
+    Ok(ok(response, &principal))
+}
+
+pub fn parse_ticket_id(text: &str) -> Result<TicketId, ApiError> {
+    Uuid::parse_str(text)
+        .map(TicketId)
+        .map_err(|_| ApiError::NotFound(format!("no ticket {text:?}: ticket ids are UUIDs")))
+}
+
+/// The command id: derived from the caller's `Idempotency-Key` (so a retry carries the same
+/// one), or fresh.
+fn command_id(principal: &Principal, headers: &HeaderMap) -> Result<Uuid, ApiError> {
+    let Some(key) = idempotency_key(headers)? else {
+        return Ok(Uuid::now_v7());
+    };
+    let digest = Sha256::new()
+        .chain_update(principal.token_id.as_bytes())
+        .chain_update(key.as_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    // A version 8 (custom) UUID: the key's hash, scoped to the token that sent it.
+    Ok(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .map_err(|_| ApiError::BadRequest("Idempotency-Key must be visible ASCII".to_owned()))?;
+    if key.is_empty() || key.len() > IDEMPOTENCY_KEY_CHARS_MAX {
+        return Err(ApiError::BadRequest(format!(
+            "Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_CHARS_MAX} characters"
+        )));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+fn correlation_id(headers: &HeaderMap, command_id: Uuid) -> Result<Uuid, ApiError> {
+    match headers.get("x-correlation-id") {
+        None => Ok(command_id),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|text| Uuid::parse_str(text).ok())
+            .ok_or_else(|| ApiError::BadRequest("X-Correlation-Id must be a UUID".to_owned())),
+    }
+}
+
+/// `If-Match: "7"` (or `W/"7"`, or `7`): the version the caller decided on.
+fn if_match(headers: &HeaderMap) -> Result<Option<(String, u64)>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or("").trim().to_owned();
+    let bare = text.trim_start_matches("W/").trim_matches('"');
+    let version = bare.parse::<u64>().map_err(|_| {
+        ApiError::BadRequest(format!(
+            "If-Match {text:?} is not a ticket version like \"7\""
+        ))
+    })?;
+    Ok(Some((text, version)))
+}
+
+/// Answers a retried request from the log, if its command id was already appended.
+async fn replay(
+    state: &AppState,
+    principal: &Principal,
+    command_id: Uuid,
+    headers: &HeaderMap,
+    body_sha256: &str,
+    create: bool,
+) -> Result<Option<Response>, ApiError> {
+    if idempotency_key(headers)?.is_none() {
+        return Ok(None);
+    }
+    let Some((stream_id, outcome)) = state.inner.store.find_command(command_id).await? else {
+        return Ok(None);
+    };
+    let count = (outcome.last_position - outcome.first_position + 1) as usize;
+    let records = state
+        .inner
+        .store
+        .read_all(outcome.first_position - 1, count)
+        .await?;
+    let original_sha256 = records
+        .first()
+        .and_then(|record| serde_json::from_str::<Value>(&record.metadata).ok())
+        .and_then(|metadata| metadata["request_sha256"].as_str().map(str::to_owned));
+    if original_sha256.as_deref() != Some(body_sha256) {
+        let key = idempotency_key(headers)?.unwrap_or_default();
+        return Err(ApiError::IdempotencyKeyReused { key });
+    }
+    let ticket_id = stream_id
+        .strip_prefix("ticket-")
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .map(TicketId)
+        .ok_or_else(|| ApiError::Internal(format!("command {command_id} wrote to {stream_id}")))?;
+    let response = CommandResponse {
+        ticket_id,
+        stream_version: outcome.stream_version,
+        position: outcome.last_position,
+        events: records.iter().map(event_view).collect(),
+    };
+    let mut reply = if create {
+        created(response, principal)
+    } else {
+        ok(response, principal)
+    };
+    reply
+        .headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    Ok(Some(reply))
+}
+
+/// Loads a ticket by folding its stream.
+pub async fn load(
+    state: &AppState,
+    ticket_id: TicketId,
+) -> Result<(Ticket, Vec<Record>), ApiError> {
+    let stream = stream_id(ticket_id)?;
+    let mut records = Vec::new();
+    loop {
+        let from = records
+            .last()
+            .map_or(1, |record: &Record| record.stream_version + 1);
+        let page = state
+            .inner
+            .store
+            .read_stream(&stream, from, store::READ_LIMIT_MAX)
+            .await?;
+        let full = page.len() == store::READ_LIMIT_MAX;
+        records.extend(page);
+        if !full {
+            break;
+        }
+    }
+    let mut ticket = Ticket::initial();
+    for record in &records {
+        let event = Event::from_stored(&record.event_type, record.schema_version, &record.payload)
+            .map_err(|error| {
+                ApiError::Internal(format!(
+                    "{} at {}: {error}",
+                    record.event_type, record.position
+                ))
+            })?;
+        ticket = domain::evolve(ticket, &event);
+    }
+    Ok((ticket, records))
+}
+
+fn stream_id(ticket_id: TicketId) -> Result<StreamId, ApiError> {
+    StreamId::new(ticket_id.stream_id()).map_err(|error| ApiError::Internal(error.to_string()))
+}
+
+/// Decides `command` against the current ticket and appends what it produces.
+async fn execute(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    ticket_id: TicketId,
+    command: &Command,
+    command_id: Uuid,
+    body_sha256: &str,
+) -> Result<CommandResponse, ApiError> {
+    let role = principal.role.command_role().ok_or_else(|| {
+        ApiError::Forbidden(
+            format!("role {:?} reads and never writes", principal.role).to_lowercase(),
+        )
+    })?;
+    let actor = domain::Actor {
+        id: ActorId(principal.subject.unwrap_or(principal.token_id)),
+        role,
+    };
+    let correlation_id = correlation_id(headers, command_id)?;
+    let expected_by_caller = if_match(headers)?;
+    let stream = stream_id(ticket_id)?;
+    for _ in 0..COMMAND_ATTEMPTS_MAX {
+        let (ticket, _) = load(state, ticket_id).await?;
+        if let Some((text, version)) = &expected_by_caller {
+            if *version != ticket.version {
+                return Err(ApiError::PreconditionFailed {
+                    expected: text.clone(),
+                    current_version: ticket.version,
+                });
+            }
+        }
+        let at = state.now();
+        let mut context = CommandContext::new(at, command_id, actor, &state.inner.blueprints);
+        context.correlation_id = correlation_id;
+        let events = domain::decide(command, &ticket, &context)?;
+        if events.is_empty() {
+            let (position, _) = state.inner.store.head().await?;
+            return Ok(CommandResponse {
+                ticket_id,
+                stream_version: ticket.version,
+                position,
+                events: vec![],
+            });
+        }
+        let metadata = json!({
+            "actor": principal.actor_json(),
+            "command": command.name(),
+            "command_id": command_id,
+            "correlation_id": correlation_id,
+            "causation_id": Value::Null,
+            "at": at,
+            "request_sha256": body_sha256,
+        });
+        let metadata =
+            to_raw_value(&metadata).map_err(|error| ApiError::Internal(error.to_string()))?;
+        let new_events = events
+            .iter()
+            .map(|event| {
+                Ok(NewEvent {
+                    event_id: Uuid::now_v7(),
+                    event_type: event.event_type().to_owned(),
+                    schema_version: event.schema_version(),
+                    payload: serde_json::value::RawValue::from_string(event.to_payload_json())
+                        .map_err(|error| ApiError::Internal(error.to_string()))?,
+                    metadata: metadata.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        let expected = match ticket.version {
+            0 => ExpectedVersion::NoStream,
+            version => ExpectedVersion::Exact(version),
+        };
+        match state
+            .inner
+            .store
+            .append(&stream, expected, new_events.clone(), command_id)
+            .await
+        {
+            Ok(outcome) => {
+                let views = new_events
+                    .iter()
+                    .zip(outcome.first_position..)
+                    .zip(ticket.version + 1..)
+                    .map(|((event, position), stream_version)| EventView {
+                        position,
+                        stream_version,
+                        event_id: event.event_id,
+                        event_type: event.event_type.clone(),
+                        schema_version: event.schema_version,
+                        data: serde_json::from_str(event.payload.get()).unwrap_or(Value::Null),
+                    })
+                    .collect();
+                return Ok(CommandResponse {
+                    ticket_id,
+                    stream_version: outcome.stream_version,
+                    position: outcome.last_position,
+                    events: if outcome.duplicate { vec![] } else { views },
+                });
+            }
+            Err(AppendError::WrongExpectedVersion { actual, .. }) => {
+                if let Some((text, _)) = expected_by_caller {
+                    return Err(ApiError::PreconditionFailed {
+                        expected: text,
+                        current_version: actual.unwrap_or(0),
+                    });
+                }
+                // Someone else changed the ticket since we loaded it: decide again on the new state.
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    let (ticket, _) = load(state, ticket_id).await?;
+    Err(ApiError::VersionConflict {
+        current_version: ticket.version,
+    })
+}
+
+/// Commands that touch two tickets are decided on one and mirrored on the other here: a merge
+/// is recorded on the survivor, a link on the linked ticket. The mirror is caused by the first
+/// command and shares its correlation id; a failure leaves the first command standing.
+async fn follow_up(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    response: &CommandResponse,
+) {
+    for view in &response.events {
+        let Ok(event) = Event::from_stored(
+            &view.event_type,
+            view.schema_version,
+            &view.data.to_string(),
+        ) else {
+            continue;
+        };
+        let (other, command) = match &event {
+            Event::TicketMergedInto(merged) => {
+                let Ok((duplicate, _)) = load(state, response.ticket_id).await else {
+                    continue;
+                };
+                let Some(details) = duplicate.details else {
+                    continue;
+                };
+                (
+                    merged.survivor,
+                    Command::RecordMergedDuplicate(domain::RecordMergedDuplicate {
+                        duplicate: response.ticket_id,
+                        duplicate_number: details.number,
+                    }),
+                )
+            }
+            Event::TicketLinked(linked) => {
+                let kind = match linked.kind {
+                    LinkKind::Parent => LinkKind::Child,
+                    LinkKind::Child => LinkKind::Parent,
+                    LinkKind::Related => LinkKind::Related,
+                };
+                (
+                    linked.other,
+                    Command::LinkTicket(domain::LinkTicket {
+                        other: response.ticket_id,
+                        kind,
+                    }),
+                )
+            }
+            _ => continue,
+        };
+        // Derived from the causing event, so a retried follow-up is the same command.
+        let digest = Sha256::new()
+            .chain_update(view.event_id.as_bytes())
+            .chain_update(b"follow-up")
+            .finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        let command_id = uuid::Builder::from_custom_bytes(bytes).into_uuid();
+        let mut headers = headers.clone();
+        headers.remove(header::IF_MATCH);
+        headers.remove("idempotency-key");
+        if let Err(error) =
+            execute(state, principal, &headers, other, &command, command_id, "").await
+        {
+            tracing::warn!(%error, ticket = %other, "follow-up command on the other ticket failed");
+        }
+    }
+}
+
+fn visible_to(principal: &Principal, record: &Record) -> bool {
+    if principal.role.reads_everything() {
+        return true;
+    }
+    Event::from_stored(&record.event_type, record.schema_version, &record.payload)
+        .is_ok_and(|event| event.visibility() == Visibility::Public)
+}
+
+fn event_view(record: &Record) -> EventView {
+    EventView {
+        position: record.position,
+        stream_version: record.stream_version,
+        event_id: record.event_id,
+        event_type: record.event_type.clone(),
+        schema_version: record.schema_version,
+        data: serde_json::from_str(&record.payload).unwrap_or(Value::Null),
+    }
+}
+
+fn respond(mut response: CommandResponse, principal: &Principal, status: StatusCode) -> Response {
+    if !principal.role.reads_everything() {
+        response.events.retain(|view| {
+            Event::from_stored(
+                &view.event_type,
+                view.schema_version,
+                &view.data.to_string(),
+            )
+            .is_ok_and(|event| event.visibility() == Visibility::Public)
+        });
+    }
+    let etag = format!("\"{}\"", response.stream_version);
+    let location = format!("/v1/tickets/{}", response.ticket_id);
+    let mut reply = (status, Json(response)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        reply.headers_mut().insert(header::ETAG, value);
+    }
+    if status == StatusCode::CREATED {
+        if let Ok(value) = HeaderValue::from_str(&location) {
+            reply.headers_mut().insert(header::LOCATION, value);
+        }
+    }
+    reply
+}
+
+fn created(response: CommandResponse, principal: &Principal) -> Response {
+    respond(response, principal, StatusCode::CREATED)
+}
+
+fn ok(response: CommandResponse, principal: &Principal) -> Response {
+    respond(response, principal, StatusCode::OK)
+}
+
+/// A customer may see a ticket only if they requested it; to anyone else it does not exist.
+fn check_can_read(principal: &Principal, ticket: &Ticket) -> Result<(), ApiError> {
+    let details = ticket
+        .details
+        .as_ref()
+        .ok_or_else(|| ApiError::NotFound("the ticket does not exist".to_owned()))?;
+    if principal.role == ApiRole::Customer && principal.subject != Some(details.requester.0) {
+        return Err(ApiError::NotFound("the ticket does not exist".to_owned()));
+    }
+    Ok(())
+}
+
+/// `GET /v1/tickets/{id}`: the ticket as of its latest event. Customers see no internal fields.
+pub async fn get_ticket(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(ticket_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let ticket_id = parse_ticket_id(&ticket_id)?;
+    let (ticket, _) = load(&state, ticket_id).await?;
+    check_can_read(&principal, &ticket)?;
+    let details = ticket.details.as_ref().expect("checked above");
+    let public_attachments: Vec<Value> = details
+        .attachments
+        .iter()
+        .filter(|attachment| principal.role.reads_everything() || attachment.visibility == Visibility::Public)
+        .map(|attachment| json!({"id": attachment.id, "content_type": attachment.content_type, "visibility": attachment.visibility}))
+        .collect();
+    let mut view = json!({
+        "id": details.id,
+        "number": details.number.0,
+        "display_number": details.number.to_string(),
+        "version": ticket.version,
+        "channel": details.channel,
+        "requester": details.requester,
+        "type": details.ticket_type,
+        "subject": details.subject,
+        "description": details.description,
+        "state": details.state,
+        "category": details.category,
+        "attachments": public_attachments,
+        "merged_into": details.merged_into,
+    });
+    if principal.role.reads_everything() {
+        let internal = json!({
+            "priority": details.priority,
+            "tags": details.tags,
+            "fields": details.fields,
+            "blueprint": details.blueprint,
+            "team": details.team,
+            "assignee": details.assignee,
+            "collaborators": details.collaborators,
+            "links": details.links.iter().map(|(other, kind)| json!({"ticket": other, "kind": kind})).collect::<Vec<_>>(),
+            "merged_duplicates": details.merged_duplicates,
+            "resolutions": details.resolutions,
+            "escalation_level": details.escalation_level,
+            "sla_clocks": details.sla_clocks.iter().map(|clock| json!({
+                "policy_id": clock.policy_id, "metric": clock.metric, "due_at": clock.due_at,
+                "warned": clock.warned, "breached": clock.breached,
+            })).collect::<Vec<_>>(),
+        });
+        if let (Some(view), Some(internal)) = (view.as_object_mut(), internal.as_object()) {
+            view.extend(internal.clone());
+        }
+    }
+    let mut reply = Json(view).into_response();
+    if let Ok(value) = HeaderValue::from_str(&format!("\"{}\"", ticket.version)) {
+        reply.headers_mut().insert(header::ETAG, value);
+    }
+    Ok(reply)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrailQuery {
+    #[serde(default)]
+    pub from_version: Option<u64>,
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// `GET /v1/tickets/{id}/events`: the full trail: every event with actor, time, causation,
+/// correlation and hashes. Customers see only public events, without internal metadata.
+pub async fn ticket_events(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(ticket_id): Path<String>,
+    Query(query): Query<TrailQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let ticket_id = parse_ticket_id(&ticket_id)?;
+    let (ticket, _) = load(&state, ticket_id).await?;
+    check_can_read(&principal, &ticket)?;
+    let limit = query
+        .limit
+        .unwrap_or(TRAIL_LIMIT_MAX)
+        .clamp(1, TRAIL_LIMIT_MAX);
+    let records = state
+        .inner
+        .store
+        .read_stream(
+            &stream_id(ticket_id)?,
+            query.from_version.unwrap_or(1),
+            limit,
+        )
+        .await?;
+    let events: Vec<Value> = records
+        .iter()
+        .filter(|record| visible_to(&principal, record))
+        .map(|record| crate::feed::record_json(record, principal.role.reads_everything()))
+        .collect();
+    let next = records
+        .last()
+        .filter(|_| records.len() == limit)
+        .map(|record| record.stream_version + 1);
+    Ok(Json(
+        json!({ "ticket_id": ticket_id, "events": events, "next_from_version": next }),
+    ))
+}

@@ -1,0 +1,273 @@
+//! `docket serve`: opens the store, starts the API and serves it until SIGINT or SIGTERM, then
+//! stops accepting, lets in-flight requests finish and flushes the group commit queue, so
+//! nothing acknowledged is lost. `--demo` loads a small workspace through the API itself.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::body::Body;
+use axum::http::{header, Method, Request};
+use clap::Args;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use crate::config::{Config, DEFAULT_CONFIG};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Configuration file (blueprints, rate limits); shipped defaults when the default is absent.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Also load a small demo workspace (teams, agents, customers, tickets) and print its tokens.
+    #[arg(long)]
+    demo: bool,
+}
+
+/// The wall clock: the only place Docket reads it for commands.
+#[derive(Debug)]
+struct SystemClock;
+
+impl api::Clock for SystemClock {
+    fn now(&self) -> jiff::Timestamp {
+        jiff::Timestamp::now()
+    }
+}
+
+pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config_path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    let (config, blueprints) = Config::load(&config_path, args.config.is_some())?;
+    let store = store::Store::open(database_url)
+        .await
+        .with_context(|| format!("opening the event store at {database_url}"))?;
+    let state = api::AppState::start(
+        store.clone(),
+        blueprints,
+        Arc::new(SystemClock),
+        config.api_config(),
+    )
+    .await
+    .context("reading the directory from the log")?;
+    let admin_token = std::env::var("DOCKET_ADMIN_TOKEN")
+        .ok()
+        .filter(|token| !token.is_empty());
+    match state.ensure_admin_token(admin_token.as_deref()).await {
+        Ok(Some(token)) => {
+            println!("created the first admin token (shown once; keep it safe):\n  {token}");
+        }
+        Ok(None) => {}
+        Err(error) => anyhow::bail!("setting up the admin token: {error}"),
+    }
+    let router = api::router(state.clone());
+    if args.demo {
+        load_demo(&router, &state)
+            .await
+            .context("loading the demo workspace")?;
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    println!(
+        "docket serving on http://{} (store: {database_url})",
+        listener.local_addr()?
+    );
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    store.flush().await.context("flushing the last appends")?;
+    println!("docket stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+}
+
+/// Calls the API in-process, as a client would.
+async fn call(
+    router: &axum::Router,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Value,
+) -> anyhow::Result<Value> {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))?;
+    let response = router.clone().oneshot(request).await?;
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await?;
+    let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    anyhow::ensure!(
+        status.is_success(),
+        "{method_path} answered {status}: {value}",
+        method_path = path
+    );
+    Ok(value)
+}
+
+/// A demo workspace: two teams, three agents, two customers (one VIP), a token for every role,
+/// and a few tickets in different states. Loaded once: a second `--demo` reuses it.
+async fn load_demo(router: &axum::Router, state: &api::AppState) -> anyhow::Result<()> {
+    if state.team_count() > 0 {
+        println!("a workspace is already loaded; the demo adds nothing (its tokens were printed when it was made)");
+        return Ok(());
+    }
+    let admin = state
+        .issue_token(api::ApiRole::Admin, None, "demo admin")
+        .await
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let support = call(
+        router,
+        &admin,
+        Method::POST,
+        "/v1/admin/teams",
+        json!({"name": "Support 客服一组"}),
+    )
+    .await?;
+    let billing = call(
+        router,
+        &admin,
+        Method::POST,
+        "/v1/admin/teams",
+        json!({"name": "Billing 财务组"}),
+    )
+    .await?;
+    let mut agents = Vec::new();
+    for (name, team) in [
+        ("Zhang San 张三", &support),
+        ("Li Si 李四", &support),
+        ("Wang Wu 王五", &billing),
+    ] {
+        let agent = call(
+            router,
+            &admin,
+            Method::POST,
+            "/v1/admin/agents",
+            json!({"name": name, "teams": [team["team_id"]]}),
+        )
+        .await?;
+        agents.push(agent);
+    }
+    let vip = call(
+        router,
+        &admin,
+        Method::POST,
+        "/v1/admin/customers",
+        json!({"name": "Acme Corp", "email": "ops@acme.example", "tier": "vip"}),
+    )
+    .await?;
+    let normal = call(
+        router,
+        &admin,
+        Method::POST,
+        "/v1/admin/customers",
+        json!({"name": "Chen Jing 陈静", "email": "chen@example.com"}),
+    )
+    .await?;
+    let mut tokens = vec![("admin", admin.clone())];
+    for (role, subject) in [
+        ("supervisor", Some(&agents[0]["agent_id"])),
+        ("agent", Some(&agents[1]["agent_id"])),
+        ("customer", Some(&normal["customer_id"])),
+        ("auditor", None),
+        ("analyst", None),
+        ("integration", None),
+    ] {
+        let token = call(
+            router,
+            &admin,
+            Method::POST,
+            "/v1/admin/tokens",
+            json!({"role": role, "subject": subject, "label": format!("demo {role}")}),
+        )
+        .await?;
+        tokens.push((role, token["token"].as_str().unwrap_or_default().to_owned()));
+    }
+    let integration = tokens
+        .iter()
+        .find(|(role, _)| *role == "integration")
+        .map(|(_, token)| token.clone())
+        .unwrap_or_default();
+    let tickets = [
+        (
+            &vip,
+            "email",
+            "系统崩溃，无法登录后台",
+            "Since this morning the admin console shows a blank page.",
+            "question",
+        ),
+        (
+            &normal,
+            "web",
+            "Invoice shows the wrong VAT number",
+            "Invoice 2026-11 lists our old VAT number.",
+            "question",
+        ),
+        (
+            &normal,
+            "chat",
+            "退款申请：商品破损",
+            "The vase arrived broken; I attach a photo.",
+            "refund",
+        ),
+    ];
+    for (customer, channel, subject, description, ticket_type) in tickets {
+        let ticket = call(
+            router,
+            &integration,
+            Method::POST,
+            "/v1/tickets",
+            json!({
+                "channel": channel,
+                "requester": {"id": customer["customer_id"], "name": customer["name"], "email": customer["email"]},
+                "subject": subject, "description": description, "ticket_type": ticket_type,
+            }),
+        )
+        .await?;
+        let path = format!(
+            "/v1/tickets/{}/commands",
+            ticket["ticket_id"].as_str().unwrap_or_default()
+        );
+        call(
+            router,
+            &admin,
+            Method::POST,
+            &path,
+            json!({"type": "assign_team", "team": support["team_id"]}),
+        )
+        .await?;
+    }
+    println!("demo workspace loaded; its tokens (shown once):");
+    for (role, token) in &tokens {
+        println!("  {role:<12} {token}");
+    }
+    Ok(())
+}
