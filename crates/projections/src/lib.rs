@@ -1,6 +1,113 @@
 //! Read models of the event log: the "Q" of CQRS. It owns the pure folds that turn records into
-//! queryable views (tickets, queues, agent load, SLA timers, customer history, reports) and, in a
-//! separate module, the runner that feeds them from the log's subscription with checkpoints.
+//! queryable views (tickets, queues, agent load, SLA timers, customer history, reports) and, in
+//! the separate `runner` module, the task that feeds them from the log's subscription with
+//! checkpoints, so that every event takes effect exactly once across crashes and restarts.
 //!
-//! Nothing here writes events: projections only read the log. The folds are filled in by the
-//! projections issue; until then the crate holds no code.
+//! Nothing here writes events: projections only read the log. Each view is a `Projection`: a
+//! serializable in-memory model with a pure `apply(&mut self, &Record)`. See docs/projections.md.
+
+pub mod agents;
+pub mod customers;
+pub mod queues;
+pub mod reports;
+pub mod runner;
+pub mod sla;
+pub mod synth;
+pub mod text;
+pub mod tickets;
+
+use domain::{Event, TicketId};
+use jiff::Timestamp;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use store::Record;
+
+pub use agents::AgentLoad;
+pub use customers::Customers;
+pub use queues::Queues;
+pub use reports::Reports;
+pub use runner::{Lag, ProjectionHandle, Projections, RunnerConfig, RunnerError};
+pub use sla::SlaView;
+pub use tickets::Tickets;
+
+/// A read model: a pure fold over the log plus what it takes to snapshot it.
+///
+/// `apply` must be total (it never fails and never panics: events are facts) and deterministic
+/// (no clock, no randomness, no iteration-order dependence that leaks into answers), because the
+/// runner's exactly-once guarantee and the rebuild both rely on "same records in, same model out".
+pub trait Projection: Default + Send + Sync + Serialize + DeserializeOwned + 'static {
+    /// The name under which the snapshot is stored and which `docket projections` shows.
+    const NAME: &'static str;
+    /// Bumped whenever the snapshot shape or the meaning of the fold changes: a snapshot of
+    /// another version is ignored and the model is rebuilt from the start of the log.
+    const VERSION: u32;
+
+    /// Folds one record. Records of other categories, and events the view does not need, are
+    /// ignored.
+    fn apply(&mut self, record: &Record) {
+        if let Some(event) = TicketEvent::decode(record) {
+            self.apply_event(&event);
+        }
+    }
+
+    /// Folds one decoded ticket event.
+    fn apply_event(&mut self, event: &TicketEvent);
+
+    /// Rebuilds what the snapshot does not carry (secondary indexes) after loading one.
+    fn restore(&mut self) {}
+}
+
+/// A ticket event decoded from a record, with what every view needs to place it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TicketEvent {
+    pub ticket_id: TicketId,
+    pub position: u64,
+    pub stream_version: u64,
+    /// When it happened: the `at` of the metadata when the writer recorded one (imported
+    /// history keeps its own times), else when the log stored it.
+    pub at: Timestamp,
+    pub event: Event,
+}
+
+/// The stream category of tickets; every other category is ignored by the views.
+pub const TICKET_CATEGORY: &str = "ticket";
+
+#[derive(serde::Deserialize)]
+struct EventTime {
+    at: Option<Timestamp>,
+}
+
+impl TicketEvent {
+    /// Decodes a ticket record, or `None` for records of other categories and for payloads this
+    /// build cannot read (a newer schema than it knows): views skip what they cannot read
+    /// rather than stop, and `docket audit` is where a malformed log is reported.
+    pub fn decode(record: &Record) -> Option<TicketEvent> {
+        if record.category != TICKET_CATEGORY {
+            return None;
+        }
+        let uuid = record.stream_id.strip_prefix("ticket-")?;
+        let ticket_id = TicketId(uuid::Uuid::parse_str(uuid).ok()?);
+        let event =
+            Event::from_stored(&record.event_type, record.schema_version, &record.payload).ok()?;
+        // Only parse the metadata when it can hold a time: most records are live appends whose
+        // recorded time is the event time, and parsing costs as much as the payload.
+        let at = if record.metadata.contains("\"at\"") {
+            serde_json::from_str::<EventTime>(&record.metadata)
+                .ok()
+                .and_then(|time| time.at)
+                .unwrap_or(record.recorded_at)
+        } else {
+            record.recorded_at
+        };
+        Some(TicketEvent {
+            ticket_id,
+            position: record.position,
+            stream_version: record.stream_version,
+            at,
+            event,
+        })
+    }
+}
+
+#[cfg(test)]
+mod testkit;

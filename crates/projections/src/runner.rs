@@ -1,0 +1,669 @@
+//! The runner: feeds a projection from the log and checkpoints it, so that every event takes
+//! effect exactly once across crashes and restarts. It is the only part of the crate that talks
+//! to the store.
+//!
+//! Exactly once, for in-memory models: the model and the position of the last record folded
+//! into it are one value. A snapshot serializes both under one read lock (the runner task is the
+//! only writer, so nothing moves underneath) and stores them as one row in one statement, so a
+//! stored snapshot is always "the fold of records 1..=p" for its p. On start the runner loads that
+//! row and subscribes after p. A crash before the row commits leaves the previous snapshot, whose
+//! position is older: those records are folded again into a model that has never seen them. A
+//! crash after it leaves the new one. Either way no record is applied twice or skipped.
+//!
+//! Rebuild folds the whole log into a shadow model while the live one keeps answering and
+//! following; the runner task then brings the shadow up to the live position and swaps it in
+//! under the write lock.
+
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use sqlx::{ConnectOptions, SqliteConnection};
+use store::{Migration, Store, StoreError};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::{AgentLoad, Customers, Projection, Queues, Reports, SlaView, Tickets};
+
+/// Records read per page while rebuilding.
+pub const REBUILD_PAGE_MAX: usize = store::READ_LIMIT_MAX;
+/// The longest the runner waits before retrying after a database error.
+pub const RETRY_DELAY_MAX: Duration = Duration::from_secs(5);
+/// Requests (snapshot, swap) waiting for the runner task.
+pub const COMMAND_QUEUE_MAX: usize = 16;
+
+const SQLITE_MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "projection_snapshots",
+    sql: "CREATE TABLE projection_snapshots (
+    name TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    last_recorded_at INTEGER NOT NULL,
+    state BLOB NOT NULL
+);",
+}];
+
+const POSTGRES_MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "projection_snapshots",
+    sql: "CREATE TABLE projection_snapshots (
+    name TEXT PRIMARY KEY,
+    version BIGINT NOT NULL,
+    position BIGINT NOT NULL,
+    last_recorded_at BIGINT NOT NULL,
+    state BYTEA NOT NULL
+);",
+}];
+
+/// The migration component name of the snapshot table.
+pub const MIGRATION_COMPONENT: &str = "projections";
+
+/// Why the runner could not start or a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    #[error("event log: {0}")]
+    Store(#[from] StoreError),
+    #[error("snapshot table: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("snapshot of {name} does not decode: {message}")]
+    Snapshot { name: &'static str, message: String },
+    #[error("the projection runner has stopped")]
+    Stopped,
+}
+
+/// How often to snapshot.
+#[derive(Clone, Copy, Debug)]
+pub struct RunnerConfig {
+    /// Snapshot once this many records have been folded since the last snapshot. Larger means
+    /// less writing and a longer catch-up after a restart.
+    pub snapshot_every_events: u64,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> RunnerConfig {
+        RunnerConfig {
+            snapshot_every_events: 100_000,
+        }
+    }
+}
+
+/// How far a projection is behind the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Lag {
+    pub name: &'static str,
+    /// The last record folded in.
+    pub position: u64,
+    /// The last record in the log.
+    pub head: u64,
+    /// `head - position`.
+    pub events: u64,
+    /// How long the oldest record not yet folded has been in the log (0 when caught up).
+    pub seconds: i64,
+}
+
+/// The snapshot table, on either backend. SQLite gets its own writable connection, because the
+/// store's pool is read-only.
+#[derive(Debug)]
+enum Snapshots {
+    Sqlite(tokio::sync::Mutex<SqliteConnection>),
+    Postgres(sqlx::PgPool),
+}
+
+impl Snapshots {
+    async fn open(store: &Store) -> Result<Snapshots, RunnerError> {
+        store
+            .migrate(MIGRATION_COMPONENT, SQLITE_MIGRATIONS, POSTGRES_MIGRATIONS)
+            .await?;
+        if let Some(pool) = store.sqlite_pool() {
+            let options = pool.connect_options().as_ref().clone().read_only(false);
+            let conn = options.connect().await?;
+            Ok(Snapshots::Sqlite(tokio::sync::Mutex::new(conn)))
+        } else if let Some(pool) = store.postgres_pool() {
+            Ok(Snapshots::Postgres(pool.clone()))
+        } else {
+            unreachable!("a store is either SQLite or PostgreSQL")
+        }
+    }
+
+    /// `(version, position, last_recorded_at, state)` of the stored snapshot.
+    async fn load(&self, name: &str) -> Result<Option<(i64, i64, i64, Vec<u8>)>, RunnerError> {
+        const SELECT: &str = "SELECT version, position, last_recorded_at, state \
+            FROM projection_snapshots WHERE name = ";
+        let row = match self {
+            Snapshots::Sqlite(conn) => {
+                let mut conn = conn.lock().await;
+                sqlx::query_as(&format!("{SELECT}?1"))
+                    .bind(name)
+                    .fetch_optional(&mut *conn)
+                    .await?
+            }
+            Snapshots::Postgres(pool) => {
+                sqlx::query_as(&format!("{SELECT}$1"))
+                    .bind(name)
+                    .fetch_optional(pool)
+                    .await?
+            }
+        };
+        Ok(row)
+    }
+
+    /// Stores a snapshot in one statement. An older position never replaces a newer one of the
+    /// same version (several nodes may share one PostgreSQL); a new version always replaces.
+    async fn save(
+        &self,
+        name: &str,
+        version: u32,
+        position: u64,
+        last_recorded_at: i64,
+        state: &[u8],
+    ) -> Result<(), RunnerError> {
+        let position = i64::try_from(position).unwrap_or(i64::MAX);
+        match self {
+            Snapshots::Sqlite(conn) => {
+                let mut conn = conn.lock().await;
+                sqlx::query(
+                    "INSERT INTO projection_snapshots (name, version, position, last_recorded_at, state)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (name) DO UPDATE SET version = excluded.version,
+                        position = excluded.position, last_recorded_at = excluded.last_recorded_at,
+                        state = excluded.state
+                     WHERE excluded.version <> projection_snapshots.version
+                        OR excluded.position >= projection_snapshots.position",
+                )
+                .bind(name)
+                .bind(i64::from(version))
+                .bind(position)
+                .bind(last_recorded_at)
+                .bind(state)
+                .execute(&mut *conn)
+                .await?;
+            }
+            Snapshots::Postgres(pool) => {
+                sqlx::query(
+                    "INSERT INTO projection_snapshots (name, version, position, last_recorded_at, state)
+                     VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (name) DO UPDATE SET version = excluded.version,
+                        position = excluded.position, last_recorded_at = excluded.last_recorded_at,
+                        state = excluded.state
+                     WHERE excluded.version <> projection_snapshots.version
+                        OR excluded.position >= projection_snapshots.position",
+                )
+                .bind(name)
+                .bind(i64::from(version))
+                .bind(position)
+                .bind(last_recorded_at)
+                .bind(state)
+                .execute(pool)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A model and the position of the last record folded into it: one value, never apart.
+#[derive(Debug)]
+struct Checkpointed<P> {
+    model: P,
+    position: u64,
+    /// Microseconds; when the last folded record was stored.
+    last_recorded_at: i64,
+}
+
+impl<P: Projection> Checkpointed<P> {
+    fn apply(&mut self, record: &store::Record) {
+        assert_eq!(
+            record.position,
+            self.position + 1,
+            "{}: records must arrive in order, without gaps",
+            P::NAME
+        );
+        self.model.apply(record);
+        self.position = record.position;
+        self.last_recorded_at = micros(record.recorded_at);
+    }
+}
+
+fn micros(at: Timestamp) -> i64 {
+    at.as_microsecond()
+}
+
+#[derive(Debug)]
+struct Shared<P> {
+    state: RwLock<Checkpointed<P>>,
+    position: watch::Sender<u64>,
+}
+
+enum Request<P> {
+    Snapshot(oneshot::Sender<Result<u64, RunnerError>>),
+    Swap(Checkpointed<P>, oneshot::Sender<Result<u64, RunnerError>>),
+}
+
+/// A running projection: query its model, wait for a position, see its lag, rebuild it.
+/// Cheap to clone; the runner task stops when the last clone is dropped.
+#[derive(Debug)]
+pub struct ProjectionHandle<P> {
+    shared: Arc<Shared<P>>,
+    store: Store,
+    requests: mpsc::Sender<Request<P>>,
+    task: Arc<AbortOnDrop>,
+}
+
+impl<P> Clone for ProjectionHandle<P> {
+    fn clone(&self) -> Self {
+        ProjectionHandle {
+            shared: self.shared.clone(),
+            store: self.store.clone(),
+            requests: self.requests.clone(),
+            task: self.task.clone(),
+        }
+    }
+}
+
+impl<P> std::fmt::Debug for Request<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Request::Snapshot(_) => "Snapshot",
+            Request::Swap(..) => "Swap",
+        })
+    }
+}
+
+#[derive(Debug)]
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A read lock on a projection's model; hold it only for the length of a query (the runner
+/// waits for it).
+#[derive(Debug)]
+pub struct ModelRef<'a, P> {
+    guard: RwLockReadGuard<'a, Checkpointed<P>>,
+}
+
+impl<P> std::ops::Deref for ModelRef<'_, P> {
+    type Target = P;
+    fn deref(&self) -> &P {
+        &self.guard.model
+    }
+}
+
+impl<P> ModelRef<'_, P> {
+    /// The position the model reflects, consistent with the answers read through this guard.
+    pub fn position(&self) -> u64 {
+        self.guard.position
+    }
+}
+
+impl<P: Projection> ProjectionHandle<P> {
+    /// Loads the snapshot (if any, and of this version), then spawns the task that catches up
+    /// from the log and follows it live.
+    pub async fn start(store: Store, config: RunnerConfig) -> Result<Self, RunnerError> {
+        let snapshots = Snapshots::open(&store).await?;
+        let state = match snapshots.load(P::NAME).await? {
+            Some((version, position, last_recorded_at, state))
+                if version == i64::from(P::VERSION) =>
+            {
+                let mut model: P =
+                    serde_json::from_slice(&state).map_err(|error| RunnerError::Snapshot {
+                        name: P::NAME,
+                        message: error.to_string(),
+                    })?;
+                model.restore();
+                Checkpointed {
+                    model,
+                    position: u64::try_from(position).unwrap_or(0),
+                    last_recorded_at,
+                }
+            }
+            // No snapshot, or one of another version: start from the beginning of the log.
+            _ => Checkpointed {
+                model: P::default(),
+                position: 0,
+                last_recorded_at: 0,
+            },
+        };
+        let (position, _) = watch::channel(state.position);
+        let shared = Arc::new(Shared {
+            state: RwLock::new(state),
+            position,
+        });
+        let (requests, inbox) = mpsc::channel(COMMAND_QUEUE_MAX);
+        let task = tokio::spawn(run(store.clone(), snapshots, shared.clone(), inbox, config));
+        Ok(ProjectionHandle {
+            shared,
+            store,
+            requests,
+            task: Arc::new(AbortOnDrop(task)),
+        })
+    }
+
+    /// The model, for queries. The guard blocks the runner while held: query, copy, drop.
+    pub fn read(&self) -> ModelRef<'_, P> {
+        ModelRef {
+            guard: self
+                .shared
+                .state
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        }
+    }
+
+    /// The last applied global position.
+    pub fn position(&self) -> u64 {
+        *self.shared.position.borrow()
+    }
+
+    /// Waits until the model reflects `min_position` (read-your-writes: pass the position an
+    /// append returned). False on timeout.
+    pub async fn wait_for(&self, min_position: u64, timeout: Duration) -> bool {
+        let mut position = self.shared.position.subscribe();
+        let reached = tokio::time::timeout(
+            timeout,
+            position.wait_for(|position| *position >= min_position),
+        )
+        .await;
+        matches!(reached, Ok(Ok(_)))
+    }
+
+    /// Lag behind the log at `now`, in events and seconds.
+    pub async fn lag(&self, now: Timestamp) -> Result<Lag, RunnerError> {
+        let position = self.position();
+        let (head, _) = self.store.head().await?;
+        let seconds = if head > position {
+            match self.store.read_all(position, 1).await?.first() {
+                Some(oldest) => (now.as_second() - oldest.recorded_at.as_second()).max(0),
+                None => 0,
+            }
+        } else {
+            0
+        };
+        Ok(Lag {
+            name: P::NAME,
+            position,
+            head,
+            events: head.saturating_sub(position),
+            seconds,
+        })
+    }
+
+    /// Snapshots now (as on shutdown); returns the position stored.
+    pub async fn snapshot(&self) -> Result<u64, RunnerError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Snapshot(reply))
+            .await
+            .map_err(|_| RunnerError::Stopped)?;
+        answer.await.map_err(|_| RunnerError::Stopped)?
+    }
+
+    /// Rebuilds the model from position 0 into a shadow copy while the live model keeps
+    /// answering and following the log, then swaps it in atomically and snapshots it.
+    /// `progress(applied, total)` is called after each page; `total` is the log's head when the
+    /// rebuild started (or the position reached, if the log grew past it). Returns the position
+    /// of the swapped-in model.
+    pub async fn rebuild(
+        &self,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<u64, RunnerError> {
+        let (total, _) = self.store.head().await?;
+        let mut shadow = Checkpointed {
+            model: P::default(),
+            position: 0,
+            last_recorded_at: 0,
+        };
+        loop {
+            let records = self
+                .store
+                .read_all(shadow.position, REBUILD_PAGE_MAX)
+                .await?;
+            if records.is_empty() {
+                break;
+            }
+            for record in &records {
+                shadow.apply(record);
+            }
+            progress(shadow.position, total.max(shadow.position));
+            if shadow.position >= total {
+                break;
+            }
+        }
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Swap(shadow, reply))
+            .await
+            .map_err(|_| RunnerError::Stopped)?;
+        answer.await.map_err(|_| RunnerError::Stopped)?
+    }
+}
+
+/// The runner task: follow the log, fold, snapshot now and then, answer requests. Database
+/// errors are retried with a growing delay; the model never moves backwards.
+async fn run<P: Projection>(
+    store: Store,
+    snapshots: Snapshots,
+    shared: Arc<Shared<P>>,
+    mut inbox: mpsc::Receiver<Request<P>>,
+    config: RunnerConfig,
+) {
+    let start = shared
+        .state
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .position;
+    let mut subscription = store.subscribe(start);
+    let mut unsnapshotted: u64 = 0;
+    let mut retry_delay = Duration::from_millis(50);
+    loop {
+        let step = tokio::select! {
+            record = subscription.next() => match record {
+                Ok(record) => {
+                    // Fold whatever else is already buffered under the same write lock.
+                    let mut records = vec![record];
+                    match subscription.poll_available().await {
+                        Ok(more) => records.extend(more),
+                        Err(error) => tracing::warn!(projection = P::NAME, %error, "reading the log"),
+                    }
+                    let position = {
+                        let mut state = shared.state.write().unwrap_or_else(PoisonError::into_inner);
+                        for record in &records {
+                            state.apply(record);
+                        }
+                        state.position
+                    };
+                    shared.position.send_replace(position);
+                    unsnapshotted += records.len() as u64;
+                    if unsnapshotted >= config.snapshot_every_events {
+                        match snapshot(&snapshots, &shared).await {
+                            Ok(_) => unsnapshotted = 0,
+                            Err(error) => tracing::warn!(projection = P::NAME, %error, "saving a snapshot"),
+                        }
+                    }
+                    Ok(())
+                }
+                Err(error) => Err(error),
+            },
+            request = inbox.recv() => match request {
+                None => return,
+                Some(Request::Snapshot(reply)) => {
+                    let saved = snapshot(&snapshots, &shared).await;
+                    if saved.is_ok() {
+                        unsnapshotted = 0;
+                    }
+                    let _ = reply.send(saved);
+                    Ok(())
+                }
+                Some(Request::Swap(shadow, reply)) => {
+                    let swapped = swap(&store, &snapshots, &shared, shadow).await;
+                    if let Ok(position) = swapped {
+                        subscription = store.subscribe(position);
+                        unsnapshotted = 0;
+                    }
+                    let _ = reply.send(swapped);
+                    Ok(())
+                }
+            },
+        };
+        match step {
+            Ok(()) => retry_delay = Duration::from_millis(50),
+            Err(error) => {
+                tracing::warn!(projection = P::NAME, %error, "following the log; retrying");
+                tokio::time::sleep(retry_delay).await;
+                retry_delay = (retry_delay * 2).min(RETRY_DELAY_MAX);
+            }
+        }
+    }
+}
+
+/// Serializes model and position under one read lock, then stores them as one row.
+async fn snapshot<P: Projection>(
+    snapshots: &Snapshots,
+    shared: &Shared<P>,
+) -> Result<u64, RunnerError> {
+    let (position, last_recorded_at, state) = {
+        let state = shared.state.read().unwrap_or_else(PoisonError::into_inner);
+        let bytes = serde_json::to_vec(&state.model).map_err(|error| RunnerError::Snapshot {
+            name: P::NAME,
+            message: error.to_string(),
+        })?;
+        (state.position, state.last_recorded_at, bytes)
+    };
+    snapshots
+        .save(P::NAME, P::VERSION, position, last_recorded_at, &state)
+        .await?;
+    Ok(position)
+}
+
+/// Brings the shadow up to the live position, swaps it in, and snapshots it.
+async fn swap<P: Projection>(
+    store: &Store,
+    snapshots: &Snapshots,
+    shared: &Shared<P>,
+    mut shadow: Checkpointed<P>,
+) -> Result<u64, RunnerError> {
+    let live = shared
+        .state
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .position;
+    while shadow.position < live {
+        let records = store.read_all(shadow.position, REBUILD_PAGE_MAX).await?;
+        if records.is_empty() {
+            break;
+        }
+        for record in &records {
+            shadow.apply(record);
+        }
+    }
+    let position = shadow.position;
+    *shared.state.write().unwrap_or_else(PoisonError::into_inner) = shadow;
+    shared.position.send_replace(position);
+    snapshot(snapshots, shared).await?;
+    Ok(position)
+}
+
+/// Every read model of Docket, each with its own runner.
+#[derive(Clone, Debug)]
+pub struct Projections {
+    pub tickets: ProjectionHandle<Tickets>,
+    pub queues: ProjectionHandle<Queues>,
+    pub agents: ProjectionHandle<AgentLoad>,
+    pub sla: ProjectionHandle<SlaView>,
+    pub customers: ProjectionHandle<Customers>,
+    pub reports: ProjectionHandle<Reports>,
+}
+
+/// The names `docket projections rebuild NAME` accepts.
+pub const PROJECTION_NAMES: &[&str] = &[
+    Tickets::NAME,
+    Queues::NAME,
+    AgentLoad::NAME,
+    SlaView::NAME,
+    Customers::NAME,
+    Reports::NAME,
+];
+
+impl Projections {
+    pub async fn start(store: Store, config: RunnerConfig) -> Result<Projections, RunnerError> {
+        Ok(Projections {
+            tickets: ProjectionHandle::start(store.clone(), config).await?,
+            queues: ProjectionHandle::start(store.clone(), config).await?,
+            agents: ProjectionHandle::start(store.clone(), config).await?,
+            sla: ProjectionHandle::start(store.clone(), config).await?,
+            customers: ProjectionHandle::start(store.clone(), config).await?,
+            reports: ProjectionHandle::start(store, config).await?,
+        })
+    }
+
+    /// Waits until every model reflects `min_position`; false on timeout.
+    pub async fn wait_for(&self, min_position: u64, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let left = || deadline.saturating_duration_since(tokio::time::Instant::now());
+        self.tickets.wait_for(min_position, left()).await
+            && self.queues.wait_for(min_position, left()).await
+            && self.agents.wait_for(min_position, left()).await
+            && self.sla.wait_for(min_position, left()).await
+            && self.customers.wait_for(min_position, left()).await
+            && self.reports.wait_for(min_position, left()).await
+    }
+
+    /// The lowest position of all models: what every query reflects at least.
+    pub fn position(&self) -> u64 {
+        [
+            self.tickets.position(),
+            self.queues.position(),
+            self.agents.position(),
+            self.sla.position(),
+            self.customers.position(),
+            self.reports.position(),
+        ]
+        .into_iter()
+        .min()
+        .unwrap_or(0)
+    }
+
+    /// Lag of every model, for status, readiness and metrics.
+    pub async fn lags(&self, now: Timestamp) -> Result<Vec<Lag>, RunnerError> {
+        Ok(vec![
+            self.tickets.lag(now).await?,
+            self.queues.lag(now).await?,
+            self.agents.lag(now).await?,
+            self.sla.lag(now).await?,
+            self.customers.lag(now).await?,
+            self.reports.lag(now).await?,
+        ])
+    }
+
+    /// Snapshots every model (on shutdown).
+    pub async fn snapshot(&self) -> Result<(), RunnerError> {
+        self.tickets.snapshot().await?;
+        self.queues.snapshot().await?;
+        self.agents.snapshot().await?;
+        self.sla.snapshot().await?;
+        self.customers.snapshot().await?;
+        self.reports.snapshot().await?;
+        Ok(())
+    }
+
+    /// Rebuilds one model by name (see `PROJECTION_NAMES`); `None` for an unknown name.
+    pub async fn rebuild(
+        &self,
+        name: &str,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Option<Result<u64, RunnerError>> {
+        Some(match name {
+            Tickets::NAME => self.tickets.rebuild(progress).await,
+            Queues::NAME => self.queues.rebuild(progress).await,
+            AgentLoad::NAME => self.agents.rebuild(progress).await,
+            SlaView::NAME => self.sla.rebuild(progress).await,
+            Customers::NAME => self.customers.rebuild(progress).await,
+            Reports::NAME => self.reports.rebuild(progress).await,
+            _ => return None,
+        })
+    }
+}

@@ -1,0 +1,277 @@
+//! The SLA view: per ticket and metric, the due time, whether the clock runs, is paused, was met
+//! or stopped, and its state (ok, warning, breached). It also owns `TicketClocks`, the per-ticket
+//! clock fold that the queues use for "SLA due time".
+//!
+//! Clocks come from the domain's SLA events (`SlaApplied`, `SlaWarningRaised`, `SlaBreached`).
+//! The log has no "clock met" event, so this view infers it from the ticket's own events, by
+//! metric name: `first_response` and `next_reply` are met by a public reply, `resolution` by
+//! entering a solved or closed state; any clock is paused while the ticket waits on the customer
+//! (a pending state) and stops when the ticket closes. Business-hours arithmetic belongs to the
+//! SLA scheduler, which re-applies a clock with a new due time when it moves; this view shows
+//! wall-clock remaining time.
+
+use std::collections::HashMap;
+
+use domain::{Event, StateCategory, TicketId};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::{Projection, TicketEvent};
+
+/// One SLA clock as folded from the log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Clock {
+    pub policy_id: String,
+    pub metric: String,
+    pub due_at: Timestamp,
+    pub warned: bool,
+    pub breached: bool,
+    pub met_at: Option<Timestamp>,
+}
+
+/// Whether a clock is counting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockStatus {
+    Running,
+    /// The ticket waits on the customer.
+    Paused,
+    /// The target was reached (a reply, a resolution).
+    Met,
+    /// The ticket closed before the target was reached.
+    Stopped,
+}
+
+/// How the clock stands against its target, as the SLA scheduler recorded it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockState {
+    Ok,
+    Warning,
+    Breached,
+}
+
+/// The clocks of one ticket and the one fact about the ticket they depend on.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketClocks {
+    pub category: Option<StateCategory>,
+    pub clocks: Vec<Clock>,
+}
+
+impl TicketClocks {
+    /// Folds one event; returns whether anything that orders a queue may have changed.
+    pub fn apply(&mut self, event: &Event, at: Timestamp) -> bool {
+        match event {
+            Event::TicketCreated(created) => self.category = Some(created.category),
+            Event::SlaApplied(applied) => {
+                for target in &applied.targets {
+                    let clock = Clock {
+                        policy_id: applied.policy_id.clone(),
+                        metric: target.metric.clone(),
+                        due_at: target.due_at,
+                        warned: false,
+                        breached: false,
+                        met_at: None,
+                    };
+                    match self.clocks.iter_mut().find(|running| {
+                        running.policy_id == clock.policy_id && running.metric == clock.metric
+                    }) {
+                        Some(running) => *running = clock,
+                        None => self.clocks.push(clock),
+                    }
+                }
+            }
+            Event::SlaWarningRaised(warning) => {
+                self.mark(&warning.policy_id, &warning.metric, warning.due_at, false)
+            }
+            Event::SlaBreached(breach) => {
+                self.mark(&breach.policy_id, &breach.metric, breach.due_at, true)
+            }
+            Event::PublicReplyPosted(_) => self.meet(at, |metric| {
+                metric == "first_response" || metric == "next_reply"
+            }),
+            Event::TicketTransitioned(transitioned) => self.enter(transitioned.to_category, at),
+            Event::TicketReopened(reopened) => self.enter(reopened.to_category, at),
+            Event::TicketMergedInto(_) => self.enter(StateCategory::Closed, at),
+            _ => return false,
+        }
+        true
+    }
+
+    fn mark(&mut self, policy_id: &str, metric: &str, due_at: Timestamp, breached: bool) {
+        for clock in &mut self.clocks {
+            if clock.policy_id == policy_id && clock.metric == metric && clock.due_at == due_at {
+                clock.warned = true;
+                clock.breached |= breached;
+            }
+        }
+    }
+
+    fn meet(&mut self, at: Timestamp, metric: impl Fn(&str) -> bool) {
+        for clock in &mut self.clocks {
+            if clock.met_at.is_none() && metric(&clock.metric) {
+                clock.met_at = Some(at);
+            }
+        }
+    }
+
+    fn enter(&mut self, category: StateCategory, at: Timestamp) {
+        if matches!(category, StateCategory::Solved | StateCategory::Closed) {
+            self.meet(at, |metric| metric == "resolution");
+        }
+        self.category = Some(category);
+    }
+
+    pub fn status(&self, clock: &Clock) -> ClockStatus {
+        if clock.met_at.is_some() {
+            ClockStatus::Met
+        } else if self.category == Some(StateCategory::Closed) {
+            ClockStatus::Stopped
+        } else if self.category == Some(StateCategory::Pending) {
+            ClockStatus::Paused
+        } else {
+            ClockStatus::Running
+        }
+    }
+
+    /// The earliest due time of a clock still counting (running or paused): what the queues
+    /// order by.
+    pub fn next_due(&self) -> Option<Timestamp> {
+        self.clocks
+            .iter()
+            .filter(|clock| {
+                matches!(
+                    self.status(clock),
+                    ClockStatus::Running | ClockStatus::Paused
+                )
+            })
+            .map(|clock| clock.due_at)
+            .min()
+    }
+}
+
+/// One clock as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ClockAnswer {
+    pub policy_id: String,
+    pub metric: String,
+    pub due_at: Timestamp,
+    pub status: ClockStatus,
+    pub state: ClockState,
+    pub met_at: Option<Timestamp>,
+    /// Due time minus `now` for a counting clock (negative once overdue); `None` when met or
+    /// stopped.
+    pub remaining_seconds: Option<i64>,
+}
+
+/// The SLA view: every ticket's clocks.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SlaView {
+    tickets: HashMap<TicketId, TicketClocks>,
+}
+
+impl Projection for SlaView {
+    const NAME: &'static str = "sla";
+    const VERSION: u32 = 1;
+
+    fn apply_event(&mut self, event: &TicketEvent) {
+        self.tickets
+            .entry(event.ticket_id)
+            .or_default()
+            .apply(&event.event, event.at);
+    }
+}
+
+impl SlaView {
+    /// The clocks of one ticket at `now`, or `None` for an unknown ticket.
+    pub fn ticket(&self, ticket_id: TicketId, now: Timestamp) -> Option<Vec<ClockAnswer>> {
+        let clocks = self.tickets.get(&ticket_id)?;
+        Some(
+            clocks
+                .clocks
+                .iter()
+                .map(|clock| {
+                    let status = clocks.status(clock);
+                    let state = if clock.breached {
+                        ClockState::Breached
+                    } else if clock.warned {
+                        ClockState::Warning
+                    } else {
+                        ClockState::Ok
+                    };
+                    let counting = matches!(status, ClockStatus::Running | ClockStatus::Paused);
+                    ClockAnswer {
+                        policy_id: clock.policy_id.clone(),
+                        metric: clock.metric.clone(),
+                        due_at: clock.due_at,
+                        status,
+                        state,
+                        met_at: clock.met_at,
+                        remaining_seconds: counting
+                            .then(|| clock.due_at.as_second() - now.as_second()),
+                    }
+                })
+                .collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use domain::{Channel, Priority, StateCategory};
+    use expect_test::expect;
+
+    use super::*;
+    use crate::synth;
+    use crate::testkit::{minute, minutes_of, Log};
+
+    #[test]
+    fn clocks_run_pause_meet_and_breach() {
+        let mut log = Log::default();
+        log.create(0, 1, "s", Priority::High, Channel::Email, 1)
+            .sla(1, 1, "first_response", 60)
+            .sla(1, 1, "resolution", 600)
+            .sla(1, 1, "custom", 900)
+            .breach(61, 1, "first_response", 60)
+            .reply(70, 1, "late")
+            .to(80, 1, "waiting_on_customer", StateCategory::Pending)
+            .create(0, 2, "s", Priority::High, Channel::Email, 1)
+            .sla(1, 2, "resolution", 600)
+            .to(100, 2, "resolved", StateCategory::Solved)
+            .reopen(110, 2)
+            .create(0, 3, "s", Priority::High, Channel::Email, 1)
+            .sla(1, 3, "resolution", 600)
+            .to(100, 3, "closed", StateCategory::Closed);
+        let view: SlaView = log.fold();
+        let lines: Vec<String> = (1..=4)
+            .map(
+                |ticket| match view.ticket(synth::ticket(ticket), minute(90)) {
+                    None => format!("t{ticket}: unknown"),
+                    Some(clocks) => clocks
+                        .iter()
+                        .map(|clock| {
+                            format!(
+                                "t{ticket} {} due={} {:?} {:?} met={:?} remaining={:?}",
+                                clock.metric,
+                                minutes_of(clock.due_at),
+                                clock.status,
+                                clock.state,
+                                clock.met_at.map(minutes_of),
+                                clock.remaining_seconds.map(|seconds| seconds / 60),
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                },
+            )
+            .collect();
+        expect![[r#"
+            t1 first_response due=60 Met Breached met=Some(70) remaining=None
+            t1 resolution due=600 Paused Ok met=None remaining=Some(510)
+            t1 custom due=900 Paused Ok met=None remaining=Some(810)
+            t2 resolution due=600 Met Ok met=Some(100) remaining=None
+            t3 resolution due=600 Met Ok met=Some(100) remaining=None
+            t4: unknown"#]]
+        .assert_eq(&lines.join("\n"));
+    }
+}
