@@ -7,6 +7,7 @@
 mod admin;
 mod auth;
 mod body;
+mod cache;
 pub mod directory;
 mod error;
 mod feed;
@@ -71,6 +72,7 @@ struct Shared {
     directory: RwLock<Directory>,
     directory_position: watch::Sender<u64>,
     numbers: numbers::NumberAllocator,
+    tickets: cache::TicketCache,
     limiter: ratelimit::Limiter,
     metrics: metrics::Metrics,
 }
@@ -102,6 +104,7 @@ impl AppState {
             directory: RwLock::new(directory),
             directory_position,
             numbers: numbers::NumberAllocator::default(),
+            tickets: cache::TicketCache::default(),
             metrics: metrics::Metrics::default(),
         });
         tokio::spawn(follow_directory(Arc::downgrade(&shared), subscription));

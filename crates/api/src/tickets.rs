@@ -270,39 +270,38 @@ async fn replay(
 }
 
 /// Loads a ticket by folding its stream.
-pub async fn load(
+pub async fn load(state: &AppState, ticket_id: TicketId) -> Result<Ticket, ApiError> {
+    catch_up(state, ticket_id, Ticket::initial()).await
+}
+
+/// Folds the events of the ticket's stream that `ticket` has not seen yet.
+async fn catch_up(
     state: &AppState,
     ticket_id: TicketId,
-) -> Result<(Ticket, Vec<Record>), ApiError> {
+    mut ticket: Ticket,
+) -> Result<Ticket, ApiError> {
     let stream = stream_id(ticket_id)?;
-    let mut records = Vec::new();
     loop {
-        let from = records
-            .last()
-            .map_or(1, |record: &Record| record.stream_version + 1);
         let page = state
             .inner
             .store
-            .read_stream(&stream, from, store::READ_LIMIT_MAX)
+            .read_stream(&stream, ticket.version + 1, store::READ_LIMIT_MAX)
             .await?;
-        let full = page.len() == store::READ_LIMIT_MAX;
-        records.extend(page);
-        if !full {
-            break;
+        for record in &page {
+            let event =
+                Event::from_stored(&record.event_type, record.schema_version, &record.payload)
+                    .map_err(|error| {
+                        ApiError::Internal(format!(
+                            "{} at {}: {error}",
+                            record.event_type, record.position
+                        ))
+                    })?;
+            ticket = domain::evolve(ticket, &event);
+        }
+        if page.len() < store::READ_LIMIT_MAX {
+            return Ok(ticket);
         }
     }
-    let mut ticket = Ticket::initial();
-    for record in &records {
-        let event = Event::from_stored(&record.event_type, record.schema_version, &record.payload)
-            .map_err(|error| {
-                ApiError::Internal(format!(
-                    "{} at {}: {error}",
-                    record.event_type, record.position
-                ))
-            })?;
-        ticket = domain::evolve(ticket, &event);
-    }
-    Ok((ticket, records))
 }
 
 fn stream_id(ticket_id: TicketId) -> Result<StreamId, ApiError> {
@@ -331,10 +330,19 @@ async fn execute(
     let correlation_id = correlation_id(headers, command_id)?;
     let expected_by_caller = if_match(headers)?;
     let stream = stream_id(ticket_id)?;
+    // From the cache when we can; `fresh` says whether `ticket` was just read from the log.
+    let (mut ticket, mut fresh) = match state.inner.tickets.get(ticket_id) {
+        Some(cached) => (cached, false),
+        None => (load(state, ticket_id).await?, true),
+    };
     for _ in 0..COMMAND_ATTEMPTS_MAX {
-        let (ticket, _) = load(state, ticket_id).await?;
         if let Some((text, version)) = &expected_by_caller {
             if *version != ticket.version {
+                if !fresh {
+                    ticket = catch_up(state, ticket_id, ticket).await?;
+                    fresh = true;
+                    continue;
+                }
                 return Err(ApiError::PreconditionFailed {
                     expected: text.clone(),
                     current_version: ticket.version,
@@ -344,8 +352,20 @@ async fn execute(
         let at = state.now();
         let mut context = CommandContext::new(at, command_id, actor, &state.inner.blueprints);
         context.correlation_id = correlation_id;
-        let events = domain::decide(command, &ticket, &context)?;
+        let decided = domain::decide(command, &ticket, &context);
+        // Only "append these events" may rest on a cached ticket: the append checks its version.
+        // A rejection or a no-op is confirmed against the log first.
+        if !fresh && !matches!(&decided, Ok(events) if !events.is_empty()) {
+            let version = ticket.version;
+            ticket = catch_up(state, ticket_id, ticket).await?;
+            fresh = true;
+            if ticket.version != version {
+                continue;
+            }
+        }
+        let events = decided?;
         if events.is_empty() {
+            state.inner.tickets.put(ticket_id, ticket.clone());
             let (position, _) = state.inner.store.head().await?;
             return Ok(CommandResponse {
                 ticket_id,
@@ -389,10 +409,15 @@ async fn execute(
             .await
         {
             Ok(outcome) => {
+                let first_version = ticket.version + 1;
+                if !outcome.duplicate {
+                    let next = events.iter().fold(ticket, domain::evolve);
+                    state.inner.tickets.put(ticket_id, next);
+                }
                 let views = new_events
                     .iter()
                     .zip(outcome.first_position..)
-                    .zip(ticket.version + 1..)
+                    .zip(first_version..)
                     .map(|((event, position), stream_version)| EventView {
                         position,
                         stream_version,
@@ -416,13 +441,15 @@ async fn execute(
                         current_version: actual.unwrap_or(0),
                     });
                 }
-                // Someone else changed the ticket since we loaded it: decide again on the new state.
+                // Someone else changed the ticket since we read it: decide again on the new state.
+                ticket = catch_up(state, ticket_id, ticket).await?;
+                fresh = true;
                 continue;
             }
             Err(error) => return Err(error.into()),
         }
     }
-    let (ticket, _) = load(state, ticket_id).await?;
+    let ticket = load(state, ticket_id).await?;
     Err(ApiError::VersionConflict {
         current_version: ticket.version,
     })
@@ -447,7 +474,7 @@ async fn follow_up(
         };
         let (other, command) = match &event {
             Event::TicketMergedInto(merged) => {
-                let Ok((duplicate, _)) = load(state, response.ticket_id).await else {
+                let Ok(duplicate) = load(state, response.ticket_id).await else {
                     continue;
                 };
                 let Some(details) = duplicate.details else {
@@ -567,7 +594,7 @@ pub async fn get_ticket(
     Path(ticket_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let ticket_id = parse_ticket_id(&ticket_id)?;
-    let (ticket, _) = load(&state, ticket_id).await?;
+    let ticket = load(&state, ticket_id).await?;
     check_can_read(&principal, &ticket)?;
     let details = ticket.details.as_ref().expect("checked above");
     let public_attachments: Vec<Value> = details
@@ -638,7 +665,7 @@ pub async fn ticket_events(
     Query(query): Query<TrailQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let ticket_id = parse_ticket_id(&ticket_id)?;
-    let (ticket, _) = load(&state, ticket_id).await?;
+    let ticket = load(&state, ticket_id).await?;
     check_can_read(&principal, &ticket)?;
     let limit = query
         .limit

@@ -313,3 +313,125 @@ async fn idempotency_keys_replay_and_refuse_a_different_body() {
     })
     .await;
 }
+
+/// Two nodes on one database: a node's cached ticket goes stale when the other node changes it,
+/// and its next command is decided again on the ticket as it really is.
+#[tokio::test]
+async fn a_second_node_changing_a_ticket_never_loses_an_update() {
+    each_backend(|api| async move {
+        let (team, agent, customer) = world(&api).await;
+        let other_node = Node::on(&api).await;
+        let created = api
+            .post("/v1/tickets", &api.admin, new_ticket(&customer))
+            .await;
+        let ticket_id = created.body["ticket_id"].as_str().unwrap().to_owned();
+        let commands = format!("/v1/tickets/{ticket_id}/commands");
+        let tagged = api
+            .post(
+                &commands,
+                &api.admin,
+                json!({"type": "add_tags", "tags": ["a"]}),
+            )
+            .await;
+        assert_eq!(tagged.body["stream_version"], 2);
+        // The other node assigns the team and the agent behind this node's back.
+        let other_admin = other_node.admin.clone();
+        let moved = other_node
+            .post(
+                &commands,
+                &other_admin,
+                json!({"type": "assign_team", "team": team["team_id"]}),
+            )
+            .await;
+        assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+        let assigned = other_node
+            .post(
+                &commands,
+                &other_admin,
+                json!({"type": "assign_agent", "agent": agent["agent_id"]}),
+            )
+            .await;
+        assert_eq!(assigned.body["stream_version"], 4, "{}", assigned.body);
+        // This node's cache says version 2 and no assignee: the append conflicts, and the
+        // command is decided again on version 4, where it changes nothing.
+        let same = api
+            .post(
+                &commands,
+                &api.admin,
+                json!({"type": "assign_agent", "agent": agent["agent_id"]}),
+            )
+            .await;
+        assert_eq!(same.status, StatusCode::OK, "{}", same.body);
+        assert_eq!(
+            (
+                same.body["stream_version"].clone(),
+                same.body["events"].clone()
+            ),
+            (json!(4), json!([]))
+        );
+        let tagged = api
+            .post(
+                &commands,
+                &api.admin,
+                json!({"type": "add_tags", "tags": ["b"]}),
+            )
+            .await;
+        assert_eq!(tagged.body["stream_version"], 5, "{}", tagged.body);
+        let ticket = api
+            .get(&format!("/v1/tickets/{ticket_id}"), &api.admin)
+            .await;
+        assert_eq!(ticket.body["tags"], json!(["a", "b"]));
+        assert_eq!(ticket.body["assignee"], agent["agent_id"]);
+        drop(other_node);
+        api
+    })
+    .await;
+}
+
+/// Another node on the test database: its own store handle, caches, directory and router.
+struct Node {
+    router: axum::Router,
+    admin: String,
+}
+
+impl Node {
+    async fn on(first: &TestApi) -> Node {
+        let store = store::Store::open_with(first.db.config.clone())
+            .await
+            .unwrap();
+        let state = api::AppState::start(
+            store,
+            domain::BlueprintCatalog::builtin(),
+            first.clock.clone(),
+            api::ApiConfig::default(),
+        )
+        .await
+        .unwrap();
+        Node {
+            router: api::router(state),
+            admin: first.admin.clone(),
+        }
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> crate::support::Reply {
+        use tower::ServiceExt;
+        let request = axum::http::Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_string()))
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        crate::support::Reply {
+            status,
+            headers,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+}
