@@ -1,2 +1,276 @@
-//! Replay benchmark (filled in below).
-fn main() {}
+//! Replay benchmark of the read side: appends a realistic synthetic history to a scratch SQLite
+//! store, then measures, in the same run, the raw read rate of the log (`read_all` paging
+//! alone), the rebuild of all projections from the log (read + decode + fold), the fold rate of
+//! each projection, memory per ticket, and query latencies (next in queue, filtered list, text
+//! search, a one-month report).
+//!
+//! `cargo bench -p projections --bench replay`; `DOCKET_BENCH_EVENTS=N` sets the size (default
+//! 100,000 events, about 10 per ticket); `DOCKET_BENCH_FULL=1` runs 1,000,000 tickets (about ten
+//! million events). It measures and prints; it never asserts a time.
+#![allow(
+    clippy::print_stdout,
+    reason = "a benchmark reports its figures on stdout"
+)]
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use domain::StateCategory;
+use projections::queues::QueueId;
+use projections::reports::ReportQuery;
+use projections::synth::{self, SynthConfig};
+use projections::tickets::{ListQuery, TicketFilter, TicketSort};
+use projections::{AgentLoad, Customers, Projection, Queues, Reports, SlaView, Tickets};
+use store::scratch::ScratchDb;
+use store::Store;
+
+/// Events per ticket in the synthetic history, on average (measured: about 10).
+const EVENTS_PER_TICKET: u64 = 10;
+/// Records kept in memory for the per-projection fold figures.
+const CACHED_RECORDS_MAX: usize = 200_000;
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+fn rate(events: u64, elapsed: Duration) -> String {
+    format!("{:>12.0} events/s", events as f64 / elapsed.as_secs_f64())
+}
+
+fn percentiles(mut samples: Vec<Duration>) -> String {
+    samples.sort();
+    let at = |percent: usize| samples[(samples.len() * percent / 100).min(samples.len() - 1)];
+    format!(
+        "p50 {:>9.1} µs  p99 {:>9.1} µs  ({} samples)",
+        at(50).as_secs_f64() * 1e6,
+        at(99).as_secs_f64() * 1e6,
+        samples.len()
+    )
+}
+
+fn time<T>(samples: usize, mut query: impl FnMut(usize) -> T) -> Vec<Duration> {
+    (0..samples)
+        .map(|index| {
+            let started = Instant::now();
+            black_box(query(index));
+            started.elapsed()
+        })
+        .collect()
+}
+
+#[derive(Default)]
+struct All {
+    tickets: Tickets,
+    queues: Queues,
+    agents: AgentLoad,
+    sla: SlaView,
+    customers: Customers,
+    reports: Reports,
+}
+
+impl All {
+    fn apply(&mut self, record: &store::Record) {
+        // Decode once, fold into every view: what a rebuild of all projections in one pass costs.
+        if let Some(event) = projections::TicketEvent::decode(record) {
+            self.tickets.apply_event(&event);
+            self.queues.apply_event(&event);
+            self.agents.apply_event(&event);
+            self.sla.apply_event(&event);
+            self.customers.apply_event(&event);
+            self.reports.apply_event(&event);
+        }
+    }
+}
+
+fn fold_each<P: Projection>(records: &[store::Record]) {
+    let started = Instant::now();
+    let mut model = P::default();
+    for record in records {
+        model.apply(record);
+    }
+    black_box(&model);
+    println!(
+        "  fold {:<12} {}",
+        P::NAME,
+        rate(records.len() as u64, started.elapsed())
+    );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let full = std::env::var("DOCKET_BENCH_FULL").is_ok_and(|value| value == "1");
+    let events: u64 = if full {
+        1_000_000 * EVENTS_PER_TICKET
+    } else {
+        std::env::var("DOCKET_BENCH_EVENTS")
+            .ok()
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(100_000)
+    };
+    let mut config = SynthConfig::small(42, (events / EVENTS_PER_TICKET).max(1));
+    config.concurrent_tickets = 2000;
+    config.event_gap_seconds = (90 * 24 * 3600 / i64::try_from(events).unwrap_or(1)).max(1);
+    println!(
+        "replay benchmark: {} tickets, {} agents, {} teams, target {events} events, SQLite",
+        config.tickets, config.agents, config.teams
+    );
+
+    let db = ScratchDb::sqlite().await;
+    let store = Store::open_with(db.config.clone())
+        .await
+        .expect("opening the scratch store");
+    let started = Instant::now();
+    let head = synth::append_all(&store, synth::history(config.clone()), 4000)
+        .await
+        .expect("appending the history");
+    println!(
+        "append (setup)         {}  ({head} events)",
+        rate(head, started.elapsed())
+    );
+
+    // The raw limit: paging through the log and nothing else.
+    let started = Instant::now();
+    let mut position = 0;
+    let mut cached: Vec<store::Record> = Vec::new();
+    loop {
+        let records = store
+            .read_all(position, store::READ_LIMIT_MAX)
+            .await
+            .expect("reading");
+        let Some(last) = records.last() else { break };
+        position = last.position;
+        if cached.len() < CACHED_RECORDS_MAX {
+            cached.extend(records);
+        }
+    }
+    let raw = started.elapsed();
+    println!("raw read_all paging    {}", rate(head, raw));
+
+    // Rebuild of all six projections from the log: read, decode once, fold into each.
+    let rss_before = rss_bytes();
+    let started = Instant::now();
+    let mut all = All::default();
+    let mut position = 0;
+    loop {
+        let records = store
+            .read_all(position, store::READ_LIMIT_MAX)
+            .await
+            .expect("reading");
+        let Some(last) = records.last() else { break };
+        position = last.position;
+        for record in &records {
+            all.apply(record);
+        }
+    }
+    let rebuild = started.elapsed();
+    println!("rebuild all 6 (1 pass) {}", rate(head, rebuild));
+    let rss_after = rss_bytes();
+
+    cached.truncate(CACHED_RECORDS_MAX);
+    println!(
+        "fold only, {} records in memory (each view decodes for itself):",
+        cached.len()
+    );
+    fold_each::<Tickets>(&cached);
+    fold_each::<Queues>(&cached);
+    fold_each::<AgentLoad>(&cached);
+    fold_each::<SlaView>(&cached);
+    fold_each::<Customers>(&cached);
+    fold_each::<Reports>(&cached);
+    drop(cached);
+
+    let open_tickets = [
+        StateCategory::New,
+        StateCategory::Open,
+        StateCategory::Pending,
+    ]
+    .iter()
+    .map(|category| count(&all.tickets, *category))
+    .sum::<u64>();
+    let grown = rss_after.saturating_sub(rss_before);
+    println!(
+        "memory: {} MiB for all models; {} tickets ({} open): {} bytes per ticket, {} per open ticket",
+        grown / (1 << 20),
+        all.tickets.len(),
+        open_tickets,
+        grown / (all.tickets.len().max(1) as u64),
+        grown / open_tickets.max(1)
+    );
+
+    let agents = config.agents;
+    let teams = config.teams;
+    let next = time(10_000, |index| {
+        let agent = synth::agent(index as u64 % agents);
+        all.queues.next_for_agent(
+            agent,
+            &[synth::team(index as u64 % agents / (agents / teams).max(1))],
+        )
+    });
+    println!("next ticket for agent  {}", percentiles(next));
+    let head_of_team = time(10_000, |index| {
+        all.queues
+            .head(QueueId::Team(synth::team(index as u64 % teams)))
+    });
+    println!("head of team queue     {}", percentiles(head_of_team));
+    let list = time(500, |index| {
+        all.tickets.list(&ListQuery {
+            filter: TicketFilter {
+                team: Some(synth::team(index as u64 % teams)),
+                category: Some(StateCategory::Open),
+                ..TicketFilter::default()
+            },
+            sort: TicketSort::Priority,
+            limit: 50,
+            cursor: None,
+        })
+    });
+    println!("list team+open, 50     {}", percentiles(list));
+    let search = time(200, |index| {
+        all.tickets.list(&ListQuery {
+            filter: TicketFilter {
+                text: Some(["支付", "system down", "退款", "address"][index % 4].to_owned()),
+                ..TicketFilter::default()
+            },
+            sort: TicketSort::CreatedDesc,
+            limit: 50,
+            cursor: None,
+        })
+    });
+    println!("search text, 50        {}", percentiles(search));
+    let month = jiff::SignedDuration::from_hours(24 * 30);
+    let report = time(20, |index| {
+        let mut query = ReportQuery::new(config.start + month, config.start + month + month);
+        if index % 2 == 1 {
+            query.team = Some(synth::team(index as u64 % teams));
+        }
+        all.reports.report(&query)
+    });
+    println!("report over a month    {}", percentiles(report));
+    db.cleanup().await;
+}
+
+fn count(tickets: &Tickets, category: StateCategory) -> u64 {
+    let mut total = 0;
+    let mut cursor = None;
+    loop {
+        let page = tickets
+            .list(&ListQuery {
+                filter: TicketFilter {
+                    category: Some(category),
+                    ..TicketFilter::default()
+                },
+                sort: TicketSort::CreatedAsc,
+                limit: projections::tickets::PAGE_LIMIT_MAX,
+                cursor,
+            })
+            .expect("a valid query");
+        total += page.items.len() as u64;
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return total,
+        }
+    }
+}
