@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use store::Record;
@@ -16,7 +17,7 @@ pub const NAME_CHARS_MAX: usize = 200;
 pub const AGENT_TEAMS_MAX: usize = 50;
 
 /// The roles a token can carry. Auditors and analysts read everything and write nothing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ApiRole {
     Admin,
@@ -130,7 +131,7 @@ impl DirectoryEvent {
 
 pub const DIRECTORY_CATEGORIES: &[&str] = &["agent", "team", "customer", "token"];
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Agent {
     pub agent_id: Uuid,
     pub name: String,
@@ -138,13 +139,13 @@ pub struct Agent {
     pub teams: Vec<Uuid>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Team {
     pub team_id: Uuid,
     pub name: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Customer {
     pub customer_id: Uuid,
     pub name: String,
@@ -152,7 +153,7 @@ pub struct Customer {
     pub tier: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct TokenInfo {
     pub token_id: Uuid,
     pub role: ApiRole,

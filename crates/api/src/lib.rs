@@ -13,6 +13,7 @@ mod error;
 mod feed;
 mod metrics;
 mod numbers;
+pub mod openapi;
 mod ops;
 mod ratelimit;
 mod tickets;
@@ -299,7 +300,8 @@ pub fn router(state: AppState) -> Router {
         .route("/tickets/{ticket_id}/events", get(tickets::ticket_events))
         .route("/events", get(feed::events))
         .route("/events/stream", get(feed::event_stream))
-        .route("/audit/verify", get(feed::audit_verify));
+        .route("/audit/verify", get(feed::audit_verify))
+        .route("/openapi.json", get(openapi::openapi_json));
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -13,6 +13,7 @@ use domain::{
     ActorId, AttachmentInput, Command, CommandContext, CreateTicket, Event, FieldValue, LinkKind,
     Priority, Requester, Ticket, TicketId, TicketNumber, Visibility,
 };
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::value::to_raw_value;
 use serde_json::{json, Value};
@@ -34,7 +35,7 @@ pub const IDEMPOTENCY_KEY_CHARS_MAX: usize = 255;
 pub const TRAIL_LIMIT_MAX: usize = 1000;
 
 /// `POST /v1/tickets`: the ticket's id and number are allocated here.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTicketRequest {
     pub channel: domain::Channel,
@@ -53,7 +54,7 @@ pub struct CreateTicketRequest {
 }
 
 /// An event as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct EventView {
     pub position: u64,
     pub stream_version: u64,
@@ -64,7 +65,7 @@ pub struct EventView {
     pub data: Value,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct CommandResponse {
     pub ticket_id: TicketId,
     pub stream_version: u64,
@@ -647,7 +648,7 @@ pub async fn get_ticket(
     Ok(reply)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrailQuery {
     #[serde(default)]

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
@@ -30,7 +31,9 @@ pub const BUILTIN_BLUEPRINTS: &[(&str, &str)] = &[
 
 /// What a state means to everything outside the blueprint: SLA clocks pause in `Pending`,
 /// `Solved` counts as a resolution, `Closed` is terminal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum StateCategory {
     New,
@@ -59,7 +62,7 @@ impl fmt::Display for StateCategory {
 }
 
 /// Which blueprint, in which version, a ticket follows.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BlueprintRef {
     pub id: String,
@@ -73,7 +76,7 @@ impl fmt::Display for BlueprintRef {
 }
 
 /// How a field condition compares the ticket's value with the blueprint's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Comparison {
     Eq,
@@ -123,7 +126,7 @@ impl Comparison {
 }
 
 /// Something that must be true before a transition may be taken.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Requirement {
     /// The ticket has an assigned agent. Implied for every transition into a solved state.
@@ -189,7 +192,7 @@ pub struct Transition {
 
 /// A transition that the actor could take from the ticket's current state (its requirements
 /// may still be unmet); listed in rejections so that clients can offer the right buttons.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct AllowedTransition {
     pub name: String,
     pub to: String,

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use jiff::Timestamp;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{
@@ -15,7 +16,7 @@ use crate::ids::{
 };
 
 /// Everything an actor can ask of a ticket.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Command {
     CreateTicket(CreateTicket),
@@ -81,7 +82,7 @@ impl Command {
 }
 
 /// The customer a ticket is for. Name and email are personal data.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Requester {
     pub id: CustomerId,
@@ -92,7 +93,7 @@ pub struct Requester {
 }
 
 /// A file already stored outside the log, described for the log.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttachmentInput {
     pub id: AttachmentId,
@@ -105,7 +106,7 @@ pub struct AttachmentInput {
 
 /// Opens a ticket. The shell allocates `ticket_id` and the unique `number`; the blueprint is
 /// chosen by `ticket_type` from the catalog (latest version), and recorded on the ticket.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTicket {
     pub ticket_id: TicketId,
@@ -126,7 +127,7 @@ pub struct CreateTicket {
 }
 
 /// Changes the subject, the description or custom fields. Only real changes become events.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateFields {
     #[serde(default)]
@@ -140,7 +141,7 @@ pub struct UpdateFields {
 }
 
 /// A person changes the priority and says why.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetPriority {
     pub priority: Priority,
@@ -149,7 +150,7 @@ pub struct SetPriority {
 
 /// An automatic priority rule (keyword, customer tier, sentiment) changes the priority; the rule
 /// and the evidence that triggered it are recorded for auditors.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePriorityByRule {
     pub priority: Priority,
@@ -157,13 +158,13 @@ pub struct ChangePriorityByRule {
     pub evidence: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddTags {
     pub tags: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemoveTags {
     pub tags: Vec<String>,
@@ -171,7 +172,7 @@ pub struct RemoveTags {
 
 /// Routes the ticket to a team. `reason` explains an automatic routing decision and is required
 /// from the system role.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssignTeam {
     pub team: TeamId,
@@ -180,7 +181,7 @@ pub struct AssignTeam {
 }
 
 /// Hands the ticket to another team with a note for them; the current assignee is released.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferTeam {
     pub team: TeamId,
@@ -189,7 +190,7 @@ pub struct TransferTeam {
 
 /// Makes an agent the owner of the ticket. `reason` explains an automatic routing decision and
 /// is required from the system role.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssignAgent {
     pub agent: AgentId,
@@ -197,27 +198,27 @@ pub struct AssignAgent {
     pub reason: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UnassignAgent {
     #[serde(default)]
     pub reason: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddCollaborator {
     pub agent: AgentId,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemoveCollaborator {
     pub agent: AgentId,
 }
 
 /// An answer the customer sees.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostPublicReply {
     pub body: String,
@@ -226,7 +227,7 @@ pub struct PostPublicReply {
 }
 
 /// A message from the customer, typed in a portal or relayed by a channel bridge.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostCustomerMessage {
     pub body: String,
@@ -235,7 +236,7 @@ pub struct PostCustomerMessage {
 }
 
 /// A note for colleagues, never visible to the customer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddInternalNote {
     pub body: String,
@@ -243,7 +244,7 @@ pub struct AddInternalNote {
     pub mentions: Vec<AgentId>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttachFile {
     pub attachment: AttachmentInput,
@@ -253,7 +254,7 @@ pub struct AttachFile {
 
 /// Links this ticket to another. The other ticket learns of it only through its own command:
 /// the shell issues the mirror `LinkTicket` on the other stream.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkTicket {
     pub other: TicketId,
@@ -262,7 +263,7 @@ pub struct LinkTicket {
 
 /// Merges this ticket (the duplicate) into the survivor: it is closed and points there. The
 /// shell then issues `RecordMergedDuplicate` on the survivor's stream.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MergeInto {
     pub survivor: TicketId,
@@ -272,7 +273,7 @@ pub struct MergeInto {
 }
 
 /// Records on the survivor that a duplicate was merged into it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordMergedDuplicate {
     pub duplicate: TicketId,
@@ -280,21 +281,21 @@ pub struct RecordMergedDuplicate {
 }
 
 /// Moves the ticket along a named transition of its blueprint.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransitionTicket {
     pub transition: String,
 }
 
 /// Reopens a solved (or pending) ticket into the blueprint's `reopen_to` state.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReopenTicket {
     pub reason: String,
 }
 
 /// The customer's satisfaction with the latest resolution: 1 to 5, once per resolution.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateSatisfaction {
     pub score: u8,
@@ -303,15 +304,16 @@ pub struct RateSatisfaction {
 }
 
 /// One SLA target: a metric (e.g. `first_response`) and when it is due.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SlaTarget {
     pub metric: String,
+    #[schemars(schema_with = "crate::ids::timestamp_schema")]
     pub due_at: Timestamp,
 }
 
 /// The SLA scheduler applies a policy; `reason` says why this policy (priority, customer tier).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApplySla {
     pub policy_id: String,
@@ -321,25 +323,27 @@ pub struct ApplySla {
 }
 
 /// A running SLA clock is close to its due time.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordSlaWarning {
     pub policy_id: String,
     pub metric: String,
+    #[schemars(schema_with = "crate::ids::timestamp_schema")]
     pub due_at: Timestamp,
 }
 
 /// A running SLA clock passed its due time. Recorded at most once per clock.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordSlaBreach {
     pub policy_id: String,
     pub metric: String,
+    #[schemars(schema_with = "crate::ids::timestamp_schema")]
     pub due_at: Timestamp,
 }
 
 /// Raises the escalation level. The system must name the rule that escalated.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Escalate {
     pub level: u8,

@@ -4,13 +4,14 @@
 use std::fmt;
 
 use jiff::Timestamp;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::blueprint::{AllowedTransition, BlueprintRef, Requirement, StateCategory};
 use crate::context::Role;
 
 /// What is wrong with one input field.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum InputProblem {
     /// Missing, or only whitespace.
@@ -51,7 +52,7 @@ impl fmt::Display for InputProblem {
 }
 
 /// A refused command, naming the rule it broke.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema, thiserror::Error)]
 #[serde(tag = "rule", rename_all = "snake_case")]
 pub enum Rejection {
     #[error("the ticket does not exist")]
@@ -110,10 +111,16 @@ pub enum Rejection {
     SlaNotApplied {
         policy_id: String,
         metric: String,
+        #[schemars(schema_with = "crate::ids::timestamp_schema")]
         due_at: Timestamp,
     },
     #[error("SLA clock due at {due_at} has not passed at {at}")]
-    SlaNotDue { due_at: Timestamp, at: Timestamp },
+    SlaNotDue {
+        #[schemars(schema_with = "crate::ids::timestamp_schema")]
+        due_at: Timestamp,
+        #[schemars(schema_with = "crate::ids::timestamp_schema")]
+        at: Timestamp,
+    },
 }
 
 fn list(allowed: &[AllowedTransition]) -> String {
