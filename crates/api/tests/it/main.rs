@@ -3,8 +3,17 @@
 //!
 //! - `support`: a test server with a manual clock, and a client that renders responses.
 //! - `flows`: tickets from creation to resolution, as the roles that may do each step.
+//! - `access`: customers see only their own tickets and nothing internal; revoked tokens stop
+//!   working; health, readiness and metrics.
+//! - `errors`: every problem+json status, provoked as a client would, with its headers.
+//! - `feed`: the global feed's pages and its live, resumable Server-Sent Events stream.
+//! - `roles`: every route against every role.
 //! - `openapi`: `docs/openapi.json` is the generated document, and real traffic matches it.
 
+mod access;
+mod errors;
+mod feed;
 mod flows;
 mod openapi;
+mod roles;
 mod support;

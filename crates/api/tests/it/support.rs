@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
 use jiff::Timestamp;
-use serde_json::Value;
+use serde_json::{json, Value};
 use store::scratch::ScratchDb;
 use tower::ServiceExt;
 
@@ -46,6 +46,11 @@ pub struct Reply {
 
 impl TestApi {
     pub async fn start(db: ScratchDb) -> TestApi {
+        TestApi::start_with(db, ApiConfig::default()).await
+    }
+
+    /// A test server with its own settings, for example a tiny rate limit.
+    pub async fn start_with(db: ScratchDb, config: ApiConfig) -> TestApi {
         let store = store::Store::open_with(db.config.clone()).await.unwrap();
         let clock = Arc::new(ManualClock(Mutex::new(
             "2026-11-02T09:00:00Z".parse().unwrap(),
@@ -54,7 +59,7 @@ impl TestApi {
             store,
             domain::BlueprintCatalog::builtin(),
             clock.clone(),
-            ApiConfig::default(),
+            config,
         )
         .await
         .unwrap();
@@ -93,7 +98,7 @@ impl TestApi {
         let request = builder
             .body(body.map_or_else(Body::empty, |body| Body::from(body.to_string())))
             .unwrap();
-        let response = self.router.clone().oneshot(request).await.unwrap();
+        let response = self.send(request).await;
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
@@ -106,6 +111,12 @@ impl TestApi {
             headers,
             body,
         }
+    }
+
+    /// Sends a request built by the test and returns the response with its body unread (for
+    /// streams and for bodies the helpers would not build).
+    pub async fn send(&self, request: Request<Body>) -> axum::response::Response {
+        self.router.clone().oneshot(request).await.unwrap()
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Reply {
@@ -144,8 +155,119 @@ where
     F: Fn(TestApi) -> Fut,
     Fut: std::future::Future<Output = TestApi>,
 {
+    each_backend_with(ApiConfig::default(), scenario).await;
+}
+
+/// Runs `scenario` on every backend, with the API configured by `config`.
+pub async fn each_backend_with<F, Fut>(config: ApiConfig, scenario: F)
+where
+    F: Fn(TestApi) -> Fut,
+    Fut: std::future::Future<Output = TestApi>,
+{
     for db in ScratchDb::all().await {
-        let api = TestApi::start(db).await;
+        let api = TestApi::start_with(db, config.clone()).await;
         scenario(api).await.finish().await;
+    }
+}
+
+/// Every role the API knows, in the order tables show them.
+pub const ROLES: [&str; 7] = [
+    "admin",
+    "supervisor",
+    "agent",
+    "customer",
+    "auditor",
+    "analyst",
+    "integration",
+];
+
+/// A small workspace: a team, two agents, two customers, and a token for every role (agent and
+/// supervisor tokens act as the first agent, customer tokens as the first customer).
+pub struct World {
+    pub team: Value,
+    pub agent: Value,
+    pub other_agent: Value,
+    pub customer: Value,
+    pub other_customer: Value,
+    /// `(role, token)` for every role in `ROLES`.
+    pub tokens: Vec<(&'static str, String)>,
+}
+
+impl World {
+    pub async fn new(api: &TestApi) -> World {
+        let team = api
+            .post("/v1/admin/teams", &api.admin, json!({"name": "Support"}))
+            .await
+            .body;
+        let mut agents = Vec::new();
+        for name in ["Zhang San", "Li Si"] {
+            let reply = api
+                .post(
+                    "/v1/admin/agents",
+                    &api.admin,
+                    json!({"name": name, "teams": [team["team_id"]]}),
+                )
+                .await;
+            assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+            agents.push(reply.body);
+        }
+        let mut customers = Vec::new();
+        for name in ["Chen Jing", "Wang Fang"] {
+            let reply = api
+                .post("/v1/admin/customers", &api.admin, json!({"name": name}))
+                .await;
+            assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+            customers.push(reply.body);
+        }
+        let mut tokens = Vec::new();
+        for role in ROLES {
+            let subject = match role {
+                "agent" | "supervisor" => Some(&agents[0]["agent_id"]),
+                "customer" => Some(&customers[0]["customer_id"]),
+                _ => None,
+            };
+            tokens.push((role, api.token(role, subject).await));
+        }
+        let other_customer = customers.pop().unwrap();
+        let customer = customers.pop().unwrap();
+        let other_agent = agents.pop().unwrap();
+        let agent = agents.pop().unwrap();
+        World {
+            team,
+            agent,
+            other_agent,
+            customer,
+            other_customer,
+            tokens,
+        }
+    }
+
+    pub fn token(&self, role: &str) -> &str {
+        let (_, token) = self
+            .tokens
+            .iter()
+            .find(|(name, _)| *name == role)
+            .unwrap_or_else(|| panic!("no role {role}"));
+        token
+    }
+
+    /// A request body for `POST /v1/tickets` on behalf of `customer`.
+    pub fn new_ticket(customer: &Value) -> Value {
+        json!({
+            "channel": "web",
+            "requester": {"id": customer["customer_id"], "name": "Chen Jing"},
+            "subject": "无法支付 payment failed",
+            "description": "The card is declined.",
+            "ticket_type": "question",
+        })
+    }
+
+    /// Creates a ticket for `customer` as the admin and returns its id.
+    pub async fn ticket_for(&self, api: &TestApi, customer: &Value) -> String {
+        let reply = api
+            .post("/v1/tickets", &api.admin, World::new_ticket(customer))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body["ticket_id"].as_str().unwrap().to_owned()
     }
 }
