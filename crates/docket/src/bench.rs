@@ -29,6 +29,23 @@ pub enum BenchCommand {
         #[arg(long, env = "DOCKET_TEST_DATABASE_URL")]
         postgres_url: Option<String>,
     },
+    /// The HTTP API on a loopback socket under a realistic mix (create, assign, reply, note,
+    /// transition, get, list) from keep-alive connections: requests/s, commands/s, p50/p99
+    /// overall and per operation, and the group commit batch size.
+    Http {
+        /// Seconds per backend.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Concurrent keep-alive connections.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Backends to measure: sqlite, postgres.
+        #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
+        backends: Vec<String>,
+        /// The PostgreSQL server to measure (a scratch schema is created and dropped).
+        #[arg(long, env = "DOCKET_TEST_DATABASE_URL")]
+        postgres_url: Option<String>,
+    },
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -71,6 +88,16 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
                 db.cleanup().await;
                 result?;
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Http {
+            seconds,
+            connections,
+            backends,
+            postgres_url,
+        } => {
+            crate::bench_http::run(seconds, connections, &backends, postgres_url.as_deref())
+                .await?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -143,7 +170,7 @@ async fn run_appenders(store: &Store, appenders: usize, duration: Duration) -> a
     })
 }
 
-fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
+pub fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -151,7 +178,7 @@ fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
     sorted[index]
 }
 
-fn ms(duration: Duration) -> f64 {
+pub fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 

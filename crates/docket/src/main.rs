@@ -11,6 +11,7 @@
 
 mod audit;
 mod bench;
+mod bench_http;
 mod config;
 mod serve;
 
