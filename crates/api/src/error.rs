@@ -20,6 +20,8 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("method {method} is not allowed here")]
+    MethodNotAllowed { method: String },
     #[error("the ticket moved on to version {current_version}; reload it and decide again")]
     VersionConflict { current_version: u64 },
     #[error("If-Match {expected} does not match the ticket's version {current_version}")]
@@ -76,9 +78,12 @@ impl From<Rejection> for ApiError {
     fn from(rejection: Rejection) -> ApiError {
         match rejection {
             Rejection::TicketNotFound => ApiError::NotFound("the ticket does not exist".to_owned()),
-            Rejection::RoleNotAllowed { .. }
-            | Rejection::NotOwnTicket
-            | Rejection::InternalNotForCustomers => ApiError::Forbidden(rejection.to_string()),
+            // To a customer, someone else's ticket does not exist: saying "not yours" would tell
+            // them which ticket ids are real.
+            Rejection::NotOwnTicket => ApiError::NotFound("the ticket does not exist".to_owned()),
+            Rejection::RoleNotAllowed { .. } | Rejection::InternalNotForCustomers => {
+                ApiError::Forbidden(rejection.to_string())
+            }
             rejection => ApiError::Rejected(rejection),
         }
     }
@@ -91,6 +96,7 @@ impl ApiError {
             ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::VersionConflict { .. } => StatusCode::CONFLICT,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -111,6 +117,7 @@ impl ApiError {
             ApiError::Unauthenticated => "unauthenticated",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not-found",
+            ApiError::MethodNotAllowed { .. } => "method-not-allowed",
             ApiError::VersionConflict { .. } => "version-conflict",
             ApiError::PreconditionFailed { .. } => "precondition-failed",
             ApiError::PayloadTooLarge { .. } => "payload-too-large",

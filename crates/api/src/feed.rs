@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::Json;
@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use store::Record;
 
 use crate::auth::Principal;
+use crate::body::ApiQuery;
 use crate::directory::ApiRole;
 use crate::error::ApiError;
 use crate::AppState;
@@ -57,7 +58,7 @@ pub struct FeedQuery {
 pub async fn events(
     State(state): State<AppState>,
     principal: Principal,
-    Query(query): Query<FeedQuery>,
+    ApiQuery(query): ApiQuery<FeedQuery>,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(FEED_ROLES)?;
     let limit = query.limit.unwrap_or(100).clamp(1, FEED_LIMIT_MAX);
@@ -76,7 +77,7 @@ pub async fn event_stream(
     State(state): State<AppState>,
     principal: Principal,
     headers: HeaderMap,
-    Query(query): Query<FeedQuery>,
+    ApiQuery(query): ApiQuery<FeedQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     principal.require(FEED_ROLES)?;
     let resume = headers
@@ -126,7 +127,7 @@ pub struct VerifyQuery {
 pub async fn audit_verify(
     State(state): State<AppState>,
     principal: Principal,
-    Query(query): Query<VerifyQuery>,
+    ApiQuery(query): ApiQuery<VerifyQuery>,
 ) -> Result<Json<store::VerifyReport>, ApiError> {
     principal.require(&[ApiRole::Admin, ApiRole::Auditor])?;
     let report = state

@@ -16,6 +16,7 @@ mod numbers;
 pub mod openapi;
 mod ops;
 mod ratelimit;
+mod read;
 mod tickets;
 
 use std::fmt;
@@ -76,6 +77,7 @@ struct Shared {
     tickets: cache::TicketCache,
     limiter: ratelimit::Limiter,
     metrics: metrics::Metrics,
+    projections: projections::Projections,
 }
 
 impl AppState {
@@ -96,7 +98,14 @@ impl AppState {
             records.iter().for_each(|record| directory.apply(record));
         }
         let (directory_position, _) = watch::channel(directory.position);
+        let projections =
+            projections::Projections::start(store.clone(), projections::RunnerConfig::default())
+                .await
+                .map_err(|error| store::StoreError::Database {
+                    message: format!("starting the read models: {error}"),
+                })?;
         let shared = Arc::new(Shared {
+            projections,
             limiter: ratelimit::Limiter::new(config.rate_limit),
             store,
             blueprints,
@@ -110,6 +119,11 @@ impl AppState {
         });
         tokio::spawn(follow_directory(Arc::downgrade(&shared), subscription));
         Ok(AppState { inner: shared })
+    }
+
+    /// The read models, for status, snapshots and rebuilds.
+    pub fn projections(&self) -> &projections::Projections {
+        &self.inner.projections
     }
 
     pub fn store(&self) -> &Store {
@@ -294,7 +308,12 @@ pub fn router(state: AppState) -> Router {
             post(admin::create_token).get(admin::list_tokens),
         )
         .route("/admin/tokens/{token_id}/revoke", post(admin::revoke_token))
-        .route("/tickets", post(tickets::create_ticket))
+        .route(
+            "/tickets",
+            post(tickets::create_ticket).get(read::list_tickets),
+        )
+        .route("/queues/next", get(read::next_ticket))
+        .route("/reports/summary", get(read::report))
         .route("/tickets/{ticket_id}", get(tickets::get_ticket))
         .route("/tickets/{ticket_id}/commands", post(tickets::post_command))
         .route("/tickets/{ticket_id}/events", get(tickets::ticket_events))
@@ -308,6 +327,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .nest("/v1", v1)
         .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             ops::observe,

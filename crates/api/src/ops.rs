@@ -47,6 +47,12 @@ pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such route; see /v1/openapi.json".to_owned())
 }
 
+pub async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+    }
+}
+
 pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request

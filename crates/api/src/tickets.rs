@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -22,7 +22,7 @@ use store::{AppendError, ExpectedVersion, NewEvent, Record, StreamId};
 use uuid::Uuid;
 
 use crate::auth::Principal;
-use crate::body::JsonBody;
+use crate::body::{ApiQuery, JsonBody};
 use crate::directory::ApiRole;
 use crate::error::ApiError;
 use crate::AppState;
@@ -82,6 +82,11 @@ pub async fn create_ticket(
     body: JsonBody<CreateTicketRequest>,
 ) -> Result<Response, ApiError> {
     let request = body.value;
+    if principal.role == ApiRole::Customer && principal.subject != Some(request.requester.id.0) {
+        return Err(ApiError::Forbidden(
+            "customers open tickets for themselves: requester.id must be their own id".to_owned(),
+        ));
+    }
     let command_id = command_id(&principal, &headers)?;
     if let Some(replay) =
         replay(&state, &principal, command_id, &headers, &body.sha256, true).await?
@@ -663,7 +668,7 @@ pub async fn ticket_events(
     State(state): State<AppState>,
     principal: Principal,
     Path(ticket_id): Path<String>,
-    Query(query): Query<TrailQuery>,
+    ApiQuery(query): ApiQuery<TrailQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let ticket_id = parse_ticket_id(&ticket_id)?;
     let ticket = load(&state, ticket_id).await?;

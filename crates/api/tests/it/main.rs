@@ -3,6 +3,7 @@
 //!
 //! - `support`: a test server with a manual clock, and a client that renders responses.
 //! - `flows`: tickets from creation to resolution, as the roles that may do each step.
+//! - `read`: the ticket list, the agent's next ticket and reports, from the read models.
 //! - `access`: customers see only their own tickets and nothing internal; revoked tokens stop
 //!   working; health, readiness and metrics.
 //! - `errors`: every problem+json status, provoked as a client would, with its headers.
@@ -15,5 +16,6 @@ mod errors;
 mod feed;
 mod flows;
 mod openapi;
+mod read;
 mod roles;
 mod support;
