@@ -68,7 +68,8 @@ impl Metrics {
         SseClient(self.sse_clients.clone())
     }
 
-    pub fn render(&self, store: &Store, directory_lag_events: u64) -> String {
+    /// Renders everything; `lags` are (read model, events behind, seconds behind).
+    pub fn render(&self, store: &Store, lags: &[(&str, u64, i64)]) -> String {
         let mut out = String::new();
         out.push_str(
             "# HELP docket_http_requests_total HTTP requests by route, method and status.\n",
@@ -147,10 +148,47 @@ impl Metrics {
             "# HELP docket_sse_clients Open live event stream clients.\n# TYPE docket_sse_clients gauge\ndocket_sse_clients {}",
             self.sse_clients.load(Ordering::Relaxed)
         );
+        out.push_str("# HELP docket_store_batch_appends Appends per group commit transaction.\n");
+        out.push_str("# TYPE docket_store_batch_appends histogram\n");
+        let mut cumulative = 0;
+        for (count, bound) in store
+            .stats()
+            .batch_sizes
+            .iter()
+            .zip(store::BATCH_SIZE_BUCKETS)
+        {
+            cumulative += count.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "docket_store_batch_appends_bucket{{le=\"{bound}\"}} {cumulative}"
+            );
+        }
         let _ = writeln!(
             out,
-            "# HELP docket_projection_lag_events Events a read model is behind the log.\n# TYPE docket_projection_lag_events gauge\ndocket_projection_lag_events{{projection=\"directory\"}} {directory_lag_events}"
+            "docket_store_batch_appends_bucket{{le=\"+Inf\"}} {batches}"
         );
+        let _ = writeln!(
+            out,
+            "docket_store_batch_appends_sum {appends}\ndocket_store_batch_appends_count {batches}"
+        );
+        out.push_str(
+            "# HELP docket_projection_lag_events Events a read model is behind the log.\n",
+        );
+        out.push_str("# TYPE docket_projection_lag_events gauge\n");
+        for (name, events, _) in lags {
+            let _ = writeln!(
+                out,
+                "docket_projection_lag_events{{projection=\"{name}\"}} {events}"
+            );
+        }
+        out.push_str("# HELP docket_projection_lag_seconds How long the oldest record a read model has not applied has waited.\n");
+        out.push_str("# TYPE docket_projection_lag_seconds gauge\n");
+        for (name, _, seconds) in lags {
+            let _ = writeln!(
+                out,
+                "docket_projection_lag_seconds{{projection=\"{name}\"}} {seconds}"
+            );
+        }
         out
     }
 }

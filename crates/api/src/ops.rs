@@ -19,13 +19,23 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Ready when the store answers and the directory has caught up with the log.
+/// How long readiness waits for the read side before answering "not ready".
+const READY_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Ready when the store answers and the directory and every read model have caught up with the
+/// log (a node that just started is not ready until it has).
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let (head, _) = state.store().head().await?;
-    let applied = state.directory().position;
-    if applied < head && !state.directory_caught_up(head).await {
+    let directory = state.directory().position;
+    if directory < head && !state.directory_caught_up(head).await {
         return Err(ApiError::Unavailable(format!(
-            "the directory is at {applied} of {head}"
+            "the directory is at {directory} of {head}"
+        )));
+    }
+    let projections = state.inner.projections.position();
+    if projections < head && !state.inner.projections.wait_for(head, READY_WAIT).await {
+        return Err(ApiError::Unavailable(format!(
+            "the read models are at {projections} of {head}"
         )));
     }
     Ok(Json(json!({ "status": "ready", "log_position": head })))
@@ -33,8 +43,20 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Va
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let head = state.store().committed_position();
-    let lag = head.saturating_sub(state.directory().position);
-    let body = state.inner.metrics.render(state.store(), lag);
+    let mut lags = vec![(
+        "directory",
+        head.saturating_sub(state.directory().position),
+        0,
+    )];
+    match state.inner.projections.lags(state.now()).await {
+        Ok(read_models) => lags.extend(
+            read_models
+                .iter()
+                .map(|lag| (lag.name, lag.events, lag.seconds)),
+        ),
+        Err(error) => tracing::warn!(%error, "reading projection lag"),
+    }
+    let body = state.inner.metrics.render(state.store(), &lags);
     let mut response = body.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

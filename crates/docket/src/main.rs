@@ -13,6 +13,7 @@ mod audit;
 mod bench;
 mod bench_http;
 mod config;
+mod projections_cli;
 mod serve;
 
 use std::process::ExitCode;
@@ -40,6 +41,9 @@ enum Command {
     /// Tools for auditors.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Read models: lag and rebuild.
+    #[command(subcommand)]
+    Projections(projections_cli::ProjectionsCommand),
     /// Benchmarks that print their figures next to the raw limit of the same database.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::run(&cli.database_url, args).await,
+            Command::Projections(command) => projections_cli::run(&cli.database_url, command).await,
             Command::Audit(command) => audit::run(&cli.database_url, command).await,
             Command::Bench(command) => bench::run(command).await,
         }

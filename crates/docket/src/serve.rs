@@ -84,6 +84,10 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
         .await
         .context("serving HTTP")?;
     store.flush().await.context("flushing the last appends")?;
+    // The next start then catches up from here instead of from the last periodic snapshot.
+    if let Err(error) = state.projections().snapshot().await {
+        eprintln!("warning: storing the read models' snapshots: {error}");
+    }
     println!("docket stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -202,6 +202,39 @@ impl Snapshots {
     }
 }
 
+/// A read model's stored snapshot: what a node starting now loads before it catches up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredSnapshot {
+    pub name: &'static str,
+    /// `None` when there is no snapshot of the model's current version (it rebuilds from 0).
+    pub position: Option<u64>,
+}
+
+/// The stored snapshot of every read model, without starting any.
+pub async fn stored_snapshots(store: &Store) -> Result<Vec<StoredSnapshot>, RunnerError> {
+    let snapshots = Snapshots::open(store).await?;
+    let mut stored = Vec::new();
+    for (name, version) in PROJECTION_VERSIONS {
+        let position = snapshots
+            .load(name)
+            .await?
+            .filter(|(stored_version, ..)| *stored_version == i64::from(*version))
+            .map(|(_, position, ..)| u64::try_from(position).unwrap_or(0));
+        stored.push(StoredSnapshot { name, position });
+    }
+    Ok(stored)
+}
+
+/// Each read model's name and snapshot version.
+const PROJECTION_VERSIONS: &[(&str, u32)] = &[
+    (Tickets::NAME, Tickets::VERSION),
+    (Queues::NAME, Queues::VERSION),
+    (AgentLoad::NAME, AgentLoad::VERSION),
+    (SlaView::NAME, SlaView::VERSION),
+    (Customers::NAME, Customers::VERSION),
+    (Reports::NAME, Reports::VERSION),
+];
+
 /// A model and the position of the last record folded into it: one value, never apart.
 #[derive(Debug)]
 struct Checkpointed<P> {

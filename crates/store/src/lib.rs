@@ -34,7 +34,9 @@ pub use crate::record::{
 };
 pub use crate::subscribe::Subscription;
 pub use crate::verify::{ChainBreak, VerifyReport};
-pub use crate::writer::{WriterStats, APPEND_QUEUE_MAX, BATCH_APPENDS_MAX, BATCH_EVENTS_MAX};
+pub use crate::writer::{
+    WriterStats, APPEND_QUEUE_MAX, BATCH_APPENDS_MAX, BATCH_EVENTS_MAX, BATCH_SIZE_BUCKETS,
+};
 
 /// Where the embedded default keeps its file, relative to the working directory.
 pub const DEFAULT_URL: &str = "sqlite://docket-data/docket.db";

@@ -46,9 +46,15 @@ pub(crate) enum Msg {
     Flush(oneshot::Sender<()>),
 }
 
+/// Upper bounds of the batch size histogram's buckets, in appends per group commit.
+pub const BATCH_SIZE_BUCKETS: [u64; 12] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096];
+
 /// Counters for metrics and for the benchmark's batch size.
 #[derive(Debug, Default)]
 pub struct WriterStats {
+    /// Committed batches by size: `batch_sizes[i]` counts batches of at most
+    /// `BATCH_SIZE_BUCKETS[i]` appends (and more than the bucket before).
+    pub batch_sizes: [AtomicU64; BATCH_SIZE_BUCKETS.len()],
     pub batches: AtomicU64,
     /// Appends answered by committed batches, including conflicts and duplicates.
     pub appends: AtomicU64,
@@ -109,6 +115,11 @@ pub(crate) async fn run<W: BatchCommit>(
                         newer
                     });
                     stats.batches.fetch_add(1, Ordering::Relaxed);
+                    let bucket = BATCH_SIZE_BUCKETS
+                        .iter()
+                        .position(|bound| appends.len() as u64 <= *bound)
+                        .unwrap_or(BATCH_SIZE_BUCKETS.len() - 1);
+                    stats.batch_sizes[bucket].fetch_add(1, Ordering::Relaxed);
                     stats
                         .appends
                         .fetch_add(appends.len() as u64, Ordering::Relaxed);
