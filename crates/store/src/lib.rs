@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use sqlx::{PgPool, SqlitePool};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
@@ -83,6 +83,7 @@ struct Inner {
     readers: Readers,
     queue: mpsc::Sender<writer::Msg>,
     committed: watch::Sender<u64>,
+    tail: writer::Tail,
     stats: Arc<WriterStats>,
     follower: Option<JoinHandle<()>>,
 }
@@ -110,6 +111,7 @@ impl Store {
     pub async fn open_with(config: StoreConfig) -> Result<Store, StoreError> {
         let (queue, queue_rx) = mpsc::channel(APPEND_QUEUE_MAX);
         let stats = Arc::new(WriterStats::default());
+        let (tail, _) = broadcast::channel(writer::TAIL_BATCHES_MAX);
         let url = config.url.as_str();
         if url.starts_with("sqlite:") {
             let options = sqlite::connect_options(url)?;
@@ -120,12 +122,14 @@ impl Store {
                 writer,
                 queue_rx,
                 committed.clone(),
+                tail.clone(),
                 stats.clone(),
             ));
             let inner = Inner {
                 readers: Readers::Sqlite(readers),
                 queue,
                 committed,
+                tail,
                 stats,
                 follower: None,
             };
@@ -142,6 +146,7 @@ impl Store {
                 writer,
                 queue_rx,
                 committed.clone(),
+                tail.clone(),
                 stats.clone(),
             ));
             let follower = tokio::spawn(postgres::follow(readers.clone(), committed.clone()));
@@ -149,6 +154,7 @@ impl Store {
                 readers: Readers::Postgres(readers),
                 queue,
                 committed,
+                tail,
                 stats,
                 follower: Some(follower),
             };
@@ -270,7 +276,12 @@ impl Store {
 
     /// Records after `after`, catching up from the log and then following new appends live.
     pub fn subscribe(&self, after: u64) -> Subscription {
-        Subscription::new(self.clone(), after, self.inner.committed.subscribe())
+        Subscription::new(
+            self.clone(),
+            after,
+            self.inner.committed.subscribe(),
+            self.inner.tail.subscribe(),
+        )
     }
 
     /// Walks both hash chains over `from..=to` (`to` = the head when `None`) and reports the

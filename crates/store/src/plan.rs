@@ -80,6 +80,31 @@ pub(crate) struct Plan<'a> {
     pub head: LogHead,
 }
 
+impl Plan<'_> {
+    /// The rows as the records a reader of the log will see, for in-process followers.
+    pub fn records(&self) -> Vec<crate::Record> {
+        self.rows
+            .iter()
+            .map(|row| crate::Record {
+                position: row.position,
+                stream_id: row.stream.to_string(),
+                category: row.stream.category().to_owned(),
+                stream_version: row.stream_version,
+                event_id: row.event.event_id,
+                event_type: row.event.event_type.clone(),
+                schema_version: row.event.schema_version,
+                payload: row.event.payload.get().to_owned(),
+                metadata: row.event.metadata.get().to_owned(),
+                command_id: row.command_id,
+                recorded_at: jiff::Timestamp::from_microsecond(row.recorded_at_micros)
+                    .expect("the writer's clock gives valid timestamps"),
+                stream_hash: row.stream_hash,
+                global_hash: row.global_hash,
+            })
+            .collect()
+    }
+}
+
 /// Plans one batch. `now_micros` is the writer's clock; recorded times never go backwards in
 /// global order, so a clock step back is absorbed by repeating the last recorded time.
 pub(crate) fn plan<'a>(

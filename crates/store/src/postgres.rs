@@ -272,7 +272,7 @@ async fn commit_batch(
     }
     conn.execute("COMMIT").await?;
     Ok(Committed {
-        events_written: plan.rows.len(),
+        records: plan.records(),
         outcomes: plan.outcomes,
         head: plan.head,
     })

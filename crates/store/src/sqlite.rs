@@ -237,7 +237,7 @@ async fn write_batch(
         insert_and_commit(conn, &plan).await?;
     }
     Ok(Committed {
-        events_written: plan.rows.len(),
+        records: plan.records(),
         outcomes: plan.outcomes,
         head: plan.head,
     })

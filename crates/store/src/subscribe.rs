@@ -1,12 +1,17 @@
 //! Catch-up-then-live subscriptions over the global order. Because the writer makes positions
 //! visible strictly in order, "read everything after my position" never misses an event that
-//! commits later; the subscription only has to know when to read again: at once when this
-//! process (or, on PostgreSQL, any node) commits, and at the latest after `POLL_INTERVAL`.
+//! commits later; the subscription only has to know when to read again. Batches this process
+//! commits arrive through the in-process tail, and are taken from there when they continue
+//! exactly where the subscription stands; anything else (another process's commits, a follower
+//! that fell behind) is read from the database. A commit in another node wakes the subscription
+//! through PostgreSQL's notifications, and `POLL_INTERVAL` bounds the wait in every case.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::broadcast::error::TryRecvError;
+use tokio::sync::{broadcast, watch};
 
 use crate::error::StoreError;
 use crate::record::Record;
@@ -25,21 +30,54 @@ pub struct Subscription {
     position: u64,
     buffer: VecDeque<Record>,
     committed: watch::Receiver<u64>,
+    tail: broadcast::Receiver<Arc<[Record]>>,
 }
 
 impl Subscription {
-    pub(crate) fn new(store: Store, after: u64, committed: watch::Receiver<u64>) -> Subscription {
+    pub(crate) fn new(
+        store: Store,
+        after: u64,
+        committed: watch::Receiver<u64>,
+        tail: broadcast::Receiver<Arc<[Record]>>,
+    ) -> Subscription {
         Subscription {
             store,
             position: after,
             buffer: VecDeque::new(),
             committed,
+            tail,
         }
     }
 
     /// The position of the last record returned (or the starting point).
     pub fn position(&self) -> u64 {
         self.position
+    }
+
+    /// Takes the part of a batch from the tail that continues the buffer exactly, if any.
+    fn take(&mut self, batch: &[Record]) {
+        let end = self
+            .buffer
+            .back()
+            .map_or(self.position, |record| record.position);
+        if let (Some(first), Some(last)) = (batch.first(), batch.last()) {
+            if first.position <= end + 1 && end < last.position {
+                let skip = usize::try_from(end + 1 - first.position).expect("a batch is small");
+                self.buffer.extend(batch[skip..].iter().cloned());
+            }
+        }
+    }
+
+    /// Drains what the tail holds without waiting.
+    fn drain_tail(&mut self) {
+        loop {
+            match self.tail.try_recv() {
+                Ok(batch) => self.take(&batch),
+                Err(TryRecvError::Empty | TryRecvError::Closed) => return,
+                // Missed batches are read from the database.
+                Err(TryRecvError::Lagged(_)) => {}
+            }
+        }
     }
 
     /// The next record in global order, waiting for it if need be. An error (the database is
@@ -60,6 +98,10 @@ impl Subscription {
                 self.position = record.position;
                 return Ok(record);
             }
+            self.drain_tail();
+            if !self.buffer.is_empty() {
+                continue;
+            }
             // Mark the current value seen before reading, so a commit that lands after the read
             // wakes the wait below.
             self.committed.borrow_and_update();
@@ -67,17 +109,29 @@ impl Subscription {
                 .store
                 .read_all(self.position, SUBSCRIBE_PAGE_MAX)
                 .await?;
-            if records.is_empty() {
-                let _ = tokio::time::timeout(POLL_INTERVAL, self.committed.changed()).await;
-            } else {
+            if !records.is_empty() {
                 self.buffer.extend(records);
+                continue;
             }
+            let wait = async {
+                tokio::select! {
+                    batch = self.tail.recv() => match batch {
+                        Ok(batch) => { self.take(&batch); }
+                        Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        // The store is closing; the watch below still works.
+                        Err(broadcast::error::RecvError::Closed) => { let _ = self.committed.changed().await; }
+                    },
+                    _ = self.committed.changed() => {}
+                }
+            };
+            let _ = tokio::time::timeout(POLL_INTERVAL, wait).await;
         }
     }
 
     /// The records available right now (at most one page), without waiting; empty when caught up.
     pub async fn poll_available(&mut self) -> Result<Vec<Record>, StoreError> {
         let mut records = Vec::new();
+        self.drain_tail();
         if self.buffer.is_empty() {
             self.buffer.extend(
                 self.store

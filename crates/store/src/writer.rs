@@ -7,11 +7,11 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::error::{AppendError, StoreError};
 use crate::plan::{Append, LogHead};
-use crate::record::AppendOutcome;
+use crate::record::{AppendOutcome, Record};
 
 /// Most appends queued for the writer; further callers wait for room (backpressure).
 pub const APPEND_QUEUE_MAX: usize = 4096;
@@ -25,9 +25,17 @@ pub const BATCH_EVENTS_MAX: usize = 4096;
 pub(crate) struct Committed {
     pub outcomes: Vec<Result<AppendOutcome, AppendError>>,
     pub head: LogHead,
-    /// Events written (duplicates and conflicts write none).
-    pub events_written: usize,
+    /// The records written (duplicates and conflicts write none).
+    pub records: Vec<Record>,
 }
+
+/// Committed batches, as the records readers will see, for followers in this process: they
+/// take them from here instead of reading the database again.
+pub(crate) type Tail = broadcast::Sender<Arc<[Record]>>;
+
+/// Committed batches kept for followers that fall behind; one that falls further reads the
+/// database instead.
+pub const TAIL_BATCHES_MAX: usize = 1024;
 
 /// A backend's write transaction for one batch: all or nothing.
 pub(crate) trait BatchCommit: Send + 'static {
@@ -78,6 +86,7 @@ pub(crate) async fn run<W: BatchCommit>(
     mut writer: W,
     mut queue: mpsc::Receiver<Msg>,
     committed: watch::Sender<u64>,
+    tail: Tail,
     stats: Arc<WriterStats>,
 ) {
     let mut appends: Vec<Append> = Vec::new();
@@ -104,9 +113,14 @@ pub(crate) async fn run<W: BatchCommit>(
                 Ok(Committed {
                     outcomes,
                     head,
-                    events_written,
+                    records,
                 }) => {
                     assert_eq!(outcomes.len(), replies.len(), "one outcome per append");
+                    let events_written = records.len();
+                    if !records.is_empty() {
+                        // No receiver is fine: nobody follows in this process.
+                        let _ = tail.send(Arc::from(records));
+                    }
                     committed.send_if_modified(|current| {
                         let newer = head.position > *current;
                         if newer {
