@@ -4,6 +4,8 @@
 //! itself; the paths mirror the router in `lib.rs`. `docs/openapi.json` is this document, and a
 //! test keeps the two equal.
 
+use std::borrow::Cow;
+
 use axum::http::StatusCode;
 use axum::Json;
 use domain::Rejection;
@@ -15,6 +17,7 @@ use crate::admin::{NewAgent, NewCustomer, NewTeam, NewToken};
 use crate::directory::{Agent, Customer, Team};
 use crate::error::ApiError;
 use crate::feed::{FeedQuery, VerifyQuery};
+use crate::read::{ListParams, NextParams, ReportParams};
 use crate::tickets::{CommandResponse, CreateTicketRequest, TrailQuery};
 
 /// Where `$ref`s point: OpenAPI keeps named schemas under `components/schemas`.
@@ -46,7 +49,10 @@ pub fn document() -> Value {
             "summary": "An event-sourced customer-service ticket engine.",
             "description": "Commands change tickets and answer with the new stream version, the \
                 global position and the events written; queries read tickets, their trails and \
-                the global event feed. Every POST that changes a ticket accepts `Idempotency-Key`; \
+                the global event feed directly from the log. The ticket list, the next ticket \
+                in queue and reports come from read models, which follow the log closely but not \
+                in step: pass `?min_position=` with the `position` a command answered with to \
+                read your own writes. Every POST that changes a ticket accepts `Idempotency-Key`; \
                 commands accept `If-Match` with a ticket version. Errors are RFC 9457 \
                 problem+json.",
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
@@ -57,6 +63,7 @@ pub fn document() -> Value {
         "security": [{"bearer": []}],
         "tags": [
             {"name": "tickets", "description": "Ticket commands and reads."},
+            {"name": "reports", "description": "Reports over any time range, from events alone."},
             {"name": "events", "description": "The log: global feed, live stream and chain verification."},
             {"name": "admin", "description": "The directory: agents, teams, customers and tokens."},
             {"name": "operations", "description": "Health, readiness, metrics and this document."},
@@ -164,6 +171,9 @@ impl Schemas {
                         [single] => single.clone(),
                         _ => Value::Array(types),
                     };
+                }
+                if let Some(values) = schema["enum"].as_array_mut() {
+                    values.retain(|value| !value.is_null());
                 }
                 let mut parameter = json!({
                     "name": name,
@@ -285,6 +295,20 @@ const TICKET_READ_ERRORS: &[StatusCode] = &[
     BAD_TOKEN[1],
     StatusCode::SERVICE_UNAVAILABLE,
 ];
+const LIST_ERRORS: &[StatusCode] = &[
+    StatusCode::BAD_REQUEST,
+    BAD_TOKEN[0],
+    BAD_TOKEN[1],
+    StatusCode::SERVICE_UNAVAILABLE,
+];
+const NEXT_TICKET_ERRORS: &[StatusCode] = &[
+    StatusCode::BAD_REQUEST,
+    BAD_TOKEN[0],
+    StatusCode::FORBIDDEN,
+    StatusCode::NOT_FOUND,
+    BAD_TOKEN[1],
+    StatusCode::SERVICE_UNAVAILABLE,
+];
 const FEED_ERRORS: &[StatusCode] = &[
     StatusCode::BAD_REQUEST,
     BAD_TOKEN[0],
@@ -292,6 +316,8 @@ const FEED_ERRORS: &[StatusCode] = &[
     BAD_TOKEN[1],
     StatusCode::SERVICE_UNAVAILABLE,
 ];
+/// A bad query, a missing token or role, the rate limit, the read side behind: as the feed.
+const REPORT_ERRORS: &[StatusCode] = FEED_ERRORS;
 
 /// Every route of `crate::router`, in its order.
 fn operations(schemas: &mut Schemas) -> Vec<Operation> {
@@ -478,6 +504,66 @@ fn operations(schemas: &mut Schemas) -> Vec<Operation> {
                 json_content(schemas.response::<CommandResponse>()),
             ),
             errors: TICKET_COMMAND_ERRORS,
+        },
+        Operation {
+            method: "get",
+            path: "/v1/tickets",
+            operation_id: "listTickets",
+            summary: "List tickets with filters, text search, a sort and cursor pages",
+            tag: "tickets",
+            authenticated: true,
+            parameters: schemas.query::<ListParams>(),
+            request_body: None,
+            success: (
+                StatusCode::OK,
+                "A page of tickets. Customers see only their own, without team, assignee, tags \
+                 and priority.",
+                &[],
+                json_content(schemas.response::<views::TicketPage>()),
+            ),
+            errors: LIST_ERRORS,
+        },
+        Operation {
+            method: "get",
+            path: "/v1/queues/next",
+            operation_id: "getNextTicket",
+            summary: "The ticket an agent should work on next (admin, supervisor, agent)",
+            tag: "tickets",
+            authenticated: true,
+            parameters: schemas.query::<NextParams>(),
+            request_body: None,
+            success: (
+                StatusCode::OK,
+                "The head of the agent's own queue, else the most urgent head of their teams' \
+                 queues (priority, then SLA due time, then age); `null` when all are empty.",
+                &[],
+                json_content(schemas.response::<views::NextTicket>()),
+            ),
+            errors: NEXT_TICKET_ERRORS,
+        },
+        Operation {
+            method: "get",
+            path: "/v1/reports/summary",
+            operation_id: "getReport",
+            summary: "A report over a time range (admin, supervisor, auditor, analyst)",
+            tag: "reports",
+            authenticated: true,
+            parameters: schemas.query::<ReportParams>(),
+            request_body: None,
+            success: (
+                StatusCode::OK,
+                "Volume, response and resolution times, reopen and first-contact resolution \
+                 rates, backlog by age, CSAT and SLA attainment: JSON, or CSV with \
+                 `Accept: text/csv` (a `metric,value` header, then one row per value named by \
+                 its path: `first_response.median_seconds`, `created_by_hour.9`, \
+                 `backlog_by_age.<1d`; an empty value for `null`).",
+                &[],
+                json!({
+                    "application/json": { "schema": schemas.response::<views::Report>() },
+                    "text/csv": { "schema": { "type": "string" } },
+                }),
+            ),
+            errors: REPORT_ERRORS,
         },
         Operation {
             method: "get",
@@ -889,6 +975,44 @@ fn timestamp_schema(_: &mut SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({ "type": "string", "format": "date-time" })
 }
 
+/// A `jiff::Timestamp` for `#[schemars(with = ...)]`, where `schema_with` cannot go because
+/// the field is an `Option` (which `with` sees, so the field is not required).
+pub(crate) struct Rfc3339;
+
+impl JsonSchema for Rfc3339 {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        "Rfc3339".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> schemars::Schema {
+        timestamp_schema(generator)
+    }
+}
+
+/// `Report::backlog_by_age`: `[bucket, tickets]` pairs, in the order of `BACKLOG_BUCKETS`.
+fn backlog_schema(_: &mut SchemaGenerator) -> schemars::Schema {
+    let buckets: Vec<&str> = projections::reports::BACKLOG_BUCKETS
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    schemars::json_schema!({
+        "type": "array",
+        "items": {
+            "type": "array",
+            "prefixItems": [
+                { "type": "string", "enum": buckets },
+                { "type": "integer", "format": "uint64", "minimum": 0 },
+            ],
+            "minItems": 2,
+            "maxItems": 2,
+        },
+    })
+}
+
 /// Responses the handlers build with `json!`, described as types. They are never constructed:
 /// the `openapi` test sends real requests and validates every answer against this document, so
 /// a handler and its description cannot drift apart unnoticed.
@@ -897,14 +1021,14 @@ pub mod views {
 
     use domain::{
         AgentId, AttachmentId, BlueprintRef, Channel, CustomerId, FieldValue, LinkKind, Priority,
-        StateCategory, TeamId, TicketId, Visibility,
+        StateCategory, TeamId, TicketId, TicketNumber, Visibility,
     };
     use schemars::JsonSchema;
     use serde::Serialize;
     use serde_json::Value;
     use uuid::Uuid;
 
-    use super::timestamp_schema;
+    use super::{backlog_schema, timestamp_schema, Rfc3339};
     use crate::directory::{Agent, ApiRole, Customer, Team, TokenInfo};
 
     #[derive(Debug, Serialize, JsonSchema)]
@@ -1090,5 +1214,143 @@ pub mod views {
         #[schemars(extend("const" = "ready"))]
         pub status: String,
         pub log_position: u64,
+    }
+
+    /// The order of a list, as `projections::tickets::TicketSort` reads it; ties are broken by
+    /// ticket id. `priority`: most urgent first, then oldest first.
+    #[derive(Debug, JsonSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum TicketSort {
+        CreatedAsc,
+        CreatedDesc,
+        UpdatedAsc,
+        UpdatedDesc,
+        Priority,
+    }
+
+    // A new sort in `projections` does not compile here until the document lists it.
+    const _: fn(projections::tickets::TicketSort) -> TicketSort = |sort| {
+        use projections::tickets::TicketSort as Sort;
+        match sort {
+            Sort::CreatedAsc => TicketSort::CreatedAsc,
+            Sort::CreatedDesc => TicketSort::CreatedDesc,
+            Sort::UpdatedAsc => TicketSort::UpdatedAsc,
+            Sort::UpdatedDesc => TicketSort::UpdatedDesc,
+            Sort::Priority => TicketSort::Priority,
+        }
+    };
+
+    /// A page of `GET /v1/tickets` (`projections::tickets::TicketPage`).
+    #[derive(Debug, Serialize, JsonSchema)]
+    pub struct TicketPage {
+        pub items: Vec<TicketRow>,
+        /// Pass as `cursor` for the next page; `null` on the last page.
+        pub next_cursor: Option<String>,
+    }
+
+    /// One ticket as lists show it (`projections::tickets::TicketRow`). `priority`, `team`,
+    /// `assignee` and `tags` are internal: staff see them, customers never.
+    #[derive(Debug, Serialize, JsonSchema)]
+    pub struct TicketRow {
+        pub id: TicketId,
+        pub number: TicketNumber,
+        pub subject: String,
+        pub channel: Channel,
+        pub requester: CustomerId,
+        pub ticket_type: String,
+        /// The blueprint state the ticket is in.
+        pub state: String,
+        pub category: StateCategory,
+        #[schemars(schema_with = "timestamp_schema")]
+        pub created_at: jiff::Timestamp,
+        #[schemars(schema_with = "timestamp_schema")]
+        pub updated_at: jiff::Timestamp,
+        /// The ticket's version: what `If-Match` compares.
+        pub version: u64,
+        /// Public replies and customer messages, the creation not counted.
+        pub messages: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "Priority")]
+        pub priority: Option<Priority>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "Option<TeamId>")]
+        pub team: Option<Option<TeamId>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "Option<AgentId>")]
+        pub assignee: Option<Option<AgentId>>,
+        /// Sorted, each once.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "Vec<String>")]
+        pub tags: Option<Vec<String>>,
+    }
+
+    /// The answer of `GET /v1/queues/next`.
+    #[derive(Debug, Serialize, JsonSchema)]
+    pub struct NextTicket {
+        pub agent: AgentId,
+        /// `null` when the agent's queue and their teams' queues are empty.
+        pub next: Option<QueueEntry>,
+    }
+
+    /// One queued ticket (`projections::queues::QueueEntry`).
+    #[derive(Debug, Serialize, JsonSchema)]
+    pub struct QueueEntry {
+        pub ticket_id: TicketId,
+        pub priority: Priority,
+        /// The earliest deadline of its unfinished SLA clocks; `null` without one.
+        #[schemars(with = "Option<Rfc3339>")]
+        pub due_at: Option<jiff::Timestamp>,
+        #[schemars(schema_with = "timestamp_schema")]
+        pub created_at: jiff::Timestamp,
+    }
+
+    /// A report over `[from, to)` (`projections::reports::Report`; docs/projections.md defines
+    /// each number). Hours and weekdays are counted in the query's time zone.
+    #[derive(Debug, Serialize, JsonSchema)]
+    pub struct Report {
+        /// Tickets created in the range.
+        pub created: u64,
+        /// Entries into a solved state in the range.
+        pub solved: u64,
+        /// Hour 0 first.
+        pub created_by_hour: [u64; 24],
+        /// Monday first.
+        pub created_by_weekday: [u64; 7],
+        /// Hour 0 first.
+        pub solved_by_hour: [u64; 24],
+        /// Monday first.
+        pub solved_by_weekday: [u64; 7],
+        /// Creation to first public reply, for tickets created in the range.
+        pub first_response: Durations,
+        /// Creation to first solve, for tickets first solved in the range.
+        pub resolution: Durations,
+        /// Tickets first solved in the range; the base of the two rates below.
+        pub first_solved: u64,
+        /// 0 to 1; `null` when nothing was first solved.
+        pub reopen_rate: Option<f64>,
+        /// First-contact resolution, 0 to 1; `null` when nothing was first solved.
+        pub fcr_rate: Option<f64>,
+        /// Tickets open at `to`, by age.
+        #[schemars(schema_with = "backlog_schema")]
+        pub backlog_by_age: Vec<(String, u64)>,
+        pub csat_count: u64,
+        /// 1 to 5; `null` without ratings.
+        pub csat_average: Option<f64>,
+        /// Ratings 1 to 5, in that order.
+        pub csat_distribution: [u64; 5],
+        pub sla_met: u64,
+        pub sla_breached: u64,
+        /// Met over met and breached, 0 to 1; `null` when no clock was due.
+        pub sla_attainment: Option<f64>,
+    }
+
+    /// Median and 90th percentile (nearest rank) of a set of durations, in seconds.
+    #[derive(Debug, Serialize, JsonSchema)]
+    pub struct Durations {
+        pub count: u64,
+        /// `null` when `count` is 0.
+        pub median_seconds: Option<i64>,
+        /// `null` when `count` is 0.
+        pub p90_seconds: Option<i64>,
     }
 }

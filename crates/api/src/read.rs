@@ -10,6 +10,7 @@ use domain::{AgentId, Channel, CustomerId, Priority, StateCategory, TeamId};
 use jiff::Timestamp;
 use projections::reports::ReportQuery;
 use projections::tickets::{ListQuery, TicketFilter, TicketSort};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -45,7 +46,7 @@ impl AppState {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     pub state: Option<String>,
@@ -61,16 +62,27 @@ pub struct ListParams {
     pub channel: Option<Channel>,
     #[serde(rename = "type")]
     pub ticket_type: Option<String>,
+    /// Ranges are half-open: `[created_from, created_to)`.
+    #[schemars(with = "Option<crate::openapi::Rfc3339>")]
     pub created_from: Option<Timestamp>,
+    #[schemars(with = "Option<crate::openapi::Rfc3339>")]
     pub created_to: Option<Timestamp>,
+    #[schemars(with = "Option<crate::openapi::Rfc3339>")]
     pub updated_from: Option<Timestamp>,
+    #[schemars(with = "Option<crate::openapi::Rfc3339>")]
     pub updated_to: Option<Timestamp>,
     /// Words of the subject or the public messages (Chinese and English).
     pub q: Option<String>,
     #[serde(default)]
+    #[schemars(with = "crate::openapi::views::TicketSort")]
     pub sort: TicketSort,
+    /// Rows per page (default 50).
+    #[schemars(range(min = 1, max = projections::tickets::PAGE_LIMIT_MAX))]
     pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page, with the same sort.
     pub cursor: Option<String>,
+    /// Wait, up to a bound, until the read side has applied this global position (the
+    /// `position` a command answered with: read your own writes); 503 if it does not in time.
     pub min_position: Option<u64>,
 }
 
@@ -132,11 +144,13 @@ pub async fn list_tickets(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NextParams {
-    /// The agent to ask for; agents and supervisors default to themselves.
+    /// The agent to ask for; agents and supervisors default to themselves, admins must say.
     pub agent: Option<Uuid>,
+    /// Wait, up to a bound, until the read side has applied this global position (the
+    /// `position` a command answered with: read your own writes); 503 if it does not in time.
     pub min_position: Option<u64>,
 }
 
@@ -175,10 +189,13 @@ pub async fn next_ticket(
     Ok(Json(json!({ "agent": agent, "next": next })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReportParams {
+    /// The range is `[from, to)`.
+    #[schemars(with = "crate::openapi::Rfc3339")]
     pub from: Timestamp,
+    #[schemars(with = "crate::openapi::Rfc3339")]
     pub to: Timestamp,
     /// IANA time zone for the by-hour and by-weekday buckets (default UTC).
     pub time_zone: Option<String>,
@@ -188,6 +205,8 @@ pub struct ReportParams {
     #[serde(rename = "type")]
     pub ticket_type: Option<String>,
     pub priority: Option<Priority>,
+    /// Wait, up to a bound, until the read side has applied this global position (the
+    /// `position` a command answered with: read your own writes); 503 if it does not in time.
     pub min_position: Option<u64>,
 }
 

@@ -4,12 +4,15 @@
 //! checker for the subset the document uses; where serde decides too, both must agree.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use serde_json::{json, Value};
 use store::scratch::ScratchDb;
 use tower::ServiceExt;
+
+use api::ApiConfig;
 
 use crate::support::{Reply, TestApi};
 
@@ -25,6 +28,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/admin/tokens"),
     ("post", "/v1/admin/tokens/{token_id}/revoke"),
     ("post", "/v1/tickets"),
+    ("get", "/v1/tickets"),
+    ("get", "/v1/queues/next"),
+    ("get", "/v1/reports/summary"),
     ("get", "/v1/tickets/{ticket_id}"),
     ("post", "/v1/tickets/{ticket_id}/commands"),
     ("get", "/v1/tickets/{ticket_id}/events"),
@@ -277,6 +283,109 @@ async fn real_responses_match_the_document() {
         check("post", "/v1/tickets/{ticket_id}/commands", &reply);
     }
 
+    let position = assigned.body["position"].as_u64().unwrap();
+    let customer_token = token.body["token"].as_str().unwrap().to_owned();
+    let agent_id = agent.body["agent_id"].as_str().unwrap();
+    let month = "from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z";
+    for (template, path, caller, status) in [
+        (
+            "/v1/tickets",
+            format!("/v1/tickets?min_position={position}&sort=priority&limit=1"),
+            &admin,
+            StatusCode::OK,
+        ),
+        (
+            "/v1/tickets",
+            "/v1/tickets".to_owned(),
+            &customer_token,
+            StatusCode::OK,
+        ),
+        (
+            "/v1/tickets",
+            "/v1/tickets?sort=sideways".to_owned(),
+            &admin,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/v1/queues/next",
+            format!("/v1/queues/next?agent={agent_id}&min_position={position}"),
+            &admin,
+            StatusCode::OK,
+        ),
+        (
+            "/v1/queues/next",
+            "/v1/queues/next".to_owned(),
+            &admin,
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/v1/queues/next",
+            "/v1/queues/next".to_owned(),
+            &customer_token,
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "/v1/reports/summary",
+            format!("/v1/reports/summary?{month}&min_position={position}"),
+            &admin,
+            StatusCode::OK,
+        ),
+        (
+            "/v1/reports/summary",
+            format!("/v1/reports/summary?{month}&time_zone=Mars/Olympus"),
+            &admin,
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let reply = api.get(&path, caller).await;
+        assert_eq!(reply.status, status, "{path}: {}", reply.body);
+        check("get", template, &reply);
+    }
+    let listed = api.get("/v1/tickets", &admin).await;
+    assert_eq!(listed.body["items"][0]["tags"], json!(["billing"]));
+    let own = api.get("/v1/tickets", &customer_token).await;
+    assert_eq!(own.body["items"].as_array().unwrap().len(), 1);
+    assert!(own.body["items"][0].get("tags").is_none());
+    let next = api
+        .get(&format!("/v1/queues/next?agent={agent_id}"), &admin)
+        .await;
+    assert_eq!(next.body["next"]["ticket_id"], created.body["ticket_id"]);
+    // A position the read side never reaches: 503 after a wait kept short here.
+    let config = ApiConfig {
+        read_wait_max: Duration::from_millis(200),
+        ..ApiConfig::default()
+    };
+    let impatient = TestApi::start_with(ScratchDb::sqlite().await, config).await;
+    for (template, path) in [
+        ("/v1/tickets", "/v1/tickets?min_position=1000".to_owned()),
+        (
+            "/v1/reports/summary",
+            format!("/v1/reports/summary?{month}&min_position=1000"),
+        ),
+    ] {
+        let lagging = impatient.get(&path, &impatient.admin).await;
+        assert_eq!(lagging.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(lagging.headers.contains_key(header::RETRY_AFTER));
+        check("get", template, &lagging);
+    }
+    impatient.finish().await;
+    let csv = api
+        .request(
+            Method::GET,
+            &format!("/v1/reports/summary?{month}"),
+            Some(&admin),
+            None,
+            &[("accept", "text/csv")],
+        )
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(csv
+        .body
+        .as_str()
+        .unwrap()
+        .contains("\nbacklog_by_age.7-30d,1\n"));
+    check("get", "/v1/reports/summary", &csv);
+
     for (template, path) in [
         ("/v1/admin/agents", "/v1/admin/agents".to_owned()),
         ("/v1/admin/teams", "/v1/admin/teams".to_owned()),
@@ -298,7 +407,6 @@ async fn real_responses_match_the_document() {
     ] {
         check("get", template, &api.get(&path, &admin).await);
     }
-    let customer_token = token.body["token"].as_str().unwrap().to_owned();
     check(
         "get",
         "/v1/tickets/{ticket_id}",
@@ -457,6 +565,9 @@ fn validate(document: &Value, schema: &Value, value: &Value) -> Result<(), Strin
             "title",
             "examples",
             "pattern",
+            "prefixItems",
+            "minItems",
+            "maxItems",
         ];
         assert!(
             known.contains(&keyword.as_str()),
@@ -538,9 +649,27 @@ fn validate(document: &Value, schema: &Value, value: &Value) -> Result<(), Strin
             }
         }
     }
-    if let (Some(items), Some(values)) = (schema.get("items"), value.as_array()) {
+    if let Some(values) = value.as_array() {
+        let count = values.len() as u64;
+        if schema["minItems"].as_u64().is_some_and(|min| count < min)
+            || schema["maxItems"].as_u64().is_some_and(|max| count > max)
+        {
+            return Err(format!("{value} has the wrong number of items"));
+        }
+        // `items` describes what follows the `prefixItems`.
+        let prefix = schema["prefixItems"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         for (index, item) in values.iter().enumerate() {
-            validate(document, items, item).map_err(|error| format!("[{index}]: {error}"))?;
+            let item_schema = match prefix.get(index) {
+                Some(schema) => schema,
+                None => match schema.get("items") {
+                    Some(items) => items,
+                    None => continue,
+                },
+            };
+            validate(document, item_schema, item).map_err(|error| format!("[{index}]: {error}"))?;
         }
     }
     for all in schema["allOf"].as_array().into_iter().flatten() {

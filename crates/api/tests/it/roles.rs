@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 use crate::support::{each_backend, TestApi, World, ROLES};
 
 /// One row: what to send. `{ticket}` is a ticket of the world's customer, `{token}` a fresh
-/// token made for the cell (so that revoking it hurts no one).
+/// token made for the cell (so that revoking it hurts no one), `{agent}` the world's agent (the
+/// one agent and supervisor tokens act as).
 struct Row {
     label: &'static str,
     method: Method,
@@ -83,6 +84,30 @@ fn rows() -> Vec<Row> {
             method: Method::POST,
             path: "/v1/tickets",
             body: |world| Some(World::new_ticket(&world.customer)),
+        },
+        Row {
+            label: "GET /v1/tickets",
+            method: Method::GET,
+            path: "/v1/tickets",
+            body: none,
+        },
+        Row {
+            label: "GET /v1/queues/next",
+            method: Method::GET,
+            path: "/v1/queues/next",
+            body: none,
+        },
+        Row {
+            label: "GET /v1/queues/next?agent={id}",
+            method: Method::GET,
+            path: "/v1/queues/next?agent={agent}",
+            body: none,
+        },
+        Row {
+            label: "GET /v1/reports/summary",
+            method: Method::GET,
+            path: "/v1/reports/summary?from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z",
+            body: none,
         },
         Row {
             label: "GET /v1/tickets/{id}",
@@ -192,6 +217,9 @@ async fn table(api: &TestApi, world: &World) -> String {
             if path.contains("{ticket}") {
                 path = path.replace("{ticket}", &world.ticket_for(api, &world.customer).await);
             }
+            if path.contains("{agent}") {
+                path = path.replace("{agent}", world.agent["agent_id"].as_str().unwrap());
+            }
             if path.contains("{token}") {
                 let spare = api
                     .post("/v1/admin/tokens", &api.admin, json!({"role": "auditor"}))
@@ -235,6 +263,10 @@ async fn every_route_for_every_role() {
             GET /v1/admin/tokens                 200   403   403   403   200   403   403   401
             POST /v1/admin/tokens/{id}/revoke    200   403   403   403   403   403   403   401
             POST /v1/tickets                     201   201   201   201   403   403   201   401
+            GET /v1/tickets                      200   200   200   200   200   200   200   401
+            GET /v1/queues/next                  400   200   200   403   403   403   403   401
+            GET /v1/queues/next?agent={id}       200   200   200   403   403   403   403   401
+            GET /v1/reports/summary              200   200   403   403   200   200   403   401
             GET /v1/tickets/{id}                 200   200   200   200   200   200   200   401
             commands: add_tags                   200   200   200   403   403   403   403   401
             commands: add_internal_note          200   200   200   403   403   403   403   401
