@@ -75,6 +75,11 @@ pub enum StoreError {
     /// A database error that retrying will not fix.
     #[error("event store database error: {message}")]
     Database { message: String },
+    /// A unique index refused a row: a writer that did not hold the log's write lock, or the
+    /// group commit's fast path whose memory was stale (it then plans again and never reports
+    /// this).
+    #[error("event store write refused by a unique index: {message}")]
+    UniqueViolation { message: String },
     /// The stored data does not decode: a column holds a value the store never writes.
     #[error("event store data is corrupt: {message}")]
     Corrupt { message: String },
@@ -99,6 +104,10 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Unavailable { .. })
     }
+
+    pub(crate) fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::UniqueViolation { .. })
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -116,6 +125,11 @@ impl From<Arc<sqlx::Error>> for StoreError {
 /// Sorts database errors into transient (the connection, the server or a lock) and the rest.
 fn from_sqlx(error: &sqlx::Error) -> StoreError {
     let message = error.to_string();
+    if let sqlx::Error::Database(database) = error {
+        if database.is_unique_violation() {
+            return StoreError::UniqueViolation { message };
+        }
+    }
     let transient = match error {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)

@@ -6,6 +6,7 @@
 
 mod error;
 pub mod hash;
+mod heads;
 mod lookup;
 mod migrate;
 mod plan;
@@ -331,6 +332,11 @@ impl Store {
         }
     }
 }
+
+/// The columns an insert writes: a record's, and the two that place it in its append.
+pub(crate) const INSERT_COLUMNS: &str = "position, stream_id, category, stream_version, event_id, \
+    event_type, schema_version, payload, metadata, command_id, recorded_at, stream_hash, \
+    global_hash, command_index, command_events";
 
 /// The columns of a record, in the order both backends select them.
 pub(crate) const RECORD_COLUMNS: &str = "position, stream_id, category, stream_version, event_id, \

@@ -188,8 +188,8 @@ mod tests {
             })
             .collect();
         expect_test::expect![[r#"
-            sqlite 1 event_log 2cf00a15421c3043926c5c06e5eb1268b99e23a93752188a08fbe2a1473de33d
-            postgres 1 event_log 7dcf292062c942787d8ea503be2b59996e2cbb237b9a79e7eb3e7607669a98e3"#]].assert_eq(&pins.join("\n"));
+            sqlite 1 event_log 44d7a184075cb896434781bf631fef77ac2b40dd9f63a88fb66a92d1ba874bb3
+            postgres 1 event_log 51bea7dd3fff0ad3bc0c0a28c8418b170095a55f65b5e6a90e09c1112cf2e0d4"#]].assert_eq(&pins.join("\n"));
     }
 
     #[test]

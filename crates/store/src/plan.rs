@@ -68,6 +68,9 @@ pub(crate) struct Row<'a> {
     pub stream_version: u64,
     pub event: &'a NewEvent,
     pub command_id: Uuid,
+    /// The event's place within its append, and the append's size.
+    pub command_index: u32,
+    pub command_events: u32,
     pub recorded_at_micros: i64,
     pub stream_hash: Hash,
     pub global_hash: Hash,
@@ -177,7 +180,8 @@ fn plan_one<'a>(
     let mut stream_version = actual.unwrap_or(0);
     let mut stream_hash = stream_head.map_or(GENESIS, |head| head.stream_hash);
     let first_position = plan.head.position + 1;
-    for event in &append.events {
+    let command_events = u32::try_from(append.events.len()).expect("appends are bounded");
+    for (command_index, event) in (0..).zip(&append.events) {
         stream_version += 1;
         let position = plan.head.position + 1;
         stream_hash = hash::stream_hash(
@@ -201,6 +205,8 @@ fn plan_one<'a>(
             stream_version,
             event,
             command_id: append.command_id,
+            command_index,
+            command_events,
             recorded_at_micros,
             stream_hash,
             global_hash,

@@ -14,6 +14,7 @@ use sqlx::{ConnectOptions, Executor, PgConnection, Row};
 use tokio::sync::watch;
 
 use crate::error::StoreError;
+use crate::heads::StreamHeads;
 use crate::lookup;
 use crate::migrate::{self, Migration};
 use crate::plan::{self, Append, LogHead, Plan};
@@ -77,6 +78,7 @@ pub(crate) async fn open(
     let writer = PgWriter {
         options: options.clone(),
         conn: Some(conn),
+        heads: StreamHeads::default(),
     };
     Ok((readers, writer))
 }
@@ -149,8 +151,9 @@ pub(crate) async fn find_command(
     command_id: uuid::Uuid,
 ) -> Result<Option<(String, crate::AppendOutcome)>, StoreError> {
     let row = sqlx::query(
-        "SELECT MIN(stream_id), MAX(stream_version), MIN(position), MAX(position) FROM events
-         WHERE command_id = $1 GROUP BY command_id",
+        "SELECT stream_id, stream_version + command_events - 1, position,
+                position + command_events - 1
+         FROM events WHERE command_id = $1 AND command_index = 0",
     )
     .bind(command_id)
     .fetch_optional(pool)
@@ -221,11 +224,12 @@ pub(crate) async fn follow(pool: PgPool, committed: watch::Sender<u64>) {
 }
 
 /// The group commit task's connection, reopened after any failure that may have left it in an
-/// unknown state.
+/// unknown state, and its memory of stream heads.
 #[derive(Debug)]
 pub(crate) struct PgWriter {
     options: PgConnectOptions,
     conn: Option<PgConnection>,
+    heads: StreamHeads,
 }
 
 impl BatchCommit for PgWriter {
@@ -234,7 +238,7 @@ impl BatchCommit for PgWriter {
             Some(conn) => conn,
             None => connect_writer(&self.options).await?,
         };
-        let result = commit_batch(&mut conn, appends).await;
+        let result = commit_batch(&mut conn, &mut self.heads, appends).await;
         let usable = match &result {
             Ok(_) => true,
             Err(_) => conn.execute("ROLLBACK").await.is_ok(),
@@ -255,18 +259,55 @@ async fn connect_writer(options: &PgConnectOptions) -> Result<PgConnection, Stor
     }
 }
 
-/// The lookups are written as one index probe per id (`LATERAL` with `LIMIT` or an aggregate,
-/// which the planner does not flatten): a join over the inlined ids is planned as a hash join
-/// over the whole table while its statistics are young, which costs a scan per batch.
-///
+/// Begins, and takes the log's write lock with the head: all the fast path reads.
+const HEAD_SQL: &str = "BEGIN;
+    SELECT 'h', NULL::text, NULL::uuid, position, global_hash, recorded_at, NULL::bigint
+    FROM log_head WHERE id = 1 FOR UPDATE;";
+
 /// One batch in three round trips: (1) begin, lock the head, read what the plan needs; (2) insert
 /// the events, move the head and notify; (3) commit. The first is one simple-protocol message of
 /// several statements, so the lookup runs after the lock is granted and sees every commit before
 /// it; the stream and command ids it inlines are validated (a restricted charset, and uuids).
+/// The fast path reads only the head and plans from the writer's memory; when memory cannot plan
+/// the batch, or a unique index says it was stale, the batch is planned from the database.
 async fn commit_batch(
     conn: &mut PgConnection,
+    heads: &mut StreamHeads,
     appends: &[Append],
 ) -> Result<Committed, StoreError> {
+    if let Some(known) = heads.known(appends) {
+        let rows = conn.fetch_all(sqlx::raw_sql(HEAD_SQL)).await?;
+        let (head, _) = lookup::decode(&rows)?;
+        let plan = plan::plan(
+            head,
+            known,
+            appends,
+            jiff::Timestamp::now().as_microsecond(),
+        );
+        if StreamHeads::trusts(&plan) {
+            let written = match insert(conn, &plan).await {
+                Ok(()) => conn
+                    .execute("COMMIT")
+                    .await
+                    .map(|_| ())
+                    .map_err(StoreError::from),
+                Err(error) => Err(error),
+            };
+            match written {
+                Ok(()) => {
+                    heads.learn(&plan);
+                    return Ok(Committed {
+                        records: plan.records(),
+                        outcomes: plan.outcomes,
+                        head: plan.head,
+                    });
+                }
+                Err(error) if error.is_unique_violation() => {}
+                Err(error) => return Err(error),
+            }
+        }
+        conn.execute("ROLLBACK").await?;
+    }
     let sql = lookup_sql(appends);
     let rows = conn.fetch_all(sqlx::raw_sql(&sql)).await?;
     let (head, known) = lookup::decode(&rows)?;
@@ -280,6 +321,7 @@ async fn commit_batch(
         insert(conn, &plan).await?;
     }
     conn.execute("COMMIT").await?;
+    heads.learn(&plan);
     Ok(Committed {
         records: plan.records(),
         outcomes: plan.outcomes,
@@ -287,6 +329,9 @@ async fn commit_batch(
     })
 }
 
+/// The lookups are written as one index probe per id (`LATERAL` with `LIMIT` or an aggregate,
+/// which the planner does not flatten): a join over the inlined ids is planned as a hash join
+/// over the whole table while its statistics are young, which costs a scan per batch.
 fn lookup_sql(appends: &[Append]) -> String {
     let mut stream_ids: Vec<&str> = appends
         .iter()
@@ -314,12 +359,12 @@ fn lookup_sql(appends: &[Append]) -> String {
         CROSS JOIN LATERAL (SELECT stream_version, stream_hash FROM events
                             WHERE stream_id = s.id ORDER BY stream_version DESC LIMIT 1) AS e
         UNION ALL
-        SELECT 'c', e.stream_id, c.id, e.version, NULL::bytea, e.first, e.last
+        SELECT 'c', e.stream_id, c.id, e.stream_version + e.command_events - 1, NULL::bytea,
+               e.position, e.position + e.command_events - 1
         FROM unnest(ARRAY[{commands}]::uuid[]) AS c(id)
-        CROSS JOIN LATERAL (SELECT MIN(stream_id) AS stream_id, MAX(stream_version) AS version,
-                                   MIN(position) AS first, MAX(position) AS last
-                            FROM events WHERE command_id = c.id) AS e
-        WHERE e.first IS NOT NULL;"
+        CROSS JOIN LATERAL (SELECT stream_id, stream_version, position, command_events
+                            FROM events WHERE command_id = c.id AND command_index = 0
+                            LIMIT 1) AS e;"
     )
 }
 
@@ -331,10 +376,10 @@ async fn insert(conn: &mut PgConnection, plan: &Plan<'_>) -> Result<(), StoreErr
         "WITH ev AS (
             INSERT INTO events (position, stream_id, category, stream_version, event_id, event_type,
                                 schema_version, payload, metadata, command_id, recorded_at,
-                                stream_hash, global_hash)
+                                stream_hash, global_hash, command_index, command_events)
             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::uuid[],
                                  $6::text[], $7::int[], $8::text[], $9::text[], $10::uuid[],
-                                 $11::bigint[], $12::bytea[], $13::bytea[])
+                                 $11::bigint[], $12::bytea[], $13::bytea[], $18::int[], $19::int[])
          )
          UPDATE log_head SET position = $14, global_hash = $15, recorded_at = $16 WHERE id = 1
          RETURNING pg_notify($17, $14::text)",
@@ -404,6 +449,16 @@ async fn insert(conn: &mut PgConnection, plan: &Plan<'_>) -> Result<(), StoreErr
     .bind(&plan.head.global_hash[..])
     .bind(plan.head.recorded_at_micros)
     .bind(CHANNEL)
+    .bind(
+        rows.iter()
+            .map(|row| row.command_index as i32)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|row| row.command_events as i32)
+            .collect::<Vec<_>>(),
+    )
     .execute(&mut *conn)
     .await?;
     Ok(())

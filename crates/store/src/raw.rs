@@ -17,9 +17,9 @@ CREATE TABLE raw_bench_events (
     stream_version INTEGER NOT NULL, event_id BLOB NOT NULL, event_type TEXT NOT NULL,
     schema_version INTEGER NOT NULL, payload TEXT NOT NULL, metadata TEXT NOT NULL,
     command_id BLOB NOT NULL, recorded_at INTEGER NOT NULL, stream_hash BLOB NOT NULL,
-    global_hash BLOB NOT NULL);
+    global_hash BLOB NOT NULL, command_index INTEGER NOT NULL, command_events INTEGER NOT NULL);
 CREATE UNIQUE INDEX raw_bench_events_stream ON raw_bench_events (stream_id, stream_version);
-CREATE INDEX raw_bench_events_command ON raw_bench_events (command_id);";
+CREATE UNIQUE INDEX raw_bench_events_command ON raw_bench_events (command_id) WHERE command_index = 0;";
 
 const POSTGRES_TABLE: &str = "
 DROP TABLE IF EXISTS raw_bench_events;
@@ -28,9 +28,9 @@ CREATE TABLE raw_bench_events (
     stream_version BIGINT NOT NULL, event_id UUID NOT NULL, event_type TEXT NOT NULL,
     schema_version INTEGER NOT NULL, payload TEXT NOT NULL, metadata TEXT NOT NULL,
     command_id UUID NOT NULL, recorded_at BIGINT NOT NULL, stream_hash BYTEA NOT NULL,
-    global_hash BYTEA NOT NULL);
+    global_hash BYTEA NOT NULL, command_index INTEGER NOT NULL, command_events INTEGER NOT NULL);
 CREATE UNIQUE INDEX raw_bench_events_stream ON raw_bench_events (stream_id, stream_version);
-CREATE INDEX raw_bench_events_command ON raw_bench_events (command_id);";
+CREATE UNIQUE INDEX raw_bench_events_command ON raw_bench_events (command_id) WHERE command_index = 0;";
 
 /// Rows per multi-row INSERT on SQLite, as the store uses.
 const SQLITE_INSERT_ROWS_MAX: usize = 64;
@@ -81,7 +81,7 @@ pub async fn batched_inserts(
             sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut conn).await?;
             for chunk in rows.chunks(SQLITE_INSERT_ROWS_MAX) {
                 let values =
-                    vec!["(?,?,'raw',1,?,'RawEvent',1,?,?,?,0,?,?)"; chunk.len()].join(",");
+                    vec!["(?,?,'raw',1,?,'RawEvent',1,?,?,?,0,?,?,0,1)"; chunk.len()].join(",");
                 let sql = format!("INSERT INTO raw_bench_events VALUES {values}");
                 let mut query = sqlx::query(&sql);
                 for (position, stream_id, id) in chunk {
@@ -120,7 +120,7 @@ pub async fn batched_inserts(
             let begun = Instant::now();
             let mut tx = conn.begin().await?;
             sqlx::query(
-                "INSERT INTO raw_bench_events SELECT p, s, 'raw', 1, i, 'RawEvent', 1, $4, $5, i, 0, $6, $6
+                "INSERT INTO raw_bench_events SELECT p, s, 'raw', 1, i, 'RawEvent', 1, $4, $5, i, 0, $6, $6, 0, 1
                  FROM unnest($1::bigint[], $2::text[], $3::uuid[]) AS r(p, s, i)",
             )
             .bind(rows.iter().map(|row| row.0).collect::<Vec<_>>())

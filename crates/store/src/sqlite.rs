@@ -13,12 +13,13 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Executor, Row, SqliteConnection};
 
 use crate::error::StoreError;
+use crate::heads::StreamHeads;
 use crate::lookup;
 use crate::migrate::{self, Migration};
 use crate::plan::{self, Append, LogHead, Plan};
 use crate::record::Record;
 use crate::writer::{BatchCommit, Committed};
-use crate::{RawRecord, RECORD_COLUMNS};
+use crate::{RawRecord, INSERT_COLUMNS, RECORD_COLUMNS};
 
 /// How long a statement waits for another process's write lock before failing as unavailable.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -61,6 +62,7 @@ pub(crate) async fn open(
         SqliteWriter {
             options,
             conn: Some(conn),
+            heads: StreamHeads::default(),
         },
     ))
 }
@@ -135,8 +137,9 @@ pub(crate) async fn find_command(
     command_id: uuid::Uuid,
 ) -> Result<Option<(String, crate::AppendOutcome)>, StoreError> {
     let row = sqlx::query(
-        "SELECT MIN(stream_id), MAX(stream_version), MIN(position), MAX(position) FROM events
-         WHERE command_id = ?1 GROUP BY command_id",
+        "SELECT stream_id, stream_version + command_events - 1, position,
+                position + command_events - 1
+         FROM events WHERE command_id = ?1 AND command_index = 0",
     )
     .bind(command_id)
     .fetch_optional(pool)
@@ -166,12 +169,14 @@ fn decode_head(row: &SqliteRow) -> Result<LogHead, StoreError> {
     })
 }
 
-/// The group commit task's connection. It is reopened after a failure that may have left it
-/// unusable, so a lost file handle or a crashed worker does not stop the log for good.
+/// The group commit task's connection and its memory of stream heads. The connection is
+/// reopened after a failure that may have left it unusable, so a lost file handle or a crashed
+/// worker does not stop the log for good.
 #[derive(Debug)]
 pub(crate) struct SqliteWriter {
     options: SqliteConnectOptions,
     conn: Option<SqliteConnection>,
+    heads: StreamHeads,
 }
 
 impl BatchCommit for SqliteWriter {
@@ -180,7 +185,7 @@ impl BatchCommit for SqliteWriter {
             Some(conn) => conn,
             None => self.options.connect().await?,
         };
-        let result = write_batch(&mut conn, appends).await;
+        let result = write_batch(&mut conn, &mut self.heads, appends).await;
         // A connection whose ROLLBACK failed may be in any state: drop it and reconnect next time.
         let usable = match &result {
             Ok(_) => true,
@@ -193,6 +198,10 @@ impl BatchCommit for SqliteWriter {
     }
 }
 
+/// Takes the write lock and reads the head: all the fast path needs.
+const HEAD_SQL: &str = "BEGIN IMMEDIATE;
+    SELECT 'h', NULL, NULL, position, global_hash, recorded_at, NULL FROM log_head WHERE id = 1";
+
 /// Takes the write lock, then reads the head, the batch's streams and its command ids.
 const LOOKUP_SQL: &str = "BEGIN IMMEDIATE;
     SELECT 'h', NULL, NULL, position, global_hash, recorded_at, NULL FROM log_head WHERE id = 1
@@ -201,15 +210,45 @@ const LOOKUP_SQL: &str = "BEGIN IMMEDIATE;
     FROM json_each(?1) AS j JOIN events AS e ON e.stream_id = j.value
      AND e.stream_version = (SELECT MAX(stream_version) FROM events WHERE stream_id = j.value)
     UNION ALL
-    SELECT 'c', MIN(stream_id), command_id, MAX(stream_version), NULL, MIN(position), MAX(position)
-    FROM events WHERE command_id IN (SELECT unhex(value) FROM json_each(?2)) GROUP BY command_id";
+    SELECT 'c', stream_id, command_id, stream_version + command_events - 1, NULL, position,
+           position + command_events - 1
+    FROM events WHERE command_index = 0
+     AND command_id IN (SELECT unhex(value) FROM json_each(?2))";
 
-/// One batch in two calls to SQLite's worker thread: begin and look up; insert, move the head
-/// and commit. Several statements travel in one call, their positional parameters bound in turn.
+/// One batch in two calls to SQLite's worker thread: begin and read; insert, move the head and
+/// commit (several statements travel in one call, their positional parameters bound in turn).
+/// The fast path reads only the head and plans from the writer's memory; when memory cannot
+/// plan the batch, or a unique index says it was stale, the batch is planned from the database.
 async fn write_batch(
     conn: &mut SqliteConnection,
+    heads: &mut StreamHeads,
     appends: &[Append],
 ) -> Result<Committed, StoreError> {
+    if let Some(known) = heads.known(appends) {
+        let rows = conn.fetch_all(HEAD_SQL).await?;
+        let (head, _) = lookup::decode(&rows)?;
+        let plan = plan::plan(
+            head,
+            known,
+            appends,
+            jiff::Timestamp::now().as_microsecond(),
+        );
+        if StreamHeads::trusts(&plan) {
+            match insert_and_commit(conn, &plan).await {
+                Ok(()) => {
+                    heads.learn(&plan);
+                    return Ok(Committed {
+                        records: plan.records(),
+                        outcomes: plan.outcomes,
+                        head: plan.head,
+                    });
+                }
+                Err(error) if error.is_unique_violation() => {}
+                Err(error) => return Err(error),
+            }
+        }
+        conn.execute("ROLLBACK").await?;
+    }
     let mut stream_ids: Vec<&str> = appends
         .iter()
         .map(|append| append.stream.as_str())
@@ -236,6 +275,7 @@ async fn write_batch(
     } else {
         insert_and_commit(conn, &plan).await?;
     }
+    heads.learn(&plan);
     Ok(Committed {
         records: plan.records(),
         outcomes: plan.outcomes,
@@ -252,8 +292,8 @@ async fn insert_and_commit(conn: &mut SqliteConnection, plan: &Plan<'_>) -> Resu
     let mut sql = String::new();
     for chunk in plan.rows.chunks(INSERT_ROWS_MAX) {
         sql.push_str(&format!(
-            "INSERT INTO events ({RECORD_COLUMNS}) VALUES {};\n",
-            values_sql(13, chunk.len())
+            "INSERT INTO events ({INSERT_COLUMNS}) VALUES {};\n",
+            values_sql(15, chunk.len())
         ));
     }
     sql.push_str(
@@ -274,7 +314,9 @@ async fn insert_and_commit(conn: &mut SqliteConnection, plan: &Plan<'_>) -> Resu
             .bind(row.command_id)
             .bind(row.recorded_at_micros)
             .bind(&row.stream_hash[..])
-            .bind(&row.global_hash[..]);
+            .bind(&row.global_hash[..])
+            .bind(i64::from(row.command_index))
+            .bind(i64::from(row.command_events));
     }
     let query = query
         .bind(crate::to_i64(plan.head.position))

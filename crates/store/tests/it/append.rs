@@ -282,3 +282,137 @@ async fn limits_are_checked_at_their_bounds() {
     })
     .await;
 }
+
+/// The writer plans from its memory of stream heads when it can; another node writing to the
+/// same streams makes that memory stale, and every answer must still be what the database says.
+#[tokio::test]
+async fn a_writer_with_stale_memory_still_decides_on_the_database() {
+    each_backend(|db| async move {
+        let node_a = open(&db).await;
+        let node_b = open(&db).await;
+        let one = |store: &Store, stream_id: &str, expected, command_id| {
+            let store = store.clone();
+            let stream = stream(stream_id);
+            async move {
+                store
+                    .append(&stream, expected, vec![event("E", json!({}))], command_id)
+                    .await
+            }
+        };
+        let new_command = Uuid::now_v7;
+        one(
+            &node_a,
+            "ticket-1",
+            ExpectedVersion::NoStream,
+            new_command(),
+        )
+        .await
+        .unwrap();
+        one(
+            &node_a,
+            "ticket-1",
+            ExpectedVersion::Exact(1),
+            new_command(),
+        )
+        .await
+        .unwrap();
+        // Node B moves ticket-1 on; node A still remembers version 2.
+        one(
+            &node_b,
+            "ticket-1",
+            ExpectedVersion::Exact(2),
+            new_command(),
+        )
+        .await
+        .unwrap();
+        let right = one(
+            &node_a,
+            "ticket-1",
+            ExpectedVersion::Exact(3),
+            new_command(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            right.stream_version, 4,
+            "decided on the database, not on memory"
+        );
+        let stale = one(
+            &node_a,
+            "ticket-1",
+            ExpectedVersion::Exact(2),
+            new_command(),
+        )
+        .await;
+        assert!(
+            matches!(
+                stale,
+                Err(AppendError::WrongExpectedVersion {
+                    actual: Some(4),
+                    ..
+                })
+            ),
+            "{stale:?}"
+        );
+        // Node B again; node A's `Any` is planned as version 5 from memory, refused by the
+        // unique index, and planned again as version 6.
+        one(&node_b, "ticket-1", ExpectedVersion::Any, new_command())
+            .await
+            .unwrap();
+        let any = one(&node_a, "ticket-1", ExpectedVersion::Any, new_command())
+            .await
+            .unwrap();
+        assert_eq!(any.stream_version, 6);
+        // A stream node A never saw, created by node B.
+        one(
+            &node_b,
+            "ticket-2",
+            ExpectedVersion::NoStream,
+            new_command(),
+        )
+        .await
+        .unwrap();
+        let exists = one(
+            &node_a,
+            "ticket-2",
+            ExpectedVersion::NoStream,
+            new_command(),
+        )
+        .await;
+        assert!(
+            matches!(
+                exists,
+                Err(AppendError::WrongExpectedVersion {
+                    actual: Some(1),
+                    ..
+                })
+            ),
+            "{exists:?}"
+        );
+        // A command id node A used is a duplicate on node B too.
+        let command_id = new_command();
+        let original = one(&node_a, "ticket-3", ExpectedVersion::NoStream, command_id)
+            .await
+            .unwrap();
+        let retried = one(&node_b, "ticket-3", ExpectedVersion::NoStream, command_id)
+            .await
+            .unwrap();
+        assert!(retried.duplicate);
+        assert_eq!(retried.last_position, original.last_position);
+        let versions: Vec<u64> = node_a
+            .read_stream(&stream("ticket-1"), 1, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.stream_version)
+            .collect();
+        assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
+        assert!(node_b
+            .verify(1, None, &mut |_, _| {})
+            .await
+            .unwrap()
+            .is_intact());
+        db
+    })
+    .await;
+}

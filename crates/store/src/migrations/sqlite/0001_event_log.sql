@@ -11,14 +11,19 @@ CREATE TABLE events (
     payload         TEXT    NOT NULL,
     metadata        TEXT    NOT NULL,
     command_id      BLOB    NOT NULL,
+    command_index   INTEGER NOT NULL,
+    command_events  INTEGER NOT NULL,
     recorded_at     INTEGER NOT NULL,
     stream_hash     BLOB    NOT NULL,
     global_hash     BLOB    NOT NULL
 );
 CREATE UNIQUE INDEX events_stream ON events (stream_id, stream_version);
 
--- A retry with the same command id finds the original append's events (they are contiguous).
-CREATE INDEX events_command ON events (command_id);
+-- One append per command id: its first event (command_index 0) is unique by command id, and
+-- says how many events the append wrote (they are contiguous). A retry finds it here; a
+-- writer that did not look first is stopped by the index. Neither column is hashed: both
+-- follow from the rows' order.
+CREATE UNIQUE INDEX events_command ON events (command_id) WHERE command_index = 0;
 
 -- The last record of the log: a truncated tail is detected against it.
 CREATE TABLE log_head (
