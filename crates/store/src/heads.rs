@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use crate::plan::{Append, Known, Plan, StreamHead};
+use crate::plan::{Append, Known, LogHead, Plan, StreamHead};
 
 /// Most stream heads remembered; past it the memory starts over (it is only a fast path).
 pub const STREAM_HEADS_MAX: usize = 100_000;
@@ -15,6 +15,10 @@ pub const STREAM_HEADS_MAX: usize = 100_000;
 #[derive(Debug, Default)]
 pub(crate) struct StreamHeads {
     heads: HashMap<String, StreamHead>,
+    /// The log head as this writer left it. Where the lock does not serialize on reading it
+    /// (SQLite: the insert itself takes the write lock), a stale head is caught by the primary
+    /// key on positions: any other writer since took the next position.
+    pub log_head: Option<LogHead>,
 }
 
 impl StreamHeads {
@@ -43,6 +47,7 @@ impl StreamHeads {
 
     /// Remembers the heads a committed plan left.
     pub fn learn(&mut self, plan: &Plan<'_>) {
+        self.log_head = Some(plan.head);
         if self.heads.len() + plan.rows.len() > STREAM_HEADS_MAX {
             self.heads.clear();
         }

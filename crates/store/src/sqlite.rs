@@ -198,10 +198,6 @@ impl BatchCommit for SqliteWriter {
     }
 }
 
-/// Takes the write lock and reads the head: all the fast path needs.
-const HEAD_SQL: &str = "BEGIN IMMEDIATE;
-    SELECT 'h', NULL, NULL, position, global_hash, recorded_at, NULL FROM log_head WHERE id = 1";
-
 /// Takes the write lock, then reads the head, the batch's streams and its command ids.
 const LOOKUP_SQL: &str = "BEGIN IMMEDIATE;
     SELECT 'h', NULL, NULL, position, global_hash, recorded_at, NULL FROM log_head WHERE id = 1
@@ -217,16 +213,16 @@ const LOOKUP_SQL: &str = "BEGIN IMMEDIATE;
 
 /// One batch in two calls to SQLite's worker thread: begin and read; insert, move the head and
 /// commit (several statements travel in one call, their positional parameters bound in turn).
-/// The fast path reads only the head and plans from the writer's memory; when memory cannot
-/// plan the batch, or a unique index says it was stale, the batch is planned from the database.
+/// The fast path reads nothing: it plans from the writer's memory of the log head and the stream
+/// heads and sends the batch in one call; when memory cannot plan the batch, or a unique index
+/// says it was stale, the batch is planned from the database.
 async fn write_batch(
     conn: &mut SqliteConnection,
     heads: &mut StreamHeads,
     appends: &[Append],
 ) -> Result<Committed, StoreError> {
-    if let Some(known) = heads.known(appends) {
-        let rows = conn.fetch_all(HEAD_SQL).await?;
-        let (head, _) = lookup::decode(&rows)?;
+    if let (Some(known), Some(head)) = (heads.known(appends), heads.log_head) {
+        // The whole batch in one call: begin, insert, move the head, commit.
         let plan = plan::plan(
             head,
             known,
@@ -234,7 +230,7 @@ async fn write_batch(
             jiff::Timestamp::now().as_microsecond(),
         );
         if StreamHeads::trusts(&plan) {
-            match insert_and_commit(conn, &plan).await {
+            match insert_and_commit(conn, &plan, true).await {
                 Ok(()) => {
                     heads.learn(&plan);
                     return Ok(Committed {
@@ -243,12 +239,17 @@ async fn write_batch(
                         head: plan.head,
                     });
                 }
-                Err(error) if error.is_unique_violation() => {}
-                Err(error) => return Err(error),
+                Err(error) if error.is_unique_violation() => {
+                    conn.execute("ROLLBACK").await?;
+                }
+                Err(error) => {
+                    heads.log_head = None;
+                    return Err(error);
+                }
             }
         }
-        conn.execute("ROLLBACK").await?;
     }
+    heads.log_head = None;
     let mut stream_ids: Vec<&str> = appends
         .iter()
         .map(|append| append.stream.as_str())
@@ -273,7 +274,7 @@ async fn write_batch(
     if plan.rows.is_empty() {
         conn.execute("COMMIT").await?;
     } else {
-        insert_and_commit(conn, &plan).await?;
+        insert_and_commit(conn, &plan, false).await?;
     }
     heads.learn(&plan);
     Ok(Committed {
@@ -288,8 +289,12 @@ fn values_sql(columns: usize, rows: usize) -> String {
     vec![row; rows].join(",")
 }
 
-async fn insert_and_commit(conn: &mut SqliteConnection, plan: &Plan<'_>) -> Result<(), StoreError> {
-    let mut sql = String::new();
+async fn insert_and_commit(
+    conn: &mut SqliteConnection,
+    plan: &Plan<'_>,
+    begin: bool,
+) -> Result<(), StoreError> {
+    let mut sql = String::from(if begin { "BEGIN IMMEDIATE;\n" } else { "" });
     for chunk in plan.rows.chunks(INSERT_ROWS_MAX) {
         sql.push_str(&format!(
             "INSERT INTO events ({INSERT_COLUMNS}) VALUES {};\n",
