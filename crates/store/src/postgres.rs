@@ -259,25 +259,24 @@ async fn connect_writer(options: &PgConnectOptions) -> Result<PgConnection, Stor
     }
 }
 
-/// Begins, and takes the log's write lock with the head: all the fast path reads.
-const HEAD_SQL: &str = "BEGIN;
-    SELECT 'h', NULL::text, NULL::uuid, position, global_hash, recorded_at, NULL::bigint
-    FROM log_head WHERE id = 1 FOR UPDATE;";
-
-/// One batch in three round trips: (1) begin, lock the head, read what the plan needs; (2) insert
-/// the events, move the head and notify; (3) commit. The first is one simple-protocol message of
-/// several statements, so the lookup runs after the lock is granted and sees every commit before
-/// it; the stream and command ids it inlines are validated (a restricted charset, and uuids).
-/// The fast path reads only the head and plans from the writer's memory; when memory cannot plan
-/// the batch, or a unique index says it was stale, the batch is planned from the database.
+/// The full path, in three round trips: (1) begin, lock the head, read what the plan needs;
+/// (2) insert the events, move the head and notify; (3) commit. The first is one
+/// simple-protocol message of several statements, so the lookup runs after the lock is granted
+/// and sees every commit before it; the stream and command ids it inlines are validated (a
+/// restricted charset, and uuids).
+///
+/// The fast path is one round trip: planned from the writer's memory of the log head and the
+/// stream heads, the batch is one statement (insert, move the head, notify) that commits by
+/// itself. Memory made stale by another writer is caught by a unique index (another writer took
+/// the next position, the stream version, or the command id), and the batch takes the full
+/// path. Positions still become visible in order: a writer only writes position p + 1 once it
+/// has seen p committed (it wrote p itself, or read it under the head's lock).
 async fn commit_batch(
     conn: &mut PgConnection,
     heads: &mut StreamHeads,
     appends: &[Append],
 ) -> Result<Committed, StoreError> {
-    if let Some(known) = heads.known(appends) {
-        let rows = conn.fetch_all(sqlx::raw_sql(HEAD_SQL)).await?;
-        let (head, _) = lookup::decode(&rows)?;
+    if let (Some(known), Some(head)) = (heads.known(appends), heads.log_head) {
         let plan = plan::plan(
             head,
             known,
@@ -285,15 +284,7 @@ async fn commit_batch(
             jiff::Timestamp::now().as_microsecond(),
         );
         if StreamHeads::trusts(&plan) {
-            let written = match insert(conn, &plan).await {
-                Ok(()) => conn
-                    .execute("COMMIT")
-                    .await
-                    .map(|_| ())
-                    .map_err(StoreError::from),
-                Err(error) => Err(error),
-            };
-            match written {
+            match insert(conn, &plan).await {
                 Ok(()) => {
                     heads.learn(&plan);
                     return Ok(Committed {
@@ -303,11 +294,14 @@ async fn commit_batch(
                     });
                 }
                 Err(error) if error.is_unique_violation() => {}
-                Err(error) => return Err(error),
+                Err(error) => {
+                    heads.log_head = None;
+                    return Err(error);
+                }
             }
         }
-        conn.execute("ROLLBACK").await?;
     }
+    heads.log_head = None;
     let sql = lookup_sql(appends);
     let rows = conn.fetch_all(sqlx::raw_sql(&sql)).await?;
     let (head, known) = lookup::decode(&rows)?;
