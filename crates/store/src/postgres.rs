@@ -285,7 +285,7 @@ async fn commit_batch(
         );
         if StreamHeads::trusts(&plan) {
             match insert(conn, &plan).await {
-                Ok(()) => {
+                Ok(true) => {
                     heads.learn(&plan);
                     return Ok(Committed {
                         records: plan.records(),
@@ -293,6 +293,8 @@ async fn commit_batch(
                         head: plan.head,
                     });
                 }
+                // Another writer moved the head, or wrote what memory thought free.
+                Ok(false) => {}
                 Err(error) if error.is_unique_violation() => {}
                 Err(error) => {
                     heads.log_head = None;
@@ -311,8 +313,10 @@ async fn commit_batch(
         appends,
         jiff::Timestamp::now().as_microsecond(),
     );
-    if !plan.rows.is_empty() {
-        insert(conn, &plan).await?;
+    if !plan.rows.is_empty() && !insert(conn, &plan).await? {
+        return Err(StoreError::Corrupt {
+            message: "the log head moved while this writer held its lock".to_owned(),
+        });
     }
     conn.execute("COMMIT").await?;
     heads.learn(&plan);
@@ -364,19 +368,31 @@ fn lookup_sql(appends: &[Append]) -> String {
 
 /// Inserts the batch's events, moves the head and notifies followers, in one statement: one
 /// round trip whatever the batch size.
-async fn insert(conn: &mut PgConnection, plan: &Plan<'_>) -> Result<(), StoreError> {
+///
+/// The head moves first, as a compare-and-set on the position the plan started from, and the
+/// events are inserted only if it moved: a writer never holds event rows while it waits for the
+/// head's lock, so two writers cannot deadlock (one waiting on the head, the other on a
+/// position). Returns false when another writer moved the head since this one planned.
+async fn insert(conn: &mut PgConnection, plan: &Plan<'_>) -> Result<bool, StoreError> {
     let rows = &plan.rows;
-    sqlx::query(
-        "WITH ev AS (
+    let prev_position = rows
+        .first()
+        .map_or(plan.head.position, |row| row.position - 1);
+    let moved = sqlx::query(
+        "WITH h AS (
+            UPDATE log_head SET position = $14, global_hash = $15, recorded_at = $16
+            WHERE id = 1 AND position = $20
+            RETURNING 1
+         ), ev AS (
             INSERT INTO events (position, stream_id, category, stream_version, event_id, event_type,
                                 schema_version, payload, metadata, command_id, recorded_at,
                                 stream_hash, global_hash, command_index, command_events)
             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::uuid[],
                                  $6::text[], $7::int[], $8::text[], $9::text[], $10::uuid[],
                                  $11::bigint[], $12::bytea[], $13::bytea[], $18::int[], $19::int[])
+            WHERE EXISTS (SELECT 1 FROM h)
          )
-         UPDATE log_head SET position = $14, global_hash = $15, recorded_at = $16 WHERE id = 1
-         RETURNING pg_notify($17, $14::text)",
+         SELECT pg_notify($17, $14::text) FROM h",
     )
     .bind(
         rows.iter()
@@ -453,7 +469,8 @@ async fn insert(conn: &mut PgConnection, plan: &Plan<'_>) -> Result<(), StoreErr
             .map(|row| row.command_events as i32)
             .collect::<Vec<_>>(),
     )
-    .execute(&mut *conn)
+    .bind(crate::to_i64(prev_position))
+    .fetch_optional(&mut *conn)
     .await?;
-    Ok(())
+    Ok(moved.is_some())
 }
