@@ -96,6 +96,10 @@ async fn an_intact_log_verifies_whole_and_by_range() {
         let middle = store.verify(4, Some(7), &mut |_, _| {}).await.unwrap();
         assert!(middle.is_intact());
         assert_eq!(middle.checked, 4);
+        // A range past the head is empty, not broken (found in review).
+        let beyond = store.verify(20, None, &mut |_, _| {}).await.unwrap();
+        assert!(beyond.is_intact(), "{beyond:?}");
+        assert_eq!(beyond.checked, 0);
         db
     })
     .await;
