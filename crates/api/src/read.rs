@@ -94,6 +94,22 @@ pub async fn list_tickets(
 ) -> Result<Json<Value>, ApiError> {
     state.read_side_at(params.min_position).await?;
     let customer = principal.role == ApiRole::Customer;
+    if customer {
+        // Filtering on what a customer may not see would reveal it.
+        let internal = [
+            ("team", params.team.is_some()),
+            ("assignee", params.assignee.is_some()),
+            ("unassigned", params.unassigned),
+            ("priority", params.priority.is_some()),
+            ("tag", params.tag.is_some()),
+            ("sort=priority", params.sort == TicketSort::Priority),
+        ];
+        if let Some((name, _)) = internal.iter().find(|(_, used)| *used) {
+            return Err(ApiError::BadRequest(format!(
+                "customers cannot filter or sort by {name}: it is internal"
+            )));
+        }
+    }
     let requester = if customer {
         principal.subject
     } else {

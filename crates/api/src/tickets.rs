@@ -73,6 +73,9 @@ pub struct CommandResponse {
     /// it wrote nothing): pass it as `?min_position=` to read your own write.
     pub position: u64,
     pub events: Vec<EventView>,
+    /// The command id had been appended already (a concurrent retry): answer with a replay.
+    #[serde(skip)]
+    pub duplicate: bool,
 }
 
 pub async fn create_ticket(
@@ -88,8 +91,9 @@ pub async fn create_ticket(
         ));
     }
     let command_id = command_id(&principal, &headers)?;
+    let fingerprint = fingerprint("POST", "/v1/tickets", &body.sha256);
     if let Some(replay) =
-        replay(&state, &principal, command_id, &headers, &body.sha256, true).await?
+        replay(&state, &principal, command_id, &headers, &fingerprint, true).await?
     {
         return Ok(replay);
     }
@@ -115,9 +119,17 @@ pub async fn create_ticket(
         ticket_id,
         &command,
         command_id,
-        &body.sha256,
+        &fingerprint,
     )
     .await?;
+    if response.duplicate {
+        // The same key raced in from another request: answer as its replay would.
+        return replay(&state, &principal, command_id, &headers, &fingerprint, true)
+            .await?
+            .ok_or_else(|| {
+                ApiError::Internal(format!("command {command_id} is a duplicate of nothing"))
+            });
+    }
     Ok(created(response, &principal))
 }
 
@@ -135,12 +147,17 @@ pub async fn post_command(
         ));
     }
     let command_id = command_id(&principal, &headers)?;
+    let fingerprint = fingerprint(
+        "POST",
+        &format!("/v1/tickets/{ticket_id}/commands"),
+        &body.sha256,
+    );
     if let Some(replay) = replay(
         &state,
         &principal,
         command_id,
         &headers,
-        &body.sha256,
+        &fingerprint,
         false,
     )
     .await?
@@ -154,11 +171,40 @@ pub async fn post_command(
         ticket_id,
         &body.value,
         command_id,
-        &body.sha256,
+        &fingerprint,
     )
     .await?;
+    if response.duplicate {
+        return replay(
+            &state,
+            &principal,
+            command_id,
+            &headers,
+            &fingerprint,
+            false,
+        )
+        .await?
+        .ok_or_else(|| {
+            ApiError::Internal(format!("command {command_id} is a duplicate of nothing"))
+        });
+    }
     follow_up(&state, &principal, &headers, &response).await;
     Ok(ok(response, &principal))
+}
+
+/// What an idempotent retry must repeat exactly: the method, the path and the body. Stored in
+/// the metadata of the events a request wrote, and compared when its key comes again.
+fn fingerprint(method: &str, path: &str, body_sha256: &str) -> String {
+    Sha256::new()
+        .chain_update(method.as_bytes())
+        .chain_update(b" ")
+        .chain_update(path.as_bytes())
+        .chain_update(b"\n")
+        .chain_update(body_sha256.as_bytes())
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 pub fn parse_ticket_id(text: &str) -> Result<TicketId, ApiError> {
@@ -230,7 +276,7 @@ async fn replay(
     principal: &Principal,
     command_id: Uuid,
     headers: &HeaderMap,
-    body_sha256: &str,
+    fingerprint: &str,
     create: bool,
 ) -> Result<Option<Response>, ApiError> {
     if idempotency_key(headers)?.is_none() {
@@ -249,7 +295,7 @@ async fn replay(
         .first()
         .and_then(|record| serde_json::from_str::<Value>(&record.metadata).ok())
         .and_then(|metadata| metadata["request_sha256"].as_str().map(str::to_owned));
-    if original_sha256.as_deref() != Some(body_sha256) {
+    if original_sha256.as_deref() != Some(fingerprint) {
         let key = idempotency_key(headers)?.unwrap_or_default();
         return Err(ApiError::IdempotencyKeyReused { key });
     }
@@ -263,6 +309,7 @@ async fn replay(
         stream_version: outcome.stream_version,
         position: outcome.last_position,
         events: records.iter().map(event_view).collect(),
+        duplicate: false,
     };
     let mut reply = if create {
         created(response, principal)
@@ -322,7 +369,7 @@ async fn execute(
     ticket_id: TicketId,
     command: &Command,
     command_id: Uuid,
-    body_sha256: &str,
+    fingerprint: &str,
 ) -> Result<CommandResponse, ApiError> {
     let role = principal.role.command_role().ok_or_else(|| {
         ApiError::Forbidden(
@@ -378,6 +425,7 @@ async fn execute(
                 stream_version: ticket.version,
                 position,
                 events: vec![],
+                duplicate: false,
             });
         }
         let metadata = json!({
@@ -387,7 +435,7 @@ async fn execute(
             "correlation_id": correlation_id,
             "causation_id": Value::Null,
             "at": at,
-            "request_sha256": body_sha256,
+            "request_sha256": fingerprint,
         });
         let metadata =
             to_raw_value(&metadata).map_err(|error| ApiError::Internal(error.to_string()))?;
@@ -438,6 +486,7 @@ async fn execute(
                     stream_version: outcome.stream_version,
                     position: outcome.last_position,
                     events: if outcome.duplicate { vec![] } else { views },
+                    duplicate: outcome.duplicate,
                 });
             }
             Err(AppendError::WrongExpectedVersion { actual, .. }) => {
@@ -451,6 +500,17 @@ async fn execute(
                 ticket = catch_up(state, ticket_id, ticket).await?;
                 fresh = true;
                 continue;
+            }
+            // The command id wrote to another ticket: a retry of a creation that raced in, whose
+            // first attempt allocated another ticket id. The handler answers with its replay.
+            Err(AppendError::CommandIdReused { .. }) => {
+                return Ok(CommandResponse {
+                    ticket_id,
+                    stream_version: 0,
+                    position: 0,
+                    events: vec![],
+                    duplicate: true,
+                })
             }
             Err(error) => return Err(error.into()),
         }
@@ -548,6 +608,20 @@ fn event_view(record: &Record) -> EventView {
     }
 }
 
+/// Keys of public events' payloads that are internal to the team (priority, tags, custom
+/// fields, the blueprint): a customer's view of an event leaves them out.
+const INTERNAL_PAYLOAD_KEYS: &[&str] = &["priority", "tags", "fields", "set", "unset", "blueprint"];
+
+/// A public event's payload as a customer may see it: without internal keys.
+pub fn redact_for_customer(data: &mut Value) {
+    let Some(object) = data.as_object_mut() else {
+        return;
+    };
+    for key in INTERNAL_PAYLOAD_KEYS {
+        object.remove(*key);
+    }
+}
+
 fn respond(mut response: CommandResponse, principal: &Principal, status: StatusCode) -> Response {
     if !principal.role.reads_everything() {
         response.events.retain(|view| {
@@ -558,6 +632,10 @@ fn respond(mut response: CommandResponse, principal: &Principal, status: StatusC
             )
             .is_ok_and(|event| event.visibility() == Visibility::Public)
         });
+        response
+            .events
+            .iter_mut()
+            .for_each(|view| redact_for_customer(&mut view.data));
     }
     let etag = format!("\"{}\"", response.stream_version);
     let location = format!("/v1/tickets/{}", response.ticket_id);
@@ -689,7 +767,13 @@ pub async fn ticket_events(
     let events: Vec<Value> = records
         .iter()
         .filter(|record| visible_to(&principal, record))
-        .map(|record| crate::feed::record_json(record, principal.role.reads_everything()))
+        .map(|record| {
+            let mut json = crate::feed::record_json(record, principal.role.reads_everything());
+            if !principal.role.reads_everything() {
+                redact_for_customer(&mut json["data"]);
+            }
+            json
+        })
         .collect();
     let next = records
         .last()

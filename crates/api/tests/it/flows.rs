@@ -124,6 +124,20 @@ async fn a_ticket_from_creation_to_resolution() {
             .collect();
         assert!(!types.contains(&"InternalNoteAdded"), "{types:?}");
         assert!(trail.body["events"][0].get("metadata").is_none());
+        // Public events carry internal keys (priority, tags, custom fields, the blueprint) that a
+        // customer never sees (found in review).
+        let created_data = &trail.body["events"][0]["data"];
+        assert_eq!(trail.body["events"][0]["type"], "TicketCreated");
+        for internal in ["priority", "tags", "fields", "blueprint"] {
+            assert!(
+                created_data.get(internal).is_none(),
+                "{internal} in {created_data}"
+            );
+            assert!(
+                created.body["events"][0]["data"].get(internal).is_none(),
+                "{internal} in the response"
+            );
+        }
         // The auditor sees everything, with actor, correlation and hashes.
         let auditor = api.token("auditor", None).await;
         let full = api
@@ -301,6 +315,83 @@ async fn idempotency_keys_replay_and_refuse_a_different_body() {
             .await;
         assert_eq!(reused.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(reused.body["type"], "/problems/idempotency-key-reused");
+        // The same key on another path is another request, not a retry (found in review).
+        let ticket_id = first.body["ticket_id"].as_str().unwrap();
+        let elsewhere = api
+            .request(
+                Method::POST,
+                &format!("/v1/tickets/{ticket_id}/commands"),
+                Some(&api.admin),
+                Some(new_ticket(&customer)),
+                &key,
+            )
+            .await;
+        assert_eq!(
+            elsewhere.status,
+            StatusCode::BAD_REQUEST,
+            "create_ticket is not a command: {}",
+            elsewhere.body
+        );
+        let tag = json!({"type": "add_tags", "tags": ["x"]});
+        let tag_key = [("idempotency-key", "tag-7")];
+        let tagged = api
+            .request(
+                Method::POST,
+                &format!("/v1/tickets/{ticket_id}/commands"),
+                Some(&api.admin),
+                Some(tag.clone()),
+                &tag_key,
+            )
+            .await;
+        assert_eq!(tagged.status, StatusCode::OK, "{}", tagged.body);
+        let other = api
+            .post("/v1/tickets", &api.admin, new_ticket(&customer))
+            .await
+            .body["ticket_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let misdirected = api
+            .request(
+                Method::POST,
+                &format!("/v1/tickets/{other}/commands"),
+                Some(&api.admin),
+                Some(tag),
+                &tag_key,
+            )
+            .await;
+        assert_eq!(
+            misdirected.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{}",
+            misdirected.body
+        );
+        // Two requests with one key at once: one writes, both get its answer (found in review).
+        let race_key = [("idempotency-key", "race-1")];
+        let (one, two) = tokio::join!(
+            api.request(
+                Method::POST,
+                "/v1/tickets",
+                Some(&api.admin),
+                Some(new_ticket(&customer)),
+                &race_key
+            ),
+            api.request(
+                Method::POST,
+                "/v1/tickets",
+                Some(&api.admin),
+                Some(new_ticket(&customer)),
+                &race_key
+            ),
+        );
+        assert_eq!(
+            (one.status, two.status),
+            (StatusCode::CREATED, StatusCode::CREATED),
+            "{} / {}",
+            one.body,
+            two.body
+        );
+        assert_eq!(one.body, two.body);
         let feed = api.get("/v1/events?limit=1000", &api.admin).await;
         let created = feed.body["events"]
             .as_array()
@@ -308,7 +399,10 @@ async fn idempotency_keys_replay_and_refuse_a_different_body() {
             .iter()
             .filter(|e| e["type"] == "TicketCreated")
             .count();
-        assert_eq!(created, 1, "the retry wrote nothing");
+        assert_eq!(
+            created, 3,
+            "retries wrote nothing: the first ticket, the other one, the raced one"
+        );
         api
     })
     .await;

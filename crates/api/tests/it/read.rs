@@ -74,6 +74,9 @@ async fn the_list_reads_its_writes_filters_searches_and_pages() {
         assert_eq!(items.len(), 1, "a customer sees only their own tickets");
         assert!(items[0].get("priority").is_none() && items[0].get("tags").is_none());
 
+        // Filtering on an internal field would reveal it (found in review).
+        let probing = api.get("/v1/tickets?tag=vip", &token).await;
+        assert_eq!(probing.status, StatusCode::BAD_REQUEST, "{}", probing.body);
         let bad = api.get("/v1/tickets?cursor=garbage", &api.admin).await;
         assert_eq!(bad.status, StatusCode::BAD_REQUEST);
         let unknown = api.get("/v1/tickets?colour=red", &api.admin).await;
