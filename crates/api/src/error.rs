@@ -47,6 +47,10 @@ pub enum ApiError {
     },
     #[error("the event store is unavailable; retry shortly")]
     Unavailable(String),
+    #[error(
+        "the read side is at position {position} and has not reached {wanted} yet; retry shortly"
+    )]
+    ReadSideBehind { position: u64, wanted: u64 },
     #[error("internal error")]
     Internal(String),
 }
@@ -105,7 +109,9 @@ impl ApiError {
             | ApiError::IdempotencyKeyReused { .. }
             | ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::ReadSideBehind { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -127,6 +133,7 @@ impl ApiError {
             ApiError::Unprocessable(_) => "unprocessable",
             ApiError::RateLimited { .. } => "rate-limited",
             ApiError::Unavailable(_) => "store-unavailable",
+            ApiError::ReadSideBehind { .. } => "read-side-behind",
             ApiError::Internal(_) => "internal",
         }
     }

@@ -172,7 +172,9 @@ impl Schemas {
                         _ => Value::Array(types),
                     };
                 }
-                if let Some(values) = schema["enum"].as_array_mut() {
+                // `get_mut`, not indexing: `schema["enum"]` would insert `"enum": null`, which is
+                // not a valid schema (schemathesis refused the whole document over it).
+                if let Some(values) = schema.get_mut("enum").and_then(Value::as_array_mut) {
                     values.retain(|value| !value.is_null());
                 }
                 let mut parameter = json!({

@@ -30,6 +30,16 @@ impl AppState {
         let Some(position) = min_position else {
             return Ok(());
         };
+        if self.inner.projections.position() >= position {
+            return Ok(());
+        }
+        // A position the log has not reached was never written: waiting would not help.
+        let (head, _) = self.inner.store.head().await?;
+        if position > head {
+            return Err(ApiError::BadRequest(format!(
+                "min_position {position} is beyond the end of the log ({head})"
+            )));
+        }
         if self
             .inner
             .projections
@@ -38,10 +48,10 @@ impl AppState {
         {
             Ok(())
         } else {
-            Err(ApiError::Unavailable(format!(
-                "the read side is at position {} and has not reached {position} yet",
-                self.inner.projections.position()
-            )))
+            Err(ApiError::ReadSideBehind {
+                position: self.inner.projections.position(),
+                wanted: position,
+            })
         }
     }
 }
