@@ -529,3 +529,43 @@ impl Node {
         }
     }
 }
+
+/// Ticket numbers are unique across concurrent creations on two nodes: each node reserves its
+/// own blocks of numbers through the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticket_numbers_are_unique_under_concurrency_across_nodes() {
+    each_backend(|api| async move {
+        let (_, _, customer) = world(&api).await;
+        let other_node = Node::on(&api).await;
+        let api = std::sync::Arc::new(api);
+        let other_node = std::sync::Arc::new(other_node);
+        let mut tasks = Vec::new();
+        for i in 0..60 {
+            let (api, other_node, body) = (api.clone(), other_node.clone(), new_ticket(&customer));
+            tasks.push(tokio::spawn(async move {
+                let reply = if i % 2 == 0 {
+                    api.post("/v1/tickets", &api.admin, body).await
+                } else {
+                    other_node
+                        .post("/v1/tickets", &other_node.admin, body)
+                        .await
+                };
+                assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+                reply.body["events"][0]["data"]["number"].as_u64().unwrap()
+            }));
+        }
+        let mut numbers = Vec::new();
+        for task in tasks {
+            numbers.push(task.await.unwrap());
+        }
+        numbers.sort_unstable();
+        numbers.dedup();
+        assert_eq!(numbers.len(), 60, "every ticket got its own number");
+        assert!(numbers.iter().all(|number| *number >= 10_000));
+        drop(other_node);
+        std::sync::Arc::try_unwrap(api)
+            .ok()
+            .expect("the tasks are done")
+    })
+    .await;
+}
