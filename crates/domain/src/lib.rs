@@ -6,6 +6,7 @@
 //! in through `CommandContext`. See docs/domain.md for the rules and the formats.
 
 mod blueprint;
+pub mod calendar;
 mod codec;
 mod command;
 mod context;
