@@ -2,8 +2,9 @@
 //! (split shifts allowed) and holidays (single dates, ranges, or yearly recurring days), or 24×7.
 //! Two pure functions: add a business duration to an instant, and measure the business time
 //! between two instants. Working intervals are civil times in the calendar's zone, so a shift
-//! that starts at 09:00 starts at 09:00 on both sides of a DST change; an interval's civil
-//! boundary that falls in a DST gap maps to the instant just after the gap.
+//! that starts at 09:00 starts at 09:00 on both sides of a DST change. A civil boundary inside a
+//! DST gap maps with the offset in force before the gap (jiff's "compatible" rule), and where a
+//! DST change makes intervals overlap they are clipped, so no business time counts twice.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -181,6 +182,23 @@ impl BusinessCalendar {
         })
     }
 
+    /// Working intervals from `first` on, in order, clipped so that none overlaps the one before
+    /// (a DST change can make civil intervals overlap), for at most `SCAN_DAYS_MAX` days.
+    fn working(&self, first: Date) -> impl Iterator<Item = (Timestamp, Timestamp)> + '_ {
+        let days = std::iter::successors(Some(first), |date| date.tomorrow().ok())
+            .take(SCAN_DAYS_MAX as usize);
+        let mut last_close: Option<Timestamp> = None;
+        days.flat_map(move |date| self.intervals(date))
+            .filter_map(move |(open, close)| {
+                let open = last_close.map_or(open, |last| open.max(last));
+                if close <= open {
+                    return None;
+                }
+                last_close = Some(close);
+                Some((open, close))
+            })
+    }
+
     fn instant(&self, date: Date, time: Time) -> Option<Timestamp> {
         self.time_zone
             .to_ambiguous_timestamp(date.to_datetime(time))
@@ -206,25 +224,22 @@ impl BusinessCalendar {
         let mut remaining = duration;
         // Start the day before, so an interval that began yesterday (ending at midnight, or
         // crossing into today through a DST change) is seen.
-        let mut date = self
+        let first = self
             .time_zone
             .to_datetime(start)
             .date()
             .yesterday()
             .map_err(|_| fail.clone())?;
-        for _ in 0..SCAN_DAYS_MAX {
-            for (open, close) in self.intervals(date) {
-                if close <= start {
-                    continue;
-                }
-                let from = open.max(start);
-                let available = close.duration_since(from);
-                if remaining <= available {
-                    return from.checked_add(remaining).map_err(|_| fail);
-                }
-                remaining -= available;
+        for (open, close) in self.working(first) {
+            if close <= start {
+                continue;
             }
-            date = date.tomorrow().map_err(|_| fail.clone())?;
+            let from = open.max(start);
+            let available = close.duration_since(from);
+            if remaining <= available {
+                return from.checked_add(remaining).map_err(|_| fail);
+            }
+            remaining -= available;
         }
         Err(fail)
     }
@@ -238,19 +253,17 @@ impl BusinessCalendar {
             return to.duration_since(from);
         }
         let mut total = SignedDuration::ZERO;
-        let Ok(mut date) = self.time_zone.to_datetime(from).date().yesterday() else {
+        let Ok(first) = self.time_zone.to_datetime(from).date().yesterday() else {
             return total;
         };
-        let last = self.time_zone.to_datetime(to).date();
-        while date <= last {
-            for (open, close) in self.intervals(date) {
-                let (start, end) = (open.max(from), close.min(to));
-                if end > start {
-                    total += end.duration_since(start);
-                }
+        for (open, close) in self.working(first) {
+            if open >= to {
+                break;
             }
-            let Ok(next) = date.tomorrow() else { break };
-            date = next;
+            let (start, end) = (open.max(from), close.min(to));
+            if end > start {
+                total += end.duration_since(start);
+            }
         }
         total
     }
@@ -474,6 +487,35 @@ mod tests {
         );
         assert!(calendar.is_open(at("2026-11-24T15:30:00Z")));
         assert!(!calendar.is_open(at("2026-11-24T05:00:00Z")));
+    }
+
+    /// A boundary inside the spring-forward gap (02:30 on 2026-03-08 in New York) once made two
+    /// intervals overlap: more business time gave an earlier due time (found in review).
+    #[test]
+    fn intervals_that_a_dst_gap_makes_overlap_are_not_counted_twice() {
+        let day = vec![
+            (time(0, 0, 0, 0), time(2, 30, 0, 0)),
+            (time(3, 0, 0, 0), Time::midnight()),
+        ];
+        let week = [
+            day.clone(),
+            day.clone(),
+            day.clone(),
+            day.clone(),
+            day.clone(),
+            day.clone(),
+            day,
+        ];
+        let calendar = BusinessCalendar::new("America/New_York", week, [], []).unwrap();
+        let start = at("2026-03-08T07:15:00Z");
+        let mut previous = start;
+        for minutes in 0..120 {
+            let duration = SignedDuration::from_mins(minutes);
+            let due = calendar.add(start, duration).unwrap();
+            assert!(due >= previous, "{minutes} min: {due} before {previous}");
+            assert_eq!(calendar.between(start, due), duration, "{minutes} min");
+            previous = due;
+        }
     }
 
     mod properties {

@@ -230,6 +230,9 @@ pub fn evolve(mut ticket: Ticket, event: &Event) -> Ticket {
                 match details.sla_clocks.iter_mut().find(|running| {
                     running.policy_id == clock.policy_id && running.metric == clock.metric
                 }) {
+                    // A target applied again with the same due time keeps its warning and
+                    // breach: each is recorded once per clock (found in review).
+                    Some(running) if running.due_at == clock.due_at => {}
                     Some(running) => *running = clock,
                     None => details.sla_clocks.push(clock),
                 }

@@ -98,7 +98,9 @@ impl Projection for Customers {
         let category = match &event.event {
             Event::TicketTransitioned(transitioned) => transitioned.to_category,
             Event::TicketReopened(reopened) => {
-                history.reopened += 1;
+                if reopened.from_category >= StateCategory::Solved {
+                    history.reopened += 1;
+                }
                 reopened.to_category
             }
             Event::TicketMergedInto(_) => StateCategory::Closed,

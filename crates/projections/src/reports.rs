@@ -209,7 +209,8 @@ impl Projection for Reports {
                 facts.replies += 1;
                 facts.first_reply_at.get_or_insert(at);
             }
-            Event::TicketReopened(_) => facts.reopened = true,
+            // Reopened means reopened after being solved, not a pending ticket answered.
+            Event::TicketReopened(_) if facts.first_solved_at.is_some() => facts.reopened = true,
             Event::SatisfactionRated(rated) => facts.ratings.push((at, rated.score)),
             _ => {}
         }
@@ -352,6 +353,9 @@ mod tests {
             .team(61, 1, 1)
             .sla(61, 1, "first_response", 120)
             .reply(90, 1, "one reply")
+            // Reopened before it was ever solved (a pending ticket answered): not a reopen in
+            // the report's sense (found in review).
+            .reopen(95, 1)
             .to(100, 1, "resolved", StateCategory::Solved)
             .rate(110, 1, 5)
             .create(120, 2, "b", Priority::Normal, Channel::Chat, 2)

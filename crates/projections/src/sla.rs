@@ -76,6 +76,9 @@ impl TicketClocks {
                     match self.clocks.iter_mut().find(|running| {
                         running.policy_id == clock.policy_id && running.metric == clock.metric
                     }) {
+                        // The same due time applied again keeps the clock's state, as the
+                        // domain does.
+                        Some(running) if running.due_at == clock.due_at => {}
                         Some(running) => *running = clock,
                         None => self.clocks.push(clock),
                     }

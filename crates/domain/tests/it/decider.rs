@@ -1402,10 +1402,33 @@ fn sla_breach_once_and_only_when_due() {
     let given = with(sla_applied(), system(), breach.clone());
     check(
         &given,
-        (system(), command(breach)),
+        (system(), command(breach.clone())),
         expect![[r#"
         no events
     "#]],
+    );
+    // Applying the policy again with the same first-response target (only the resolution target
+    // moves) keeps that clock's breach: it is never recorded twice (found in review).
+    let reapplied = with(
+        with(sla_applied(), system(), breach.clone()),
+        system(),
+        json!({
+            "type": "apply_sla",
+            "policy_id": "vip",
+            "policy_version": 3,
+            "targets": [
+                {"metric": "first_response", "due_at": at(2)},
+                {"metric": "resolution", "due_at": at(12 * 60)},
+            ],
+            "reason": "priority raised to high",
+        }),
+    );
+    check(
+        &reapplied,
+        (system(), command(breach.clone())),
+        expect![[r#"
+            no events
+        "#]],
     );
     let not_due = json!({"type": "record_sla_breach", "policy_id": "vip", "metric": "resolution", "due_at": at(24 * 60)});
     check(
