@@ -1,0 +1,206 @@
+//! The sans-IO core of the SLA scheduler: a set of timers, each due at an instant, that answers
+//! "when is the next one due" and "which are due now", in due order. It holds no clock and does
+//! no I/O: the driver feeds it due times (from the SLA read model) and the current time, and
+//! turns what is due into commands. It keeps nothing that must survive a restart: everything is
+//! rebuilt from the log, and a fire's command id is derived from the timer and its due time, so
+//! firing the same timer twice (after a crash, or on two nodes) appends once.
+
+use std::collections::{BTreeSet, HashMap};
+
+use jiff::Timestamp;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// What a timer is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TimerKind {
+    /// The warning before a target's due time.
+    Warning,
+    /// The target's due time itself.
+    Breach,
+}
+
+/// One timer: a kind of timer on one SLA clock of one ticket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TimerId {
+    pub ticket: Uuid,
+    /// The clock's index among the ticket's SLA clocks.
+    pub clock: u16,
+    pub kind: TimerKind,
+}
+
+/// A timer that came due.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Due {
+    pub timer: TimerId,
+    /// When it was due (recorded next to when it was processed, so downtime shows).
+    pub due_at: Timestamp,
+    /// The command id to append its event with: the same for every fire of this timer at this
+    /// due time, so a second fire is a no-op in the store.
+    pub command_id: Uuid,
+}
+
+/// Most timers one `fire_due` returns; the driver calls again for the rest, so a burst after
+/// downtime is processed in bounded steps, oldest first.
+pub const FIRE_BATCH_MAX: usize = 10_000;
+
+/// The timers, by due time.
+#[derive(Debug, Default)]
+pub struct Timers {
+    by_due: BTreeSet<(Timestamp, TimerId)>,
+    due_of: HashMap<TimerId, Timestamp>,
+}
+
+impl Timers {
+    pub fn len(&self) -> usize {
+        self.due_of.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.due_of.is_empty()
+    }
+
+    /// Sets (or moves) a timer: a recomputed target replaces the old due time.
+    pub fn schedule(&mut self, timer: TimerId, due_at: Timestamp) {
+        if let Some(old) = self.due_of.insert(timer, due_at) {
+            self.by_due.remove(&(old, timer));
+        }
+        self.by_due.insert((due_at, timer));
+    }
+
+    /// Removes a timer (the target was met, or paused); nothing if it was not set.
+    pub fn cancel(&mut self, timer: TimerId) {
+        if let Some(old) = self.due_of.remove(&timer) {
+            self.by_due.remove(&(old, timer));
+        }
+    }
+
+    /// When the driver must wake next.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.by_due.first().map(|(due_at, _)| *due_at)
+    }
+
+    /// Removes and returns the timers due at or before `now`, oldest first, at most
+    /// `FIRE_BATCH_MAX`.
+    pub fn fire_due(&mut self, now: Timestamp) -> Vec<Due> {
+        let mut fired = Vec::new();
+        while fired.len() < FIRE_BATCH_MAX {
+            match self.by_due.first() {
+                Some(&(due_at, timer)) if due_at <= now => {
+                    self.by_due.pop_first();
+                    self.due_of.remove(&timer);
+                    fired.push(Due {
+                        timer,
+                        due_at,
+                        command_id: command_id(timer, due_at),
+                    });
+                }
+                _ => break,
+            }
+        }
+        fired
+    }
+}
+
+/// The deterministic command id of firing `timer` due at `due_at`.
+pub fn command_id(timer: TimerId, due_at: Timestamp) -> Uuid {
+    let kind: u8 = match timer.kind {
+        TimerKind::Warning => 1,
+        TimerKind::Breach => 2,
+    };
+    let digest = Sha256::new()
+        .chain_update(b"docket.sla.fire.v1")
+        .chain_update(timer.ticket.as_bytes())
+        .chain_update(timer.clock.to_be_bytes())
+        .chain_update([kind])
+        .chain_update(due_at.as_nanosecond().to_be_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timer(n: u128, kind: TimerKind) -> TimerId {
+        TimerId {
+            ticket: Uuid::from_u128(n),
+            clock: 0,
+            kind,
+        }
+    }
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + seconds).unwrap()
+    }
+
+    #[test]
+    fn fires_in_due_order_once_and_follows_rescheduling() {
+        let mut timers = Timers::default();
+        timers.schedule(timer(1, TimerKind::Breach), at(30));
+        timers.schedule(timer(2, TimerKind::Warning), at(10));
+        timers.schedule(timer(3, TimerKind::Breach), at(20));
+        // A recomputed target moves timer 3 later; a met one is cancelled.
+        timers.schedule(timer(3, TimerKind::Breach), at(40));
+        timers.schedule(timer(4, TimerKind::Breach), at(15));
+        timers.cancel(timer(4, TimerKind::Breach));
+        timers.cancel(timer(9, TimerKind::Breach));
+        assert_eq!(timers.len(), 3);
+        assert_eq!(timers.next_deadline(), Some(at(10)));
+        assert!(timers.fire_due(at(9)).is_empty());
+        let fired: Vec<(u128, i64)> = timers
+            .fire_due(at(35))
+            .iter()
+            .map(|due| {
+                (
+                    due.timer.ticket.as_u128(),
+                    due.due_at.as_second() - 1_800_000_000,
+                )
+            })
+            .collect();
+        assert_eq!(fired, [(2, 10), (1, 30)]);
+        assert!(
+            timers.fire_due(at(35)).is_empty(),
+            "a fired timer does not fire again"
+        );
+        assert_eq!(timers.next_deadline(), Some(at(40)));
+    }
+
+    #[test]
+    fn a_burst_after_downtime_comes_in_bounded_batches_oldest_first() {
+        let mut timers = Timers::default();
+        let total = FIRE_BATCH_MAX + 5;
+        for n in 0..total {
+            timers.schedule(timer(n as u128, TimerKind::Breach), at(n as i64));
+        }
+        let first = timers.fire_due(at(1_000_000));
+        assert_eq!(first.len(), FIRE_BATCH_MAX);
+        assert!(first
+            .windows(2)
+            .all(|pair| pair[0].due_at <= pair[1].due_at));
+        let rest = timers.fire_due(at(1_000_000));
+        assert_eq!(rest.len(), 5);
+        assert!(timers.is_empty());
+    }
+
+    #[test]
+    fn the_same_fire_has_the_same_command_id_after_a_restart() {
+        let schedule = |timers: &mut Timers| {
+            timers.schedule(timer(1, TimerKind::Warning), at(5));
+            timers.schedule(timer(1, TimerKind::Breach), at(10));
+        };
+        let (mut before, mut after) = (Timers::default(), Timers::default());
+        schedule(&mut before);
+        schedule(&mut after);
+        assert_eq!(before.fire_due(at(10)), after.fire_due(at(10)));
+        let warning = command_id(timer(1, TimerKind::Warning), at(5));
+        assert_ne!(warning, command_id(timer(1, TimerKind::Breach), at(5)));
+        assert_ne!(
+            warning,
+            command_id(timer(1, TimerKind::Warning), at(6)),
+            "a moved target fires anew"
+        );
+    }
+}
