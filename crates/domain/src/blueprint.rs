@@ -342,6 +342,10 @@ pub enum BlueprintErrorKind {
     DeadEnd(String),
     #[error("transition `{0}` allows no role")]
     NoRoles(String),
+    #[error("transition `{0}` starts from no state")]
+    NoFromStates(String),
+    #[error("condition on `{field}` compares a yes/no value with `{op}`, which can never hold; use eq or ne")]
+    OrderingOnBool { field: String, op: String },
     #[error("transition `{0}` allows the same role twice")]
     DuplicateRole(String),
     #[error("`{0}` is not a content type pattern such as `image/*` or `application/pdf`")]
@@ -556,6 +560,12 @@ fn validate(raw: RawBlueprint, file: &str, source: &str) -> Result<Blueprint, In
                 BlueprintErrorKind::DuplicateTransition(name.clone()),
             ));
         }
+        if transition.from.is_empty() {
+            return Err((
+                transition.name.span(),
+                BlueprintErrorKind::NoFromStates(name.clone()),
+            ));
+        }
         for from in &transition.from {
             let category = known(from, format!("transition `{name}` from"))?;
             if category == StateCategory::Closed {
@@ -617,6 +627,17 @@ fn validate(raw: RawBlueprint, file: &str, source: &str) -> Result<Blueprint, In
         }
         for condition in &requires.conditions {
             name_check(&condition.field)?;
+            if matches!(condition.value, FieldValue::Bool(_))
+                && !matches!(condition.op, Comparison::Eq | Comparison::Ne)
+            {
+                return Err((
+                    condition.field.span(),
+                    BlueprintErrorKind::OrderingOnBool {
+                        field: condition.field.get_ref().clone(),
+                        op: condition.op.symbol().to_owned(),
+                    },
+                ));
+            }
             requirements.push(Requirement::FieldCondition {
                 field: condition.field.get_ref().clone(),
                 op: condition.op,

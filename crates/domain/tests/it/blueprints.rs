@@ -157,6 +157,15 @@ fn broken_blueprints_name_file_and_line() {
             MINI.replace("roles = [\"agent\", \"system\"]", "roles = [\"agent\", \"agent\"]"),
         ),
         ("too large", format!("{MINI}\n#{}", "x".repeat(domain::limits::BLUEPRINT_SOURCE_BYTES_MAX))),
+        // Found in review: both loaded, and neither transition could ever be taken.
+        ("no source states", MINI.replace("from = [\"done\"]", "from = []")),
+        (
+            "ordering on a yes/no value",
+            MINI.replace(
+                "requires = { attachment = \"image/*\" }",
+                "requires = { attachment = \"image/*\", conditions = [{ field = \"vip\", op = \"gt\", value = true }] }",
+            ),
+        ),
     ];
     let mut actual = String::new();
     for (name, source) in cases {
@@ -182,6 +191,8 @@ fn broken_blueprints_name_file_and_line() {
         no roles: mini.toml:44:9: transition `close` allows no role
         duplicate role: mini.toml:44:9: transition `close` allows the same role twice
         too large: mini.toml:1:1: blueprint is 262744 bytes, over the 262144 byte limit
+        no source states: mini.toml:41:8: transition `close` starts from no state
+        ordering on a yes/no value: mini.toml:38:62: condition on `vip` compares a yes/no value with `>`, which can never hold; use eq or ne
     "#]].assert_eq(&actual);
 }
 
