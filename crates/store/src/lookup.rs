@@ -13,6 +13,39 @@ use uuid::Uuid;
 use crate::error::StoreError;
 use crate::plan::{CommittedCommand, Known, LogHead, StreamHead};
 
+/// `(position, global_hash, recorded_at)` of the `log_head` row.
+pub(crate) fn decode_head<R>(row: &R) -> Result<LogHead, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(LogHead {
+        position: crate::to_u64(row.try_get(0)?)?,
+        global_hash: crate::to_hash(row.try_get(1)?)?,
+        recorded_at_micros: row.try_get(2)?,
+    })
+}
+
+/// `(stream_id, stream version after, first position, last position)` of an earlier append, as
+/// both backends' `find_command` select it.
+pub(crate) fn decode_command<R>(row: &R) -> Result<(String, crate::AppendOutcome), StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let outcome = crate::AppendOutcome {
+        stream_version: crate::to_u64(row.try_get(1)?)?,
+        first_position: crate::to_u64(row.try_get(2)?)?,
+        last_position: crate::to_u64(row.try_get(3)?)?,
+        duplicate: true,
+    };
+    Ok((row.try_get(0)?, outcome))
+}
+
 pub(crate) fn decode<R>(rows: &[R]) -> Result<(LogHead, Known), StoreError>
 where
     R: Row,

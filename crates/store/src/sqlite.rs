@@ -144,29 +144,14 @@ pub(crate) async fn find_command(
     .bind(command_id)
     .fetch_optional(pool)
     .await?;
-    let Some(row) = row else { return Ok(None) };
-    let outcome = crate::AppendOutcome {
-        stream_version: crate::to_u64(row.try_get(1)?)?,
-        first_position: crate::to_u64(row.try_get(2)?)?,
-        last_position: crate::to_u64(row.try_get(3)?)?,
-        duplicate: true,
-    };
-    Ok(Some((row.try_get(0)?, outcome)))
+    row.as_ref().map(lookup::decode_command).transpose()
 }
 
 pub(crate) async fn head(pool: &SqlitePool) -> Result<LogHead, StoreError> {
     let row = sqlx::query("SELECT position, global_hash, recorded_at FROM log_head WHERE id = 1")
         .fetch_one(pool)
         .await?;
-    decode_head(&row)
-}
-
-fn decode_head(row: &SqliteRow) -> Result<LogHead, StoreError> {
-    Ok(LogHead {
-        position: crate::to_u64(row.try_get(0)?)?,
-        global_hash: crate::to_hash(row.try_get(1)?)?,
-        recorded_at_micros: row.try_get(2)?,
-    })
+    lookup::decode_head(&row)
 }
 
 /// The group commit task's connection and its memory of stream heads. The connection is
