@@ -419,7 +419,9 @@ async fn execute(
         let events = decided?;
         if events.is_empty() {
             state.inner.tickets.put(ticket_id, ticket.clone());
-            let (position, _) = state.inner.store.head().await?;
+            // What this node knows is committed: enough for read-your-writes of nothing, and no
+            // read of the database for a command that changed nothing.
+            let position = state.inner.store.committed_position();
             return Ok(CommandResponse {
                 ticket_id,
                 stream_version: ticket.version,

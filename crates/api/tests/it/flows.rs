@@ -508,25 +508,15 @@ impl Node {
     }
 
     async fn post(&self, path: &str, token: &str, body: Value) -> crate::support::Reply {
-        use tower::ServiceExt;
-        let request = axum::http::Request::builder()
-            .method(Method::POST)
-            .uri(path)
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/json")
-            .body(axum::body::Body::from(body.to_string()))
-            .unwrap();
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        crate::support::Reply {
-            status,
-            headers,
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        }
+        crate::support::call(
+            &self.router,
+            Method::POST,
+            path,
+            Some(token),
+            Some(body),
+            &[],
+        )
+        .await
     }
 }
 
