@@ -101,7 +101,7 @@ impl World {
             Err(rejection) => {
                 if actor.role == Role::System {
                     self.lines.push(format!(
-                        "{:>6} rejected {}: {rejection}",
+                        "m{:05} rejected {}: {rejection}",
                         minutes_of(self.now),
                         command.name()
                     ));
@@ -177,7 +177,7 @@ impl World {
                         let events = self.decide(item.ticket, system(), &item.command);
                         for event in &events {
                             self.lines.push(format!(
-                                "{:>6} t{} {}",
+                                "m{:05} t{} {}",
                                 minutes_of(self.now),
                                 item.ticket.0.as_u128() - 0x7000,
                                 describe(event)
