@@ -17,6 +17,9 @@ pub struct Config {
     pub api: ApiSection,
     #[serde(default)]
     pub blueprints: BlueprintsSection,
+    /// Team routing, priority rules and sentiment (`routing::config`).
+    #[serde(default)]
+    pub routing: routing::RoutingConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,6 +138,19 @@ fn parse(path: &Path, text: &str) -> anyhow::Result<Config> {
             path.display()
         );
     }
+    if let Err((key, problem)) = config.routing.check() {
+        // Point at the line that sets the key when there is one.
+        let leaf = key.rsplit(['.', ' ']).next().unwrap_or(&key);
+        let line = text
+            .lines()
+            .position(|line| {
+                let line = line.trim_start();
+                line.starts_with(leaf) || line.contains(&format!("\"{leaf}\""))
+            })
+            .map(|index| format!(":{}", index + 1))
+            .unwrap_or_default();
+        bail!("{}{line}: {key}: {problem}", path.display());
+    }
     Ok(config)
 }
 
@@ -158,6 +174,11 @@ mod tests {
             "[api]\nrate_limit_burst = \"many\"\n",
             "[api]\nrate_limit_burst = 0\n",
             "[api\n",
+            "[routing.teams.Billing]\nstrategy = \"fastest\"\n",
+            "[routing.priority.channels]\nfax = \"urgent\"\n",
+            "[routing.priority]\nsentiment_priority = \"critical\"\n",
+            "[routing.teams.Billing]\nhand_back_on = [\"asleep\"]\n",
+            routing::config::EXAMPLE,
         ];
         let actual: Vec<String> = cases.iter().map(|text| check(text)).collect();
         expect_test::expect![[r#"
@@ -166,6 +187,11 @@ mod tests {
             docket.toml:3: rate_limt_per_second: unknown field `rate_limt_per_second`, expected one of `rate_limit_burst`, `rate_limit_per_second`, `read_wait_max_ms`
             docket.toml:2: rate_limit_burst: invalid type: string "many", expected u64
             docket.toml: api.rate_limit_burst and api.rate_limit_per_second must be at least 1
-            docket.toml:1: unclosed table, expected `]`"#]].assert_eq(&actual.join("\n"));
+            docket.toml:1: unclosed table, expected `]`
+            docket.toml:2: strategy: unknown variant `fastest`, expected `round_robin` or `least_loaded`
+            docket.toml:2: routing.priority.channels.fax: no such channel; channels are email, web, chat, phone, social, app, api
+            docket.toml:2: sentiment_priority: unknown variant `critical`, expected one of `low`, `normal`, `high`, `urgent`
+            docket.toml:2: hand_back_on: unknown variant `asleep`, expected one of `online`, `away`, `offline`, `vacation`
+            ok burst=2000"#]].assert_eq(&actual.join("\n"));
     }
 }
