@@ -9,9 +9,9 @@ const ALLOWED_ARROWS: &[(&str, &[&str])] = &[
     ("domain", &[]),
     ("store", &[]),
     ("projections", &["domain", "store"]),
-    ("sla-scheduler", &["domain"]),
+    ("sla-scheduler", &["domain", "store"]),
     ("routing", &["domain", "projections", "store"]),
-    ("api", &["domain", "projections", "store"]),
+    ("api", &["domain", "projections", "store", "sla-scheduler"]),
     (
         "docket",
         &[

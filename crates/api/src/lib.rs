@@ -18,6 +18,7 @@ pub mod openapi;
 mod ops;
 mod ratelimit;
 mod read;
+pub mod scheduler;
 mod tickets;
 
 use std::fmt;
@@ -37,6 +38,7 @@ pub use crate::auth::Principal;
 pub use crate::directory::{ApiRole, Directory, DirectoryEvent};
 pub use crate::error::ApiError;
 pub use crate::ratelimit::RateLimit;
+pub use crate::tickets::{system_command, SystemOutcome};
 
 /// The wall clock, injected: the binary passes the system clock, tests a manual one.
 pub trait Clock: Send + Sync + fmt::Debug {
@@ -79,6 +81,7 @@ struct Shared {
     limiter: ratelimit::Limiter,
     metrics: metrics::Metrics,
     projections: projections::Projections,
+    sla: std::sync::OnceLock<scheduler::SlaRuntime>,
 }
 
 impl AppState {
@@ -117,6 +120,7 @@ impl AppState {
             numbers: numbers::NumberAllocator::default(),
             tickets: cache::TicketCache::default(),
             metrics: metrics::Metrics::default(),
+            sla: std::sync::OnceLock::new(),
         });
         tokio::spawn(follow_directory(Arc::downgrade(&shared), subscription));
         Ok(AppState { inner: shared })
@@ -131,7 +135,7 @@ impl AppState {
         &self.inner.store
     }
 
-    fn now(&self) -> Timestamp {
+    pub fn now(&self) -> Timestamp {
         self.inner.clock.now()
     }
 
