@@ -5,6 +5,7 @@
 //! is event-sourced in the same log.
 
 mod admin;
+mod agents;
 mod auth;
 mod body;
 mod cache;
@@ -297,7 +298,12 @@ pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route(
             "/admin/agents",
-            post(admin::create_agent).get(admin::list_agents),
+            post(agents::create_agent).get(admin::list_agents),
+        )
+        .route("/admin/agents/{agent_id}", post(agents::update_agent))
+        .route(
+            "/agents/{agent_id}/presence",
+            axum::routing::put(agents::change_presence),
         )
         .route(
             "/admin/teams",
