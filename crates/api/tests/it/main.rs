@@ -18,4 +18,5 @@ mod flows;
 mod openapi;
 mod read;
 mod roles;
+mod sla;
 mod support;
