@@ -752,7 +752,7 @@ mod tests {
         let model: Tickets = {
             let mut model = Tickets::default();
             for record in synth::records(synth::history(synth::SynthConfig::small(9, 300))) {
-                model.apply(&record);
+                model.apply(record.view());
             }
             model
         };
