@@ -9,8 +9,8 @@ const ALLOWED_ARROWS: &[(&str, &[&str])] = &[
     ("domain", &[]),
     ("store", &[]),
     ("projections", &["domain", "store"]),
-    ("sla-scheduler", &["domain"]),
-    ("api", &["domain", "projections", "store"]),
+    ("sla-scheduler", &["domain", "store"]),
+    ("api", &["domain", "projections", "store", "sla-scheduler"]),
     (
         "docket",
         &["domain", "store", "projections", "api", "sla-scheduler"],

@@ -17,6 +17,7 @@ pub mod openapi;
 mod ops;
 mod ratelimit;
 mod read;
+pub mod scheduler;
 mod tickets;
 
 use std::fmt;
@@ -36,6 +37,7 @@ pub use crate::auth::Principal;
 pub use crate::directory::{ApiRole, Directory, DirectoryEvent};
 pub use crate::error::ApiError;
 pub use crate::ratelimit::RateLimit;
+pub use crate::tickets::{system_command, SystemOutcome};
 
 /// The wall clock, injected: the binary passes the system clock, tests a manual one.
 pub trait Clock: Send + Sync + fmt::Debug {
@@ -78,6 +80,7 @@ struct Shared {
     limiter: ratelimit::Limiter,
     metrics: metrics::Metrics,
     projections: projections::Projections,
+    sla: std::sync::OnceLock<scheduler::SlaRuntime>,
 }
 
 impl AppState {
@@ -116,6 +119,7 @@ impl AppState {
             numbers: numbers::NumberAllocator::default(),
             tickets: cache::TicketCache::default(),
             metrics: metrics::Metrics::default(),
+            sla: std::sync::OnceLock::new(),
         });
         tokio::spawn(follow_directory(Arc::downgrade(&shared), subscription));
         Ok(AppState { inner: shared })
@@ -130,7 +134,7 @@ impl AppState {
         &self.inner.store
     }
 
-    fn now(&self) -> Timestamp {
+    pub fn now(&self) -> Timestamp {
         self.inner.clock.now()
     }
 

@@ -66,6 +66,13 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
         Ok(None) => {}
         Err(error) => anyhow::bail!("setting up the admin token: {error}"),
     }
+    let (stop_scheduler, stop) = tokio::sync::watch::channel(false);
+    state.start_scheduler(
+        Arc::new(config.sla_policies()),
+        None,
+        sla_scheduler::Leadership::for_store(&store),
+        stop,
+    );
     let router = api::router(state.clone());
     if args.demo {
         load_demo(&router, &state)
@@ -83,6 +90,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP")?;
+    let _ = stop_scheduler.send(true);
     store.flush().await.context("flushing the last appends")?;
     // The next start then catches up from here instead of from the last periodic snapshot.
     if let Err(error) = state.projections().snapshot().await {

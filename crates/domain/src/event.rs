@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::blueprint::{BlueprintRef, StateCategory};
-use crate::command::SlaTarget;
+use crate::command::{RecomputeCause, SlaTarget};
 use crate::ids::{
     AgentId, AttachmentId, Channel, CustomerId, FieldValue, LinkKind, Priority, TeamId, TicketId,
     TicketNumber, Visibility,
@@ -100,7 +100,7 @@ events! {
     TeamTransferred = 1,
     AgentAssigned = 1,
     AgentUnassigned = 1,
-    CollaboratorAdded = 1,
+    CollaboratorAdded = 2,
     CollaboratorRemoved = 1,
     PublicReplyPosted = 1,
     CustomerMessageReceived = 1,
@@ -115,6 +115,7 @@ events! {
     SlaApplied = 1,
     SlaWarningRaised = 1,
     SlaBreached = 1,
+    SlaRecomputed = 1,
     Escalated = 1,
 }
 
@@ -149,6 +150,7 @@ impl Event {
             | Event::SlaApplied(_)
             | Event::SlaWarningRaised(_)
             | Event::SlaBreached(_)
+            | Event::SlaRecomputed(_)
             | Event::Escalated(_) => Visibility::Internal,
         }
     }
@@ -287,10 +289,13 @@ pub struct AgentUnassigned {
     pub reason: Option<String>,
 }
 
+/// Version 2 added `reason` (an SLA escalation names its policy and rule); version 1 payloads
+/// upcast with no reason.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CollaboratorAdded {
     pub agent: AgentId,
+    pub reason: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -469,4 +474,21 @@ pub struct Escalated {
     pub rule_id: Option<String>,
     pub reason: String,
     pub notify: Vec<AgentId>,
+}
+
+/// An SLA clock's due time moved: the old and the new due time, the business time already
+/// counted (it carries over), and why. `from_policy_id` differs from `policy_id` when another
+/// policy took over the clock; `from_due_at` is `None` for a metric's first clock.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaRecomputed {
+    pub policy_id: String,
+    pub policy_version: u32,
+    pub metric: String,
+    pub from_policy_id: Option<String>,
+    pub from_due_at: Option<Timestamp>,
+    pub to_due_at: Timestamp,
+    pub elapsed_business_seconds: i64,
+    pub cause: RecomputeCause,
+    pub reason: String,
 }

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 
 use crate::blueprint::{BlueprintRef, StateCategory};
+use crate::command::RecomputeCause;
 use crate::event::{Event, TicketCreated};
 use crate::ids::{
     AgentId, AttachmentId, Channel, CustomerId, FieldValue, LinkKind, Priority, TeamId, TicketId,
@@ -256,6 +257,31 @@ pub fn evolve(mut ticket: Ticket, event: &Event) -> Ticket {
                 {
                     clock.breached = true;
                 }
+            }
+        }
+        Event::SlaRecomputed(recomputed) => {
+            match details
+                .sla_clocks
+                .iter_mut()
+                .find(|clock| clock.metric == recomputed.metric)
+            {
+                Some(clock) => {
+                    recomputed.policy_id.clone_into(&mut clock.policy_id);
+                    clock.due_at = recomputed.to_due_at;
+                    // A new cycle is a new promise: its warning and breach are still to come.
+                    // Any other move keeps them: each is recorded once per cycle.
+                    if recomputed.cause == RecomputeCause::NewCycle {
+                        clock.warned = false;
+                        clock.breached = false;
+                    }
+                }
+                None => details.sla_clocks.push(SlaClock {
+                    policy_id: recomputed.policy_id.clone(),
+                    metric: recomputed.metric.clone(),
+                    due_at: recomputed.to_due_at,
+                    warned: false,
+                    breached: false,
+                }),
             }
         }
         Event::Escalated(escalated) => details.escalation_level = escalated.to_level,

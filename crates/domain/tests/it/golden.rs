@@ -110,6 +110,12 @@ fn samples() -> BTreeMap<&'static str, Event> {
         (
             system(),
             command(
+                json!({"type": "recompute_sla", "policy_id": "vip", "policy_version": 2, "metric": "resolution", "due_at": at(9 * 60), "elapsed_business_seconds": 1800, "cause": "resumed", "reason": "left pending after 60 business minutes: due moves out by the paused time"}),
+            ),
+        ),
+        (
+            system(),
+            command(
                 json!({"type": "escalate", "level": 1, "rule_id": "sla.breach.notify_supervisor", "reason": "first response breached by 0 minutes", "notify": [BOB]}),
             ),
         ),
@@ -362,6 +368,7 @@ fn customers_see_only_public_events() {
         SatisfactionRated: Public
         SlaApplied: Internal
         SlaBreached: Internal
+        SlaRecomputed: Internal
         SlaWarningRaised: Internal
         TagsAdded: Internal
         TagsRemoved: Internal
