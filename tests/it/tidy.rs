@@ -10,10 +10,18 @@ const ALLOWED_ARROWS: &[(&str, &[&str])] = &[
     ("store", &[]),
     ("projections", &["domain", "store"]),
     ("sla-scheduler", &["domain", "store"]),
+    ("routing", &["domain", "projections", "store"]),
     ("api", &["domain", "projections", "store", "sla-scheduler"]),
     (
         "docket",
-        &["domain", "store", "projections", "api", "sla-scheduler"],
+        &[
+            "domain",
+            "store",
+            "projections",
+            "api",
+            "sla-scheduler",
+            "routing",
+        ],
     ),
     (
         "tests",

@@ -5,6 +5,7 @@
 //! is event-sourced in the same log.
 
 mod admin;
+mod agents;
 mod auth;
 mod body;
 mod cache;
@@ -37,7 +38,7 @@ pub use crate::auth::Principal;
 pub use crate::directory::{ApiRole, Directory, DirectoryEvent};
 pub use crate::error::ApiError;
 pub use crate::ratelimit::RateLimit;
-pub use crate::tickets::{system_command, SystemOutcome};
+pub use crate::tickets::{command_as, system_command, SystemOutcome};
 
 /// The wall clock, injected: the binary passes the system clock, tests a manual one.
 pub trait Clock: Send + Sync + fmt::Debug {
@@ -297,7 +298,12 @@ pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route(
             "/admin/agents",
-            post(admin::create_agent).get(admin::list_agents),
+            post(agents::create_agent).get(admin::list_agents),
+        )
+        .route("/admin/agents/{agent_id}", post(agents::update_agent))
+        .route(
+            "/agents/{agent_id}/presence",
+            axum::routing::put(agents::change_presence),
         )
         .route(
             "/admin/teams",

@@ -17,6 +17,9 @@ pub struct Config {
     pub api: ApiSection,
     #[serde(default)]
     pub blueprints: BlueprintsSection,
+    /// Team routing, priority rules and sentiment (`routing::config`).
+    #[serde(default)]
+    pub routing: routing::RoutingConfig,
     /// SLA policies and calendars; the shipped defaults when absent (see docs/sla.md).
     #[serde(default)]
     pub sla: Option<sla_scheduler::SlaConfig>,
@@ -156,6 +159,19 @@ fn parse(path: &Path, text: &str) -> anyhow::Result<Config> {
             path.display()
         );
     }
+    if let Err((key, problem)) = config.routing.check() {
+        // Point at the line that sets the key when there is one.
+        let leaf = key.rsplit(['.', ' ']).next().unwrap_or(&key);
+        let line = text
+            .lines()
+            .position(|line| {
+                let line = line.trim_start();
+                line.starts_with(leaf) || line.contains(&format!("\"{leaf}\""))
+            })
+            .map(|index| format!(":{}", index + 1))
+            .unwrap_or_default();
+        bail!("{}{line}: {key}: {problem}", path.display());
+    }
     Ok(config)
 }
 
@@ -221,6 +237,11 @@ mod tests {
             "[api]\nrate_limit_burst = \"many\"\n",
             "[api]\nrate_limit_burst = 0\n",
             "[api\n",
+            "[routing.teams.Billing]\nstrategy = \"fastest\"\n",
+            "[routing.priority.channels]\nfax = \"urgent\"\n",
+            "[routing.priority]\nsentiment_priority = \"critical\"\n",
+            "[routing.teams.Billing]\nhand_back_on = [\"asleep\"]\n",
+            routing::config::EXAMPLE,
             "[sla]\nversion = 1\n[[sla.policies]]\nid = \"p\"\ncalendar = \"office\"\ntargets.first_response = \"2h\"\n",
             "[sla]\nversion = 1\n[[sla.policies]]\nid = \"p\"\ntargets.first_response = \"2 days\"\n",
             "[sla]\nversion = 1\n[[sla.policies]]\nid = \"p\"\ntargets.first_response = \"2h\"\n[[sla.policies]]\nid = \"q\"\ntargets.resolution = \"2h\"\n",
@@ -233,6 +254,11 @@ mod tests {
             docket.toml:2: rate_limit_burst: invalid type: string "many", expected u64
             docket.toml: api.rate_limit_burst and api.rate_limit_per_second must be at least 1
             docket.toml:1: unclosed table, expected `]`
+            docket.toml:2: strategy: unknown variant `fastest`, expected `round_robin` or `least_loaded`
+            docket.toml:2: routing.priority.channels.fax: no such channel; channels are email, web, chat, phone, social, app, api
+            docket.toml:2: sentiment_priority: unknown variant `critical`, expected one of `low`, `normal`, `high`, `urgent`
+            docket.toml:2: hand_back_on: unknown variant `asleep`, expected one of `online`, `away`, `offline`, `vacation`
+            ok burst=2000
             docket.toml:5: sla.policies[0].calendar: unknown calendar "office" (define it under [sla.calendars.office] or use "24x7")
             docket.toml:5: targets.first_response: "2 days" is not a duration such as "2h", "90m" or "1h30m"
             docket.toml:6: sla.policies[1]: unreachable: policy "p" before it has no conditions and matches every ticket"#]].assert_eq(&actual.join("\n"));

@@ -48,6 +48,17 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
     let store = store::Store::open(database_url)
         .await
         .with_context(|| format!("opening the event store at {database_url}"))?;
+    let (stop_routing, routing_shutdown) = tokio::sync::watch::channel(false);
+    if config.routing.enabled {
+        let manager = routing::Manager::new(
+            store.clone(),
+            routing::Engine::new(config.routing.clone()),
+            blueprints.clone(),
+            Arc::new(jiff::Timestamp::now),
+            format!("docket-{}", std::process::id()),
+        );
+        tokio::spawn(manager.run(routing_shutdown));
+    }
     let state = api::AppState::start(
         store.clone(),
         blueprints,
@@ -90,6 +101,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP")?;
+    stop_routing.send_replace(true);
     let _ = stop_scheduler.send(true);
     store.flush().await.context("flushing the last appends")?;
     // The next start then catches up from here instead of from the last periodic snapshot.

@@ -14,6 +14,7 @@ use crate::ids::{
     AgentId, AttachmentId, Channel, CustomerId, FieldValue, LinkKind, Priority, TeamId, TicketId,
     TicketNumber, Visibility,
 };
+use crate::routing::RoutingRecord;
 
 /// Everything an actor can ask of a ticket.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -46,6 +47,7 @@ pub enum Command {
     RecordSlaBreach(RecordSlaBreach),
     RecomputeSla(RecomputeSla),
     Escalate(Escalate),
+    FlagCustomerUpset(FlagCustomerUpset),
 }
 
 impl Command {
@@ -79,6 +81,7 @@ impl Command {
             Command::RecordSlaBreach(_) => "record_sla_breach",
             Command::RecomputeSla(_) => "recompute_sla",
             Command::Escalate(_) => "escalate",
+            Command::FlagCustomerUpset(_) => "flag_customer_upset",
         }
     }
 }
@@ -198,6 +201,9 @@ pub struct AssignAgent {
     pub agent: AgentId,
     #[serde(default)]
     pub reason: Option<String>,
+    /// How the routing engine chose the agent; only the system records one.
+    #[serde(default)]
+    pub routing: Option<RoutingRecord>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -415,4 +421,13 @@ pub struct Escalate {
     pub reason: String,
     #[serde(default)]
     pub notify: Vec<AgentId>,
+}
+
+/// The sentiment rule found the customer upset; `evidence` quotes what matched. A ticket is
+/// flagged once: a later angry message changes nothing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlagCustomerUpset {
+    pub rule_id: String,
+    pub evidence: String,
 }

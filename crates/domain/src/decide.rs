@@ -12,19 +12,19 @@ use crate::blueprint::{content_type_matches, Blueprint, Requirement, StateCatego
 use crate::command::{
     AddInternalNote, AddTags, ApplySla, AssignAgent, AssignTeam, AttachFile, AttachmentInput,
     ChangePriorityByRule, Command, CreateTicket, Escalate, EscalationAction, LinkTicket, MergeInto,
-    PostCustomerMessage, PostPublicReply, RateSatisfaction, RecomputeSla, RecordMergedDuplicate,
-    RecordSlaBreach, RecordSlaWarning, RemoveTags, ReopenTicket, SetPriority, SlaEscalation,
-    TransferTeam, TransitionTicket, UnassignAgent, UpdateFields,
+    PostCustomerMessage, PostPublicReply, RateSatisfaction, RecomputeCause, RecomputeSla,
+    RecordMergedDuplicate, RecordSlaBreach, RecordSlaWarning, RemoveTags, ReopenTicket,
+    SetPriority, SlaEscalation, TransferTeam, TransitionTicket, UnassignAgent, UpdateFields,
 };
 use crate::context::{CommandContext, Role};
 use crate::event::{
     AgentAssigned, AgentUnassigned, BodyPii, CollaboratorAdded, CollaboratorRemoved, CommentPii,
-    CustomerMessageReceived, DuplicateMerged, Escalated, Event, EvidencePii, FieldsUpdatedPii,
-    FileAttached, FileNamePii, InternalNoteAdded, NotePii, OptionalNotePii, PriorityChanged,
-    PriorityChangedByRule, PublicReplyPosted, ReasonPii, ReopenCause, ReopenPii, SatisfactionRated,
-    SlaApplied, SlaBreached, SlaRecomputed, SlaWarningRaised, TagsAdded, TagsRemoved, TeamAssigned,
-    TeamTransferred, TicketCreated, TicketCreatedPii, TicketFieldsUpdated, TicketLinked,
-    TicketMergedInto, TicketReopened, TicketTransitioned,
+    CustomerMessageReceived, CustomerUpsetFlagged, DuplicateMerged, Escalated, Event, EvidencePii,
+    FieldsUpdatedPii, FileAttached, FileNamePii, InternalNoteAdded, NotePii, OptionalNotePii,
+    PriorityChanged, PriorityChangedByRule, PublicReplyPosted, ReasonPii, ReopenCause, ReopenPii,
+    SatisfactionRated, SlaApplied, SlaBreached, SlaRecomputed, SlaWarningRaised, TagsAdded,
+    TagsRemoved, TeamAssigned, TeamTransferred, TicketCreated, TicketCreatedPii,
+    TicketFieldsUpdated, TicketLinked, TicketMergedInto, TicketReopened, TicketTransitioned,
 };
 use crate::ids::{AttachmentId, FieldValue, Visibility};
 use crate::limits::*;
@@ -111,6 +111,19 @@ pub fn decide(
         Command::RecordSlaBreach(breach) => record_sla_breach(breach, details, ctx),
         Command::RecomputeSla(recompute) => recompute_sla(recompute, details),
         Command::Escalate(escalate) => escalate_ticket(escalate, details, role),
+        Command::FlagCustomerUpset(flag) => {
+            check_token("rule_id", &flag.rule_id, IDENTIFIER_BYTES_MAX)?;
+            check_text("evidence", &flag.evidence, REASON_BYTES_MAX)?;
+            if details.customer_upset {
+                return Ok(vec![]);
+            }
+            Ok(vec![Event::CustomerUpsetFlagged(CustomerUpsetFlagged {
+                rule_id: flag.rule_id.clone(),
+                pii: EvidencePii {
+                    evidence: flag.evidence.clone(),
+                },
+            })])
+        }
     }
 }
 
@@ -145,7 +158,8 @@ pub fn allowed_roles(command: &Command) -> &'static [Role] {
         | Command::ApplySla(_)
         | Command::RecordSlaWarning(_)
         | Command::RecordSlaBreach(_)
-        | Command::RecomputeSla(_) => &[System],
+        | Command::RecomputeSla(_)
+        | Command::FlagCustomerUpset(_) => &[System],
         Command::PostCustomerMessage(_) | Command::RateSatisfaction(_) => &[Customer, Integration],
         Command::ReopenTicket(_) => &[Customer, Agent, Supervisor, Admin, System],
     }
@@ -633,6 +647,19 @@ fn assign_agent(
     role: Role,
 ) -> Result<Vec<Event>, Rejection> {
     check_reason(assign.reason.as_ref(), role)?;
+    if let Some(routing) = &assign.routing {
+        if role != Role::System {
+            return Err(invalid(
+                "routing",
+                InputProblem::Malformed {
+                    expected: "no routing record: only the routing engine writes one".to_owned(),
+                },
+            ));
+        }
+        routing
+            .check()
+            .map_err(|(field, problem)| invalid(field, problem))?;
+    }
     if details.assignee == Some(assign.agent) {
         return Ok(vec![]);
     }
@@ -640,6 +667,7 @@ fn assign_agent(
         from: details.assignee,
         to: assign.agent,
         reason: assign.reason.clone(),
+        routing: assign.routing.clone(),
     })])
 }
 
@@ -1231,8 +1259,10 @@ fn recompute_sla(
         .iter()
         .find(|clock| clock.metric == recompute.metric);
     if let Some(clock) = current {
+        // A new cycle is recorded even when it falls due when the last one did: its warning
+        // and breach are new.
         let same = clock.policy_id == recompute.policy_id && clock.due_at == recompute.due_at;
-        if same {
+        if same && recompute.cause != RecomputeCause::NewCycle {
             return Ok(vec![]);
         }
     } else if details.sla_clocks.len() >= SLA_CLOCKS_MAX {

@@ -17,6 +17,7 @@ use crate::ids::{
     AgentId, AttachmentId, Channel, CustomerId, FieldValue, LinkKind, Priority, TeamId, TicketId,
     TicketNumber, Visibility,
 };
+use crate::routing::RoutingRecord;
 
 /// Declares the `Event` enum together with each variant's name and schema version, so that the
 /// list of event types can never drift from the enum.
@@ -98,7 +99,7 @@ events! {
     TagsRemoved = 1,
     TeamAssigned = 1,
     TeamTransferred = 1,
-    AgentAssigned = 1,
+    AgentAssigned = 2,
     AgentUnassigned = 1,
     CollaboratorAdded = 2,
     CollaboratorRemoved = 1,
@@ -117,6 +118,7 @@ events! {
     SlaBreached = 1,
     SlaRecomputed = 1,
     Escalated = 1,
+    CustomerUpsetFlagged = 1,
 }
 
 impl Event {
@@ -151,7 +153,8 @@ impl Event {
             | Event::SlaWarningRaised(_)
             | Event::SlaBreached(_)
             | Event::SlaRecomputed(_)
-            | Event::Escalated(_) => Visibility::Internal,
+            | Event::Escalated(_)
+            | Event::CustomerUpsetFlagged(_) => Visibility::Internal,
         }
     }
 
@@ -274,12 +277,15 @@ pub struct TeamTransferred {
     pub pii: NotePii,
 }
 
+/// Version 2 added `routing`: how an automatic routing decision was made (version 1 payloads
+/// read as `routing: null`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentAssigned {
     pub from: Option<AgentId>,
     pub to: AgentId,
     pub reason: Option<String>,
+    pub routing: Option<RoutingRecord>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -491,4 +497,12 @@ pub struct SlaRecomputed {
     pub elapsed_business_seconds: i64,
     pub cause: RecomputeCause,
     pub reason: String,
+}
+
+/// The customer is upset (the sentiment rule `rule_id` matched `evidence`, which quotes them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerUpsetFlagged {
+    pub rule_id: String,
+    pub pii: EvidencePii,
 }

@@ -59,6 +59,8 @@ pub struct TicketDetails {
     pub rated_resolution: Option<u32>,
     pub sla_clocks: Vec<SlaClock>,
     pub escalation_level: u8,
+    /// The sentiment rule flagged the customer as upset.
+    pub customer_upset: bool,
 }
 
 /// What rules need to know about an attachment; its name is personal and stays in the event.
@@ -122,6 +124,7 @@ impl TicketDetails {
             rated_resolution: None,
             sla_clocks: Vec::new(),
             escalation_level: 0,
+            customer_upset: false,
         }
     }
 
@@ -285,6 +288,7 @@ pub fn evolve(mut ticket: Ticket, event: &Event) -> Ticket {
             }
         }
         Event::Escalated(escalated) => details.escalation_level = escalated.to_level,
+        Event::CustomerUpsetFlagged(_) => details.customer_upset = true,
     }
     ticket
 }

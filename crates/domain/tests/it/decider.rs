@@ -490,7 +490,7 @@ fn assign_agent_records_previous_owner() {
             command(json!({"type": "assign_agent", "agent": BOB, "reason": "Ann is on leave"})),
         ),
         expect![[r#"
-            AgentAssigned v1 (internal) {"from":"00000000-0000-0000-0000-00000000a001","to":"00000000-0000-0000-0000-00000000a002","reason":"Ann is on leave"}
+            AgentAssigned v2 (internal) {"from":"00000000-0000-0000-0000-00000000a001","to":"00000000-0000-0000-0000-00000000a002","reason":"Ann is on leave","routing":null}
         "#]],
     );
 }
