@@ -292,7 +292,7 @@ impl Engine {
         self.position = record.position;
         self.last_event_id = record.event_id;
         match record.category.as_str() {
-            projections::TICKET_CATEGORY => match TicketEvent::decode(record) {
+            projections::TICKET_CATEGORY => match TicketEvent::decode(record.view()) {
                 Some(event) => self.apply_ticket(&event),
                 // An event this build cannot read still moves the ticket's version, so that
                 // routing's commands expect the version the stream really has.
