@@ -10,14 +10,29 @@ const ALLOWED_ARROWS: &[(&str, &[&str])] = &[
     ("store", &[]),
     ("projections", &["domain", "store"]),
     ("sla-scheduler", &["domain"]),
-    ("api", &["domain", "projections", "store"]),
+    ("automation", &["domain", "store"]),
+    ("api", &["domain", "projections", "store", "automation"]),
     (
         "docket",
-        &["domain", "store", "projections", "api", "sla-scheduler"],
+        &[
+            "domain",
+            "store",
+            "projections",
+            "api",
+            "sla-scheduler",
+            "automation",
+        ],
     ),
     (
         "tests",
-        &["domain", "store", "projections", "api", "sla-scheduler"],
+        &[
+            "domain",
+            "store",
+            "projections",
+            "api",
+            "sla-scheduler",
+            "automation",
+        ],
     ),
 ];
 

@@ -2,6 +2,7 @@
 //! defaults. A bad file is an error that names the file, the line and the field.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -17,6 +18,12 @@ pub struct Config {
     pub api: ApiSection,
     #[serde(default)]
     pub blueprints: BlueprintsSection,
+    /// Triggers, macros and time-based rules, as written.
+    #[serde(default)]
+    pub automation: automation::AutomationSection,
+    /// `automation`, compiled and checked when the file is parsed.
+    #[serde(skip)]
+    pub compiled_automation: Arc<automation::Automation>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,12 +111,13 @@ impl Config {
                 per_second: self.api.rate_limit_per_second,
             },
             read_wait_max: Duration::from_millis(self.api.read_wait_max_ms),
+            automation: self.compiled_automation.clone(),
         }
     }
 }
 
 fn parse(path: &Path, text: &str) -> anyhow::Result<Config> {
-    let config: Config = toml::from_str(text).map_err(|error| {
+    let mut config: Config = toml::from_str(text).map_err(|error| {
         // toml names unknown fields itself; for a bad value, name the key on the offending line.
         let (location, key) = error
             .span()
@@ -135,6 +143,10 @@ fn parse(path: &Path, text: &str) -> anyhow::Result<Config> {
             path.display()
         );
     }
+    let automation = config.automation.compile().map_err(|error| {
+        anyhow::anyhow!("{}", error.display_in(&path.display().to_string(), text))
+    })?;
+    config.compiled_automation = Arc::new(automation);
     Ok(config)
 }
 
@@ -158,6 +170,7 @@ mod tests {
             "[api]\nrate_limit_burst = \"many\"\n",
             "[api]\nrate_limit_burst = 0\n",
             "[api\n",
+            "[api]\nrate_limit_burst = 5\n\n[[automation.macros]]\nid = \"m\"\ntitle = \"M\"\nreply = \"Hi {{customer.nmae}}\"\n",
         ];
         let actual: Vec<String> = cases.iter().map(|text| check(text)).collect();
         expect_test::expect![[r#"
@@ -166,6 +179,7 @@ mod tests {
             docket.toml:3: rate_limt_per_second: unknown field `rate_limt_per_second`, expected one of `rate_limit_burst`, `rate_limit_per_second`, `read_wait_max_ms`
             docket.toml:2: rate_limit_burst: invalid type: string "many", expected u64
             docket.toml: api.rate_limit_burst and api.rate_limit_per_second must be at least 1
-            docket.toml:1: unclosed table, expected `]`"#]].assert_eq(&actual.join("\n"));
+            docket.toml:1: unclosed table, expected `]`
+            docket.toml:7: automation.macros[0].reply: unknown placeholder {{customer.nmae}} at byte 3; known: {{customer.name}}, {{customer.email}}, {{ticket.number}}, {{ticket.subject}}, {{agent.name}}"#]].assert_eq(&actual.join("\n"));
     }
 }
