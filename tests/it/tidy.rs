@@ -9,9 +9,19 @@ const ALLOWED_ARROWS: &[(&str, &[&str])] = &[
     ("domain", &[]),
     ("store", &[]),
     ("projections", &["domain", "store"]),
-    ("sla-scheduler", &["domain"]),
+    ("sla-scheduler", &["domain", "store"]),
+    ("routing", &["domain", "projections", "store"]),
     ("automation", &["domain", "store"]),
-    ("api", &["domain", "projections", "store", "automation"]),
+    (
+        "api",
+        &[
+            "domain",
+            "projections",
+            "store",
+            "sla-scheduler",
+            "automation",
+        ],
+    ),
     (
         "docket",
         &[
@@ -20,6 +30,7 @@ const ALLOWED_ARROWS: &[(&str, &[&str])] = &[
             "projections",
             "api",
             "sla-scheduler",
+            "routing",
             "automation",
         ],
     ),

@@ -423,6 +423,14 @@ fn stream_id(ticket_id: TicketId) -> Result<StreamId, ApiError> {
     StreamId::new(ticket_id.stream_id()).map_err(|error| ApiError::Internal(error.to_string()))
 }
 
+/// Who issues a command: a caller's token, or the system itself (the SLA scheduler).
+struct Issuer {
+    actor: domain::Actor,
+    actor_json: Value,
+    /// Recorded in the metadata under `scheduler` (the source and the due time of its work).
+    scheduler: Option<Value>,
+}
+
 /// Decides `command` against the current ticket and appends what it produces.
 async fn execute(
     state: &AppState,
@@ -438,10 +446,87 @@ async fn execute(
             format!("role {:?} reads and never writes", principal.role).to_lowercase(),
         )
     })?;
-    let actor = domain::Actor {
-        id: ActorId(principal.subject.unwrap_or(principal.token_id)),
-        role,
+    let issuer = Issuer {
+        actor: domain::Actor {
+            id: ActorId(principal.subject.unwrap_or(principal.token_id)),
+            role,
+        },
+        actor_json: principal.actor_json(),
+        scheduler: None,
     };
+    execute_as(
+        state,
+        &issuer,
+        headers,
+        ticket_id,
+        command,
+        command_id,
+        fingerprint,
+    )
+    .await
+}
+
+/// What a system command did.
+#[derive(Debug)]
+pub enum SystemOutcome {
+    /// Events were appended; the last at this position.
+    Appended { position: u64 },
+    /// The command id had been appended before: nothing was written now.
+    Duplicate,
+    /// The domain decided there was nothing to record.
+    Unchanged,
+}
+
+/// Issues a command as the System actor (the SLA scheduler, time-based automations), with a
+/// command id the caller derived, so a repeated fire appends once. `scheduler` is recorded in
+/// the metadata (for the SLA: the source and when the work was due). A rejection comes back as
+/// `ApiError::Rejected`.
+pub async fn system_command(
+    state: &AppState,
+    ticket_id: TicketId,
+    command: &Command,
+    command_id: Uuid,
+    scheduler: Value,
+) -> Result<SystemOutcome, ApiError> {
+    let issuer = Issuer {
+        actor: domain::Actor {
+            id: ActorId(Uuid::nil()),
+            role: domain::Role::System,
+        },
+        actor_json: json!({"role": "system", "id": "scheduler"}),
+        scheduler: Some(scheduler),
+    };
+    let response = execute_as(
+        state,
+        &issuer,
+        &HeaderMap::new(),
+        ticket_id,
+        &TicketCommand::Domain(command.clone()),
+        command_id,
+        "",
+    )
+    .await?;
+    Ok(if response.duplicate {
+        SystemOutcome::Duplicate
+    } else if response.events.is_empty() {
+        SystemOutcome::Unchanged
+    } else {
+        SystemOutcome::Appended {
+            position: response.position,
+        }
+    })
+}
+
+async fn execute_as(
+    state: &AppState,
+    issuer: &Issuer,
+    headers: &HeaderMap,
+    ticket_id: TicketId,
+    command: &TicketCommand,
+    command_id: Uuid,
+    fingerprint: &str,
+) -> Result<CommandResponse, ApiError> {
+    let actor = issuer.actor;
     let correlation_id = correlation_id(headers, command_id)?;
     let expected_by_caller = if_match(headers)?;
     let stream = stream_id(ticket_id)?;
@@ -472,7 +557,7 @@ async fn execute(
                 domain::decide(command, &ticket, &context).map_err(ApiError::from)
             }
             TicketCommand::ApplyMacro(apply) => {
-                decide_macro(state, principal, &apply.macro_id, &ticket, &context).await
+                decide_macro(state, &apply.macro_id, &ticket, &context).await
             }
         };
         // Only "append these events" may rest on a cached ticket: the append checks its version.
@@ -499,8 +584,8 @@ async fn execute(
                 duplicate: false,
             });
         }
-        let metadata = json!({
-            "actor": principal.actor_json(),
+        let mut metadata = json!({
+            "actor": issuer.actor_json,
             "command": command.name(),
             "command_id": command_id,
             "correlation_id": correlation_id,
@@ -508,9 +593,11 @@ async fn execute(
             "at": at,
             "request_sha256": fingerprint,
         });
-        let mut metadata = metadata;
         if let TicketCommand::ApplyMacro(apply) = command {
             metadata["macro"] = Value::from(apply.macro_id.as_str());
+        }
+        if let Some(scheduler) = &issuer.scheduler {
+            metadata["scheduler"] = scheduler.clone();
         }
         let metadata =
             to_raw_value(&metadata).map_err(|error| ApiError::Internal(error.to_string()))?;
@@ -601,7 +688,6 @@ async fn execute(
 /// from the ticket's creation (the requester's name as the channel gave it).
 async fn decide_macro(
     state: &AppState,
-    principal: &Principal,
     macro_id: &str,
     ticket: &Ticket,
     context: &CommandContext<'_>,
@@ -621,10 +707,7 @@ async fn decide_macro(
             values.customer_name = Some(customer.name.clone());
             values.customer_email = customer.email.clone();
         }
-        if let Some(agent) = principal
-            .subject
-            .and_then(|subject| directory.agents.get(&subject))
-        {
+        if let Some(agent) = directory.agents.get(&context.actor.id.0) {
             values.agent_name = Some(agent.name.clone());
         }
     }
@@ -862,6 +945,18 @@ pub async fn get_ticket(
         if let (Some(view), Some(internal)) = (view.as_object_mut(), internal.as_object()) {
             view.extend(internal.clone());
         }
+        // The SLA view: status, state and remaining business time of each clock.
+        let now = state.now();
+        let clocks = {
+            let sla = state.inner.projections.sla.read();
+            match state.sla_policies() {
+                Some(policies) => {
+                    sla.ticket_with(ticket_id, now, &crate::scheduler::PolicyRules(policies))
+                }
+                None => sla.ticket(ticket_id, now),
+            }
+        };
+        view["sla"] = json!(clocks.unwrap_or_default());
     }
     let mut reply = Json(view).into_response();
     if let Ok(value) = HeaderValue::from_str(&format!("\"{}\"", ticket.version)) {

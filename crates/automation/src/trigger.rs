@@ -451,6 +451,7 @@ impl Firing<'_> {
                     plan.commands.push(Command::AssignAgent(AssignAgent {
                         agent: *agent,
                         reason: Some(evidence.clone()),
+                        routing: None,
                     }))
                 }
                 Action::AddTags(tags) => plan

@@ -124,6 +124,7 @@ impl Log {
                 from: None,
                 to: synth::agent(agent),
                 reason: None,
+                routing: None,
             }),
         )
     }

@@ -490,7 +490,7 @@ fn assign_agent_records_previous_owner() {
             command(json!({"type": "assign_agent", "agent": BOB, "reason": "Ann is on leave"})),
         ),
         expect![[r#"
-            AgentAssigned v1 (internal) {"from":"00000000-0000-0000-0000-00000000a001","to":"00000000-0000-0000-0000-00000000a002","reason":"Ann is on leave"}
+            AgentAssigned v2 (internal) {"from":"00000000-0000-0000-0000-00000000a001","to":"00000000-0000-0000-0000-00000000a002","reason":"Ann is on leave","routing":null}
         "#]],
     );
 }
@@ -536,7 +536,7 @@ fn collaborators_are_added_and_removed_once() {
             command(json!({"type": "add_collaborator", "agent": BOB})),
         ),
         expect![[r#"
-            CollaboratorAdded v1 (internal) {"agent":"00000000-0000-0000-0000-00000000a002"}
+            CollaboratorAdded v2 (internal) {"agent":"00000000-0000-0000-0000-00000000a002","reason":null}
         "#]],
     );
     let given = with(
@@ -1519,6 +1519,102 @@ fn automatic_escalation_names_its_rule() {
         expect![[r#"
             rejected: invalid level: must be from 1 to 5
             {"rule":"invalid_input","field":"level","problem":{"kind":"out_of_range","min":1,"max":5}}
+        "#]],
+    );
+}
+
+#[test]
+fn sla_breach_runs_its_escalations_once_each_naming_policy_and_rule() {
+    let breach = json!({
+        "type": "record_sla_breach", "policy_id": "vip", "metric": "first_response", "due_at": at(2),
+        "escalations": [
+            {"rule": "page_boss", "actions": [
+                {"action": "raise_priority", "priority": "urgent"},
+                {"action": "reassign_team", "team": TECH},
+                {"action": "add_collaborator", "agent": BOB},
+                {"action": "notify", "agents": [BOB]},
+            ]},
+            // Already as high as this asks: records nothing.
+            {"rule": "raise_high", "actions": [{"action": "raise_priority", "priority": "high"}]},
+        ],
+    });
+    check(
+        &sla_applied(),
+        (system(), command(breach.clone())),
+        expect![[r#"
+            SlaBreached v1 (internal) {"policy_id":"vip","metric":"first_response","due_at":"2026-01-05T09:02:00Z","observed_at":"2026-01-05T10:40:00Z"}
+            PriorityChangedByRule v1 (internal) {"from":"normal","to":"urgent","rule_id":"sla:vip:page_boss","pii":{"evidence":"first_response breach"}}
+            TeamAssigned v1 (internal) {"from":null,"to":"00000000-0000-0000-0000-00000000b002","reason":"sla policy vip rule page_boss: first_response breach"}
+            CollaboratorAdded v2 (internal) {"agent":"00000000-0000-0000-0000-00000000a002","reason":"sla policy vip rule page_boss: first_response breach"}
+            Escalated v1 (internal) {"from_level":0,"to_level":1,"rule_id":"sla:vip:page_boss","reason":"sla policy vip rule page_boss: first_response breach","notify":["00000000-0000-0000-0000-00000000a002"]}
+        "#]],
+    );
+    let given = with(sla_applied(), system(), breach.clone());
+    check(
+        &given,
+        (system(), command(breach)),
+        expect![[r#"
+        no events
+    "#]],
+    );
+}
+
+#[test]
+fn recompute_sla_moves_one_clock_and_says_why() {
+    let recompute = |due: i64, cause: &str| {
+        json!({
+            "type": "recompute_sla", "policy_id": "vip", "policy_version": 3,
+            "metric": "resolution", "due_at": at(due), "elapsed_business_seconds": 600,
+            "cause": cause, "reason": "left pending",
+        })
+    };
+    check(
+        &sla_applied(),
+        (system(), command(recompute(25 * 60, "resumed"))),
+        expect![[r#"
+            SlaRecomputed v1 (internal) {"policy_id":"vip","policy_version":3,"metric":"resolution","from_policy_id":"vip","from_due_at":"2026-01-06T09:00:00Z","to_due_at":"2026-01-06T10:00:00Z","elapsed_business_seconds":600,"cause":"resumed","reason":"left pending"}
+        "#]],
+    );
+    // The same due time again is a retry; a new metric's first clock has no old due time.
+    check(
+        &with(sla_applied(), system(), recompute(25 * 60, "resumed")),
+        (system(), command(recompute(25 * 60, "resumed"))),
+        expect![[r#"
+            no events
+        "#]],
+    );
+    let mut next_reply = recompute(3 * 60, "new_cycle");
+    next_reply["metric"] = json!("next_reply");
+    check(
+        &sla_applied(),
+        (system(), command(next_reply)),
+        expect![[r#"
+            SlaRecomputed v1 (internal) {"policy_id":"vip","policy_version":3,"metric":"next_reply","from_policy_id":null,"from_due_at":null,"to_due_at":"2026-01-05T12:00:00Z","elapsed_business_seconds":600,"cause":"new_cycle","reason":"left pending"}
+        "#]],
+    );
+    // A breached clock stays breached when it moves, unless a new cycle starts.
+    let breach = json!({"type": "record_sla_breach", "policy_id": "vip", "metric": "first_response", "due_at": at(2)});
+    let mut moved = recompute(90, "priority_changed");
+    moved["metric"] = json!("first_response");
+    let given = with(with(sla_applied(), system(), breach), system(), moved);
+    check(
+        &given,
+        (
+            system(),
+            command(
+                json!({"type": "record_sla_breach", "policy_id": "vip", "metric": "first_response", "due_at": at(90)}),
+            ),
+        ),
+        expect![[r#"
+            no events
+        "#]],
+    );
+    check(
+        &sla_applied(),
+        (agent(), command(recompute(25 * 60, "resumed"))),
+        expect![[r#"
+            rejected: role agent may not recompute_sla
+            {"rule":"role_not_allowed","command":"recompute_sla","role":"agent"}
         "#]],
     );
 }
