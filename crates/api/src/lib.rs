@@ -38,7 +38,7 @@ pub use crate::auth::Principal;
 pub use crate::directory::{ApiRole, Directory, DirectoryEvent};
 pub use crate::error::ApiError;
 pub use crate::ratelimit::RateLimit;
-pub use crate::tickets::{system_command, SystemOutcome};
+pub use crate::tickets::{command_as, system_command, SystemOutcome};
 
 /// The wall clock, injected: the binary passes the system clock, tests a manual one.
 pub trait Clock: Send + Sync + fmt::Debug {

@@ -477,6 +477,46 @@ pub enum SystemOutcome {
     Unchanged,
 }
 
+/// Issues a command as `actor`, in-process (tools and tests that act as agents or customers
+/// without HTTP); otherwise as `system_command`.
+pub async fn command_as(
+    state: &AppState,
+    actor: domain::Actor,
+    ticket_id: TicketId,
+    command: &Command,
+    command_id: Uuid,
+) -> Result<SystemOutcome, ApiError> {
+    let issuer = Issuer {
+        actor,
+        actor_json: json!({"role": actor.role, "id": actor.id}),
+        scheduler: None,
+    };
+    outcome(
+        execute_as(
+            state,
+            &issuer,
+            &HeaderMap::new(),
+            ticket_id,
+            &TicketCommand::Domain(command.clone()),
+            command_id,
+            "",
+        )
+        .await?,
+    )
+}
+
+fn outcome(response: CommandResponse) -> Result<SystemOutcome, ApiError> {
+    Ok(if response.duplicate {
+        SystemOutcome::Duplicate
+    } else if response.events.is_empty() {
+        SystemOutcome::Unchanged
+    } else {
+        SystemOutcome::Appended {
+            position: response.position,
+        }
+    })
+}
+
 /// Issues a command as the System actor (the SLA scheduler, time-based automations), with a
 /// command id the caller derived, so a repeated fire appends once. `scheduler` is recorded in
 /// the metadata (for the SLA: the source and when the work was due). A rejection comes back as
@@ -496,25 +536,18 @@ pub async fn system_command(
         actor_json: json!({"role": "system", "id": "scheduler"}),
         scheduler: Some(scheduler),
     };
-    let response = execute_as(
-        state,
-        &issuer,
-        &HeaderMap::new(),
-        ticket_id,
-        &TicketCommand::Domain(command.clone()),
-        command_id,
-        "",
+    outcome(
+        execute_as(
+            state,
+            &issuer,
+            &HeaderMap::new(),
+            ticket_id,
+            &TicketCommand::Domain(command.clone()),
+            command_id,
+            "",
+        )
+        .await?,
     )
-    .await?;
-    Ok(if response.duplicate {
-        SystemOutcome::Duplicate
-    } else if response.events.is_empty() {
-        SystemOutcome::Unchanged
-    } else {
-        SystemOutcome::Appended {
-            position: response.position,
-        }
-    })
 }
 
 async fn execute_as(

@@ -12,9 +12,9 @@ use crate::blueprint::{content_type_matches, Blueprint, Requirement, StateCatego
 use crate::command::{
     AddInternalNote, AddTags, ApplySla, AssignAgent, AssignTeam, AttachFile, AttachmentInput,
     ChangePriorityByRule, Command, CreateTicket, Escalate, EscalationAction, LinkTicket, MergeInto,
-    PostCustomerMessage, PostPublicReply, RateSatisfaction, RecomputeSla, RecordMergedDuplicate,
-    RecordSlaBreach, RecordSlaWarning, RemoveTags, ReopenTicket, SetPriority, SlaEscalation,
-    TransferTeam, TransitionTicket, UnassignAgent, UpdateFields,
+    PostCustomerMessage, PostPublicReply, RateSatisfaction, RecomputeCause, RecomputeSla,
+    RecordMergedDuplicate, RecordSlaBreach, RecordSlaWarning, RemoveTags, ReopenTicket,
+    SetPriority, SlaEscalation, TransferTeam, TransitionTicket, UnassignAgent, UpdateFields,
 };
 use crate::context::{CommandContext, Role};
 use crate::event::{
@@ -1259,8 +1259,10 @@ fn recompute_sla(
         .iter()
         .find(|clock| clock.metric == recompute.metric);
     if let Some(clock) = current {
+        // A new cycle is recorded even when it falls due when the last one did: its warning
+        // and breach are new.
         let same = clock.policy_id == recompute.policy_id && clock.due_at == recompute.due_at;
-        if same {
+        if same && recompute.cause != RecomputeCause::NewCycle {
             return Ok(vec![]);
         }
     } else if details.sla_clocks.len() >= SLA_CLOCKS_MAX {

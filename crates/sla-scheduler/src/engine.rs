@@ -349,6 +349,17 @@ impl TicketSla {
                 }
                 _ => {}
             }
+            // A move that lands where the log already stands needs no event.
+            if clock.cause != Some(RecomputeCause::NewCycle)
+                && clock.due_at == clock.recorded_due
+                && clock.recorded_policy.as_deref()
+                    == self
+                        .policy
+                        .and_then(|p| policies.policies.get(p))
+                        .map(|p| p.id.as_str())
+            {
+                clock.cause = None;
+            }
         }
     }
 
@@ -357,12 +368,7 @@ impl TicketSla {
         let Some(policy) = self.policy(policies) else {
             return false;
         };
-        self.clocks.iter().any(|clock| {
-            clock.active
-                && clock.due_at.is_some()
-                && (clock.due_at != clock.recorded_due
-                    || clock.recorded_policy.as_deref() != Some(policy.id.as_str()))
-        })
+        self.clocks.iter().any(|clock| clock.is_stale(&policy.id))
     }
 
     /// The commands the log lacks for due times to be as computed: the first application of the
@@ -373,13 +379,7 @@ impl TicketSla {
         };
         let stale: Vec<Metric> = Metric::ALL
             .into_iter()
-            .filter(|metric| {
-                let clock = &self.clocks[metric.index()];
-                clock.active
-                    && clock.due_at.is_some()
-                    && (clock.due_at != clock.recorded_due
-                        || clock.recorded_policy.as_deref() != Some(policy.id.as_str()))
-            })
+            .filter(|metric| self.clocks[metric.index()].is_stale(&policy.id))
             .collect();
         if stale.is_empty() {
             return Vec::new();
@@ -517,6 +517,15 @@ impl TicketSla {
 }
 
 impl Clock {
+    /// Whether the log lacks this clock's due time, or the start of its cycle.
+    fn is_stale(&self, policy_id: &str) -> bool {
+        self.active
+            && self.due_at.is_some()
+            && (self.due_at != self.recorded_due
+                || self.recorded_policy.as_deref() != Some(policy_id)
+                || self.cause == Some(RecomputeCause::NewCycle))
+    }
+
     /// Due and warning times from now (`at`), the business time left and the calendar. A target
     /// already used up is due at once, unless it was already due (then it keeps its due time).
     fn recompute(

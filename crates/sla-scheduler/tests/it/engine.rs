@@ -191,3 +191,17 @@ fn solved_stops_resolution_and_a_reopen_resumes_it() {
         m02040 t1 SlaBreached office periodic_update due=2040 observed=2040"#]]
     .assert_eq(&world.take());
 }
+
+/// Regression (found by the simulation): a periodic update answered before opening time starts
+/// a cycle that falls due when the last one did; it must still be recorded, or the domain would
+/// keep the last cycle's warning and breach and refuse the new cycle's.
+#[test]
+fn a_new_cycle_due_when_the_last_one_was_is_recorded() {
+    let mut world = World::new(policies(&office()));
+    world.create(1, 1, "normal").at(30);
+    world.reply(1).at(31);
+    expect![[r#"
+        m00000 t1 SlaApplied office [first_response@360 periodic_update@600 resolution@2040] (policy office matched channel email; calendar office; priority normal)
+        m00030 t1 SlaRecomputed office periodic_update NewCycle 600->600 elapsed=0m (new cycle: periodic_update target 8h00m for priority normal under policy office matched channel email; 0h00m of business time already counted; due 2026-11-02T10:00:00Z -> 2026-11-02T10:00:00Z)"#]]
+    .assert_eq(&world.take());
+}
