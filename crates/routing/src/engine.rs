@@ -283,7 +283,7 @@ impl Engine {
         self.last_event_id = record.event_id;
         match record.category.as_str() {
             projections::TICKET_CATEGORY => {
-                if let Some(event) = TicketEvent::decode(record) {
+                if let Some(event) = TicketEvent::decode(record.view()) {
                     self.apply_ticket(&event);
                 }
             }
