@@ -81,7 +81,15 @@ async fn receive(State(receiver): State<Shared>, headers: HeaderMap, body: Bytes
         json!(event_id),
         "the body names the event it carries"
     );
-    if receiver.next_fails() {
+    let attempt: u32 = headers["docket-delivery-attempt"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The flaky receiver fails at random but never more than three times in a row for one
+    // event, so every event gets through before ATTEMPTS_MAX (a 40 % failure rate would
+    // otherwise dead-letter some event in about 1 % of runs).
+    if receiver.next_fails() && (receiver.always_fail || attempt < 4) {
         return StatusCode::SERVICE_UNAVAILABLE;
     }
     receiver.received.push(event_id);
