@@ -160,7 +160,7 @@ fn skills_language_and_vip_group_narrow_the_candidates() {
         t2 -> a4 (round_robin; skills ["billing"] lang Some("zh") vip false; 3 considered, 1 candidates; skipped [a2:missing_skill a3:missing_skill])
         t3 -> a2 (round_robin; skills ["developer"] lang Some("zh") vip false; 2 considered, 1 candidates; skipped [a1:missing_skill])
         t5 -> a3 (round_robin; skills [] lang None vip false; 1 considered, 1 candidates; skipped [])
-        t4 -> a3 (round_robin; skills [] lang Some("en") vip true; 4 considered, 3 candidates; skipped [a4:no_language])"#]]
+        t4 -> a3 (round_robin; skills [] lang Some("en") vip true; 4 considered, 3 candidates; skipped [a4:no_language a1:not_in_vip_group a2:not_in_vip_group])"#]]
     .assert_eq(&sim.route().join("\n"));
 }
 
