@@ -19,6 +19,8 @@ pub struct JsonBody<T> {
     pub value: T,
     /// SHA-256 of the body as received, hex.
     pub sha256: String,
+    /// The body as received, for a second parse into a more specific type.
+    pub bytes: Bytes,
 }
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
@@ -56,7 +58,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             .iter()
             .map(|byte| format!("{byte:02x}"))
             .collect();
-        Ok(JsonBody { value, sha256 })
+        Ok(JsonBody {
+            value,
+            sha256,
+            bytes,
+        })
     }
 }
 
