@@ -127,6 +127,7 @@ async fn bench_backend(
         .context("creating the workspace")?;
     let workspace = Arc::new(workspace);
     let (batches_before, appends_before, events_before, _) = store.stats().snapshot();
+    let cpu_before = process_cpu_time();
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = Vec::with_capacity(connections);
@@ -148,6 +149,9 @@ async fn bench_backend(
         }
     }
     let elapsed = started.elapsed();
+    let cpu = process_cpu_time()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
     let (batches, appends, events, _) = store.stats().snapshot();
     server.abort();
     let seconds = elapsed.as_secs_f64();
@@ -171,6 +175,16 @@ async fn bench_backend(
         ms(percentile(&overall, 0.50)),
         ms(percentile(&overall, 0.99)),
     );
+    match cpu {
+        Some(cpu) => println!(
+            "{backend}: CPU (user + system, the whole process: server and load generator) {:.2} s \
+             of {seconds:.1} s: {:.0} µs per request, {:.0} µs per command",
+            cpu.as_secs_f64(),
+            cpu.as_secs_f64() * 1e6 / requests.max(1) as f64,
+            cpu.as_secs_f64() * 1e6 / commands.max(1) as f64,
+        ),
+        None => println!("{backend}: CPU time unknown (no /proc/self/stat)"),
+    }
     println!(
         "{backend}: group commit: {appends_run} appends ({} events) in {batches_run} batches, \
          {:.1} appends per batch",
@@ -199,6 +213,20 @@ async fn bench_backend(
         println!("{backend}: unexpected answers (not counted above): {failures:?}");
     }
     Ok(())
+}
+
+/// CPU time (user + system) of the whole process so far, from `/proc/self/stat` (Linux; its
+/// clock ticks are `USER_HZ`, 100 per second on every Linux ABI). `None` elsewhere.
+fn process_cpu_time() -> Option<Duration> {
+    const USER_HZ: u64 = 100;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces; the fields after it are plain numbers.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 14 and 15 of proc(5), counted from the state (field 3) at index 0.
+    let user: u64 = fields.get(11)?.parse().ok()?;
+    let system: u64 = fields.get(12)?.parse().ok()?;
+    Some(Duration::from_millis((user + system) * 1000 / USER_HZ))
 }
 
 /// Creates a team, agents with tokens and customers through the API.
