@@ -62,7 +62,7 @@ pub struct EventView {
     #[serde(rename = "type")]
     pub event_type: String,
     pub schema_version: u32,
-    /// The payload as stored (no parse and re-serialization on the way out).
+    // The payload as stored: no parse and re-serialization on the way out.
     #[schemars(with = "Value")]
     pub data: Box<RawValue>,
 }
