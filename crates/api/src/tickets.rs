@@ -576,7 +576,10 @@ async fn follow_up(
 ) {
     for view in &response.events {
         // Only these two events have a mirror; nothing else is worth decoding here.
-        if !matches!(view.event_type.as_str(), "TicketMergedInto" | "TicketLinked") {
+        if !matches!(
+            view.event_type.as_str(),
+            "TicketMergedInto" | "TicketLinked"
+        ) {
             continue;
         }
         let Ok(event) = Event::from_stored(&view.event_type, view.schema_version, view.data.get())
