@@ -7,9 +7,15 @@
 //!   mid-way; every subscriber sees exactly the final log, and every acknowledgement is true.
 //! - `crash`: a writer process killed with SIGKILL, three times over; everything it acknowledged
 //!   is durable, no append is torn, the chains verify, and the store carries on.
+//! - `sla`: the SLA scheduler with the real driver, decider and store: exactly once after
+//!   restarts, a crash mid-fire, three hours of downtime, two nodes, a leader failover.
+//! - `sla_sim`: a seeded simulation of tickets, pauses, priority changes, clock jumps, crashes
+//!   and leader changes, every warning and breach checked against a minute-by-minute oracle.
 //! - `tidy`: project rules: dependency arrows, a pure domain, a `//!` header on every file.
 
 mod crash;
+mod sla;
+mod sla_sim;
 mod stress;
 mod tidy;
 

@@ -9,11 +9,19 @@ const ALLOWED_ARROWS: &[(&str, &[&str])] = &[
     ("domain", &[]),
     ("store", &[]),
     ("projections", &["domain", "store"]),
-    ("sla-scheduler", &["domain"]),
-    ("api", &["domain", "projections", "store"]),
+    ("sla-scheduler", &["domain", "store"]),
+    ("routing", &["domain", "projections", "store"]),
+    ("api", &["domain", "projections", "store", "sla-scheduler"]),
     (
         "docket",
-        &["domain", "store", "projections", "api", "sla-scheduler"],
+        &[
+            "domain",
+            "store",
+            "projections",
+            "api",
+            "sla-scheduler",
+            "routing",
+        ],
     ),
     (
         "tests",

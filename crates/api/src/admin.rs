@@ -11,9 +11,7 @@ use uuid::Uuid;
 
 use crate::auth::{self, Principal};
 use crate::body::JsonBody;
-use crate::directory::{
-    self, ApiRole, ContactPii, DirectoryEvent, AGENT_TEAMS_MAX, NAME_CHARS_MAX,
-};
+use crate::directory::{self, ApiRole, ContactPii, DirectoryEvent, NAME_CHARS_MAX};
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -33,52 +31,6 @@ fn check_name(field: &str, name: &str) -> Result<(), ApiError> {
         )));
     }
     Ok(())
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewAgent {
-    pub name: String,
-    #[serde(default)]
-    pub email: Option<String>,
-    #[serde(default)]
-    pub teams: Vec<Uuid>,
-}
-
-pub async fn create_agent(
-    State(state): State<AppState>,
-    principal: Principal,
-    body: JsonBody<NewAgent>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    principal.require(ADMIN)?;
-    let agent = body.value;
-    check_name("name", &agent.name)?;
-    if agent.teams.len() > AGENT_TEAMS_MAX {
-        return Err(ApiError::Unprocessable(format!(
-            "an agent is in at most {AGENT_TEAMS_MAX} teams"
-        )));
-    }
-    if let Some(team) = agent
-        .teams
-        .iter()
-        .find(|team| !state.directory().teams.contains_key(team))
-    {
-        return Err(ApiError::Unprocessable(format!("teams: no team {team}")));
-    }
-    let agent_id = Uuid::now_v7();
-    let event = DirectoryEvent::AgentRegistered {
-        agent_id,
-        teams: agent.teams,
-        pii: ContactPii {
-            name: agent.name,
-            email: agent.email,
-        },
-    };
-    state
-        .record_directory_event(&event, principal.actor_json())
-        .await?;
-    let agent = state.directory().agents.get(&agent_id).cloned();
-    Ok((StatusCode::CREATED, Json(json!(agent))))
 }
 
 pub async fn list_agents(

@@ -13,8 +13,6 @@ use uuid::Uuid;
 
 /// Longest display name or label, in characters.
 pub const NAME_CHARS_MAX: usize = 200;
-/// Most teams one agent belongs to.
-pub const AGENT_TEAMS_MAX: usize = 50;
 
 /// The roles a token can carry. Auditors and analysts read everything and write nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -57,14 +55,11 @@ pub struct ContactPii {
     pub email: Option<String>,
 }
 
+/// The directory's own events. Agents are the domain's agent aggregate (`domain::AgentEvent`,
+/// in the same `agent-…` streams); these are the rest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event_type")]
 pub enum DirectoryEvent {
-    AgentRegistered {
-        agent_id: Uuid,
-        teams: Vec<Uuid>,
-        pii: ContactPii,
-    },
     TeamCreated {
         team_id: Uuid,
         name: String,
@@ -89,7 +84,6 @@ pub enum DirectoryEvent {
 impl DirectoryEvent {
     pub fn event_type(&self) -> &'static str {
         match self {
-            DirectoryEvent::AgentRegistered { .. } => "AgentRegistered",
             DirectoryEvent::TeamCreated { .. } => "TeamCreated",
             DirectoryEvent::CustomerRegistered { .. } => "CustomerRegistered",
             DirectoryEvent::TokenIssued { .. } => "TokenIssued",
@@ -99,7 +93,6 @@ impl DirectoryEvent {
 
     pub fn stream_id(&self) -> String {
         match self {
-            DirectoryEvent::AgentRegistered { agent_id, .. } => format!("agent-{agent_id}"),
             DirectoryEvent::TeamCreated { team_id, .. } => format!("team-{team_id}"),
             DirectoryEvent::CustomerRegistered { customer_id, .. } => {
                 format!("customer-{customer_id}")
@@ -137,6 +130,31 @@ pub struct Agent {
     pub name: String,
     pub email: Option<String>,
     pub teams: Vec<Uuid>,
+    pub skills: Vec<String>,
+    pub languages: Vec<String>,
+    pub capacity: u32,
+    pub weighted: bool,
+    pub presence: domain::Presence,
+    /// The agent stream's version, for `If-Match` on agent changes.
+    pub version: u64,
+}
+
+impl Agent {
+    fn from_domain(agent: &domain::Agent) -> Option<Agent> {
+        let details = agent.details.as_ref()?;
+        Some(Agent {
+            agent_id: details.agent_id.0,
+            name: details.name.clone(),
+            email: details.email.clone(),
+            teams: details.profile.teams.iter().map(|team| team.0).collect(),
+            skills: details.profile.skills.clone(),
+            languages: details.profile.languages.clone(),
+            capacity: details.profile.capacity,
+            weighted: details.profile.weighted,
+            presence: details.presence,
+            version: agent.version,
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
@@ -166,7 +184,10 @@ pub struct TokenInfo {
 #[derive(Debug, Default)]
 pub struct Directory {
     pub position: u64,
+    /// The views of `agent_states`, kept in step with them.
     pub agents: HashMap<Uuid, Agent>,
+    /// Each agent folded by the domain, to decide agent commands on.
+    pub agent_states: HashMap<Uuid, domain::Agent>,
     pub teams: HashMap<Uuid, Team>,
     pub customers: HashMap<Uuid, Customer>,
     pub tokens: HashMap<Uuid, TokenInfo>,
@@ -199,26 +220,15 @@ impl Directory {
         if !DIRECTORY_CATEGORIES.contains(&record.category.as_str()) {
             return;
         }
+        if record.category == domain::AGENT_CATEGORY {
+            self.apply_agent(record);
+            return;
+        }
         let Some(event) = DirectoryEvent::from_record(record) else {
             tracing::warn!(position = record.position, event_type = %record.event_type, "undecodable directory event");
             return;
         };
         match event {
-            DirectoryEvent::AgentRegistered {
-                agent_id,
-                teams,
-                pii,
-            } => {
-                self.agents.insert(
-                    agent_id,
-                    Agent {
-                        agent_id,
-                        name: pii.name,
-                        email: pii.email,
-                        teams,
-                    },
-                );
-            }
             DirectoryEvent::TeamCreated { team_id, name } => {
                 self.teams.insert(team_id, Team { team_id, name });
             }
@@ -262,6 +272,30 @@ impl Directory {
                 }
             }
         }
+    }
+
+    fn apply_agent(&mut self, record: &Record) {
+        let Some(Ok(event)) = domain::AgentEvent::from_stored(
+            &record.event_type,
+            record.schema_version,
+            &record.payload,
+        ) else {
+            tracing::warn!(position = record.position, event_type = %record.event_type, "undecodable agent event");
+            return;
+        };
+        let Some(agent_id) = record
+            .stream_id
+            .strip_prefix("agent-")
+            .and_then(|id| Uuid::parse_str(id).ok())
+        else {
+            return;
+        };
+        let agent = self.agent_states.remove(&agent_id).unwrap_or_default();
+        let agent = domain::evolve_agent(agent, &event);
+        if let Some(view) = Agent::from_domain(&agent) {
+            self.agents.insert(agent_id, view);
+        }
+        self.agent_states.insert(agent_id, agent);
     }
 
     /// The live token whose secret hashes to `token_sha256`.

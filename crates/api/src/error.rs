@@ -85,9 +85,10 @@ impl From<Rejection> for ApiError {
             // To a customer, someone else's ticket does not exist: saying "not yours" would tell
             // them which ticket ids are real.
             Rejection::NotOwnTicket => ApiError::NotFound("the ticket does not exist".to_owned()),
-            Rejection::RoleNotAllowed { .. } | Rejection::InternalNotForCustomers => {
-                ApiError::Forbidden(rejection.to_string())
-            }
+            Rejection::AgentNotFound => ApiError::NotFound("the agent does not exist".to_owned()),
+            Rejection::RoleNotAllowed { .. }
+            | Rejection::InternalNotForCustomers
+            | Rejection::NotOwnPresence => ApiError::Forbidden(rejection.to_string()),
             rejection => ApiError::Rejected(rejection),
         }
     }

@@ -5,6 +5,7 @@
 //! is event-sourced in the same log.
 
 mod admin;
+mod agents;
 mod auth;
 mod body;
 mod cache;
@@ -17,6 +18,7 @@ pub mod openapi;
 mod ops;
 mod ratelimit;
 mod read;
+pub mod scheduler;
 mod tickets;
 
 use std::fmt;
@@ -36,6 +38,7 @@ pub use crate::auth::Principal;
 pub use crate::directory::{ApiRole, Directory, DirectoryEvent};
 pub use crate::error::ApiError;
 pub use crate::ratelimit::RateLimit;
+pub use crate::tickets::{command_as, system_command, SystemOutcome};
 
 /// The wall clock, injected: the binary passes the system clock, tests a manual one.
 pub trait Clock: Send + Sync + fmt::Debug {
@@ -78,6 +81,7 @@ struct Shared {
     limiter: ratelimit::Limiter,
     metrics: metrics::Metrics,
     projections: projections::Projections,
+    sla: std::sync::OnceLock<scheduler::SlaRuntime>,
 }
 
 impl AppState {
@@ -116,6 +120,7 @@ impl AppState {
             numbers: numbers::NumberAllocator::default(),
             tickets: cache::TicketCache::default(),
             metrics: metrics::Metrics::default(),
+            sla: std::sync::OnceLock::new(),
         });
         tokio::spawn(follow_directory(Arc::downgrade(&shared), subscription));
         Ok(AppState { inner: shared })
@@ -130,7 +135,7 @@ impl AppState {
         &self.inner.store
     }
 
-    fn now(&self) -> Timestamp {
+    pub fn now(&self) -> Timestamp {
         self.inner.clock.now()
     }
 
@@ -300,7 +305,12 @@ pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route(
             "/admin/agents",
-            post(admin::create_agent).get(admin::list_agents),
+            post(agents::create_agent).get(admin::list_agents),
+        )
+        .route("/admin/agents/{agent_id}", post(agents::update_agent))
+        .route(
+            "/agents/{agent_id}/presence",
+            axum::routing::put(agents::change_presence),
         )
         .route(
             "/admin/teams",

@@ -13,7 +13,8 @@ use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{json, Map, Value};
 
-use crate::admin::{NewAgent, NewCustomer, NewTeam, NewToken};
+use crate::admin::{NewCustomer, NewTeam, NewToken};
+use crate::agents::{AgentChanges, NewAgent, PresenceChange};
 use crate::directory::{Agent, Customer, Team};
 use crate::error::ApiError;
 use crate::feed::{FeedQuery, VerifyQuery};
@@ -276,6 +277,19 @@ const ADMIN_WRITE_ERRORS: &[StatusCode] = &[
     BAD_TOKEN[1],
     StatusCode::SERVICE_UNAVAILABLE,
 ];
+const AGENT_WRITE_ERRORS: &[StatusCode] = &[
+    StatusCode::BAD_REQUEST,
+    BAD_TOKEN[0],
+    StatusCode::FORBIDDEN,
+    StatusCode::NOT_FOUND,
+    StatusCode::CONFLICT,
+    StatusCode::PRECONDITION_FAILED,
+    StatusCode::PAYLOAD_TOO_LARGE,
+    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    StatusCode::UNPROCESSABLE_ENTITY,
+    BAD_TOKEN[1],
+    StatusCode::SERVICE_UNAVAILABLE,
+];
 const ADMIN_READ_ERRORS: &[StatusCode] = &[BAD_TOKEN[0], StatusCode::FORBIDDEN, BAD_TOKEN[1]];
 const TICKET_COMMAND_ERRORS: &[StatusCode] = &[
     StatusCode::BAD_REQUEST,
@@ -334,7 +348,7 @@ fn operations(schemas: &mut Schemas) -> Vec<Operation> {
             method: "post",
             path: "/v1/admin/agents",
             operation_id: "createAgent",
-            summary: "Register an agent (admin)",
+            summary: "Register an agent (admin, supervisor)",
             tag: "admin",
             authenticated: true,
             parameters: vec![],
@@ -363,6 +377,42 @@ fn operations(schemas: &mut Schemas) -> Vec<Operation> {
                 json_content(schemas.response::<views::AgentList>()),
             ),
             errors: ADMIN_READ_ERRORS,
+        },
+        Operation {
+            method: "post",
+            path: "/v1/admin/agents/{agent_id}",
+            operation_id: "updateAgent",
+            summary: "Change an agent's teams, skills, languages or capacity (admin, supervisor)",
+            tag: "admin",
+            authenticated: true,
+            parameters: vec![parameter_ref("AgentId"), parameter_ref("AgentIfMatch")],
+            request_body: Some(schemas.request::<AgentChanges>()),
+            success: (
+                StatusCode::OK,
+                "The agent, once the directory knows the change.",
+                &[],
+                json_content(schemas.response::<Agent>()),
+            ),
+            errors: AGENT_WRITE_ERRORS,
+        },
+        Operation {
+            method: "put",
+            path: "/v1/agents/{agent_id}/presence",
+            operation_id: "changePresence",
+            summary: "Change an agent's presence (the agent themselves, supervisor, admin)",
+            tag: "admin",
+            authenticated: true,
+            parameters: vec![parameter_ref("AgentId"), parameter_ref("AgentIfMatch")],
+            request_body: Some(schemas.request::<PresenceChange>()),
+            success: (
+                StatusCode::OK,
+                "The agent, once the directory knows the change. Going offline or on vacation \
+                    hands the agent's open tickets back to their team's routing when the team \
+                    is configured so.",
+                &[],
+                json_content(schemas.response::<Agent>()),
+            ),
+            errors: AGENT_WRITE_ERRORS,
         },
         Operation {
             method: "post",
@@ -882,6 +932,21 @@ fn parameters() -> Value {
             "required": true,
             "description": "The ticket's id; anything but a UUID is a 404.",
             "schema": { "type": "string", "format": "uuid" },
+        },
+        "AgentId": {
+            "name": "agent_id",
+            "in": "path",
+            "required": true,
+            "description": "The agent's id; anything but a UUID is a 404.",
+            "schema": { "type": "string", "format": "uuid" },
+        },
+        "AgentIfMatch": {
+            "name": "If-Match",
+            "in": "header",
+            "required": false,
+            "description": "The agent version (`version` of the agent) the change was decided \
+                on; another version is a 412.",
+            "schema": { "type": "string" },
         },
         "TokenId": {
             "name": "token_id",

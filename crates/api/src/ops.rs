@@ -56,7 +56,56 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         ),
         Err(error) => tracing::warn!(%error, "reading projection lag"),
     }
-    let body = state.inner.metrics.render(state.store(), &lags);
+    let mut body = state.inner.metrics.render(state.store(), &lags);
+    if let Some(sla) = state.inner.sla.get() {
+        use std::fmt::Write;
+        use std::sync::atomic::Ordering::Relaxed;
+        let stats = &sla.stats;
+        let lines = [
+            (
+                "docket_scheduler_leader",
+                "gauge",
+                "1 when this node runs the scheduler.",
+                i64::from(stats.leader.load(Relaxed)),
+            ),
+            (
+                "docket_scheduler_timers",
+                "gauge",
+                "Timers the scheduler holds.",
+                stats.timers.load(Relaxed) as i64,
+            ),
+            (
+                "docket_scheduler_fired_total",
+                "counter",
+                "Due work items issued.",
+                stats.fired.load(Relaxed) as i64,
+            ),
+            (
+                "docket_scheduler_failed_total",
+                "counter",
+                "Due work items that failed and were retried.",
+                stats.failed.load(Relaxed) as i64,
+            ),
+            (
+                "docket_scheduler_last_lag_milliseconds",
+                "gauge",
+                "Due to processed, of the last work item.",
+                stats.last_lag_ms.load(Relaxed),
+            ),
+            (
+                "docket_scheduler_position",
+                "gauge",
+                "The log position the scheduler has folded.",
+                stats.position.load(Relaxed) as i64,
+            ),
+        ];
+        for (name, kind, help, value) in lines {
+            let _ = write!(
+                body,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            );
+        }
+    }
     let mut response = body.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -377,6 +377,14 @@ fn stream_id(ticket_id: TicketId) -> Result<StreamId, ApiError> {
     StreamId::new(ticket_id.stream_id()).map_err(|error| ApiError::Internal(error.to_string()))
 }
 
+/// Who issues a command: a caller's token, or the system itself (the SLA scheduler).
+struct Issuer {
+    actor: domain::Actor,
+    actor_json: Value,
+    /// Recorded in the metadata under `scheduler` (the source and the due time of its work).
+    scheduler: Option<Value>,
+}
+
 /// Decides `command` against the current ticket and appends what it produces.
 async fn execute(
     state: &AppState,
@@ -392,10 +400,120 @@ async fn execute(
             format!("role {:?} reads and never writes", principal.role).to_lowercase(),
         )
     })?;
-    let actor = domain::Actor {
-        id: ActorId(principal.subject.unwrap_or(principal.token_id)),
-        role,
+    let issuer = Issuer {
+        actor: domain::Actor {
+            id: ActorId(principal.subject.unwrap_or(principal.token_id)),
+            role,
+        },
+        actor_json: principal.actor_json(),
+        scheduler: None,
     };
+    execute_as(
+        state,
+        &issuer,
+        headers,
+        ticket_id,
+        command,
+        command_id,
+        fingerprint,
+    )
+    .await
+}
+
+/// What a system command did.
+#[derive(Debug)]
+pub enum SystemOutcome {
+    /// Events were appended; the last at this position.
+    Appended { position: u64 },
+    /// The command id had been appended before: nothing was written now.
+    Duplicate,
+    /// The domain decided there was nothing to record.
+    Unchanged,
+}
+
+/// Issues a command as `actor`, in-process (tools and tests that act as agents or customers
+/// without HTTP); otherwise as `system_command`.
+pub async fn command_as(
+    state: &AppState,
+    actor: domain::Actor,
+    ticket_id: TicketId,
+    command: &Command,
+    command_id: Uuid,
+) -> Result<SystemOutcome, ApiError> {
+    let issuer = Issuer {
+        actor,
+        actor_json: json!({"role": actor.role, "id": actor.id}),
+        scheduler: None,
+    };
+    outcome(
+        execute_as(
+            state,
+            &issuer,
+            &HeaderMap::new(),
+            ticket_id,
+            command,
+            command_id,
+            "",
+        )
+        .await?,
+    )
+}
+
+fn outcome(response: CommandResponse) -> Result<SystemOutcome, ApiError> {
+    Ok(if response.duplicate {
+        SystemOutcome::Duplicate
+    } else if response.events.is_empty() {
+        SystemOutcome::Unchanged
+    } else {
+        SystemOutcome::Appended {
+            position: response.position,
+        }
+    })
+}
+
+/// Issues a command as the System actor (the SLA scheduler, time-based automations), with a
+/// command id the caller derived, so a repeated fire appends once. `scheduler` is recorded in
+/// the metadata (for the SLA: the source and when the work was due). A rejection comes back as
+/// `ApiError::Rejected`.
+pub async fn system_command(
+    state: &AppState,
+    ticket_id: TicketId,
+    command: &Command,
+    command_id: Uuid,
+    scheduler: Value,
+) -> Result<SystemOutcome, ApiError> {
+    let issuer = Issuer {
+        actor: domain::Actor {
+            id: ActorId(Uuid::nil()),
+            role: domain::Role::System,
+        },
+        actor_json: json!({"role": "system", "id": "scheduler"}),
+        scheduler: Some(scheduler),
+    };
+    outcome(
+        execute_as(
+            state,
+            &issuer,
+            &HeaderMap::new(),
+            ticket_id,
+            command,
+            command_id,
+            "",
+        )
+        .await?,
+    )
+}
+
+async fn execute_as(
+    state: &AppState,
+    issuer: &Issuer,
+    headers: &HeaderMap,
+    ticket_id: TicketId,
+    command: &Command,
+    command_id: Uuid,
+    fingerprint: &str,
+) -> Result<CommandResponse, ApiError> {
+    let actor = issuer.actor;
     let correlation_id = correlation_id(headers, command_id)?;
     let expected_by_caller = if_match(headers)?;
     let stream = stream_id(ticket_id)?;
@@ -447,17 +565,14 @@ async fn execute(
             });
         }
         let metadata = CommandMetadata {
-            actor: ActorMetadata {
-                id: principal.subject,
-                role: principal.role,
-                token_id: principal.token_id,
-            },
+            actor: &issuer.actor_json,
             at,
             causation_id: None,
             command: command.name(),
             command_id,
             correlation_id,
             request_sha256: fingerprint,
+            scheduler: issuer.scheduler.as_ref(),
         };
         let metadata =
             to_raw_value(&metadata).map_err(|error| ApiError::Internal(error.to_string()))?;
@@ -548,21 +663,15 @@ async fn execute(
 /// are sorted): the stored metadata did not change shape with this struct.
 #[derive(Serialize)]
 struct CommandMetadata<'a> {
-    actor: ActorMetadata,
+    actor: &'a Value,
     at: jiff::Timestamp,
     causation_id: Option<Uuid>,
     command: &'a str,
     command_id: Uuid,
     correlation_id: Uuid,
     request_sha256: &'a str,
-}
-
-/// How the caller appears in event metadata (`Principal::actor_json`, alphabetical).
-#[derive(Serialize)]
-struct ActorMetadata {
-    id: Option<Uuid>,
-    role: ApiRole,
-    token_id: Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scheduler: Option<&'a Value>,
 }
 
 /// Commands that touch two tickets are decided on one and mirrored on the other here: a merge
@@ -771,6 +880,18 @@ pub async fn get_ticket(
         if let (Some(view), Some(internal)) = (view.as_object_mut(), internal.as_object()) {
             view.extend(internal.clone());
         }
+        // The SLA view: status, state and remaining business time of each clock.
+        let now = state.now();
+        let clocks = {
+            let sla = state.inner.projections.sla.read();
+            match state.sla_policies() {
+                Some(policies) => {
+                    sla.ticket_with(ticket_id, now, &crate::scheduler::PolicyRules(policies))
+                }
+                None => sla.ticket(ticket_id, now),
+            }
+        };
+        view["sla"] = json!(clocks.unwrap_or_default());
     }
     let mut reply = Json(view).into_response();
     if let Ok(value) = HeaderValue::from_str(&format!("\"{}\"", ticket.version)) {
@@ -844,21 +965,20 @@ mod tests {
             subject: Some(Uuid::from_u128(2)),
         };
         let at: jiff::Timestamp = "2026-11-24T07:00:00.123456Z".parse().unwrap();
-        for causation in [None, Some(Uuid::from_u128(5))] {
+        let actor = principal.actor_json();
+        let scheduler = json!({"source": "sla", "due_at": at});
+        for (causation, scheduler) in [(None, None), (Some(Uuid::from_u128(5)), Some(&scheduler))] {
             let typed = CommandMetadata {
-                actor: ActorMetadata {
-                    id: principal.subject,
-                    role: principal.role,
-                    token_id: principal.token_id,
-                },
+                actor: &actor,
                 at,
                 causation_id: causation,
                 command: "assign_agent",
                 command_id: Uuid::from_u128(3),
                 correlation_id: Uuid::from_u128(4),
                 request_sha256: "00ff",
+                scheduler,
             };
-            let untyped = json!({
+            let mut untyped = json!({
                 "actor": principal.actor_json(),
                 "command": "assign_agent",
                 "command_id": Uuid::from_u128(3),
@@ -867,6 +987,9 @@ mod tests {
                 "at": at,
                 "request_sha256": "00ff",
             });
+            if let Some(scheduler) = scheduler {
+                untyped["scheduler"] = scheduler.clone();
+            }
             assert_eq!(
                 serde_json::to_string(&typed).unwrap(),
                 serde_json::to_string(&untyped).unwrap()

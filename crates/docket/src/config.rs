@@ -17,6 +17,12 @@ pub struct Config {
     pub api: ApiSection,
     #[serde(default)]
     pub blueprints: BlueprintsSection,
+    /// Team routing, priority rules and sentiment (`routing::config`).
+    #[serde(default)]
+    pub routing: routing::RoutingConfig,
+    /// SLA policies and calendars; the shipped defaults when absent (see docs/sla.md).
+    #[serde(default)]
+    pub sla: Option<sla_scheduler::SlaConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,6 +103,16 @@ impl Config {
         Ok((config, catalog))
     }
 
+    /// The SLA policies in force: the `[sla]` section, or the shipped defaults.
+    pub fn sla_policies(&self) -> sla_scheduler::Policies {
+        // Checked when the file was parsed; the shipped defaults are checked by a test.
+        let config = self
+            .sla
+            .clone()
+            .unwrap_or_else(sla_scheduler::SlaConfig::shipped);
+        sla_scheduler::Policies::compile(&config).expect("SLA policies were checked at load")
+    }
+
     pub fn api_config(&self) -> api::ApiConfig {
         api::ApiConfig {
             rate_limit: api::RateLimit {
@@ -129,13 +145,76 @@ fn parse(path: &Path, text: &str) -> anyhow::Result<Config> {
             .unwrap_or_default();
         anyhow::anyhow!("{}{location}: {key}{}", path.display(), error.message())
     })?;
+    if let Some(sla) = &config.sla {
+        sla_scheduler::Policies::compile(sla).map_err(|error| {
+            let line = line_of_path(text, &error.path)
+                .map(|line| format!(":{line}"))
+                .unwrap_or_default();
+            anyhow::anyhow!("{}{line}: {error}", path.display())
+        })?;
+    }
     if config.api.rate_limit_burst == 0 || config.api.rate_limit_per_second == 0 {
         bail!(
             "{}: api.rate_limit_burst and api.rate_limit_per_second must be at least 1",
             path.display()
         );
     }
+    if let Err((key, problem)) = config.routing.check() {
+        // Point at the line that sets the key when there is one.
+        let leaf = key.rsplit(['.', ' ']).next().unwrap_or(&key);
+        let line = text
+            .lines()
+            .position(|line| {
+                let line = line.trim_start();
+                line.starts_with(leaf) || line.contains(&format!("\"{leaf}\""))
+            })
+            .map(|index| format!(":{}", index + 1))
+            .unwrap_or_default();
+        bail!("{}{line}: {key}: {problem}", path.display());
+    }
     Ok(config)
+}
+
+/// The line where the key a policy error names is written: `sla.policies[1].calendar` is the
+/// `calendar` key after the second `[[sla.policies]]` header (or the header itself).
+fn line_of_path(text: &str, path: &str) -> Option<usize> {
+    let mut parts = path.split('.').skip(1).peekable();
+    let mut line = 0;
+    let lines: Vec<&str> = text.lines().collect();
+    while let Some(part) = parts.next() {
+        let (name, index) = match part.split_once('[') {
+            Some((name, index)) => (name, index.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        let found = match index {
+            Some(index) => {
+                let header = format!("sla.{name}]]");
+                lines
+                    .iter()
+                    .enumerate()
+                    .skip(line)
+                    .filter(|(_, text)| {
+                        let text = text.trim();
+                        text.starts_with("[[") && text.ends_with(&header)
+                    })
+                    .nth(index)
+                    .map(|(n, _)| n)
+            }
+            None => lines.iter().enumerate().skip(line).find_map(|(n, text)| {
+                let text = text.trim();
+                let key = text.split('=').next().unwrap_or("").trim();
+                (key == name || text.trim_matches(['[', ']']).ends_with(name)).then_some(n)
+            }),
+        };
+        match found {
+            Some(n) => line = n,
+            None => return (line > 0).then_some(line + 1),
+        }
+        if parts.peek().is_none() {
+            return Some(line + 1);
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -158,6 +237,14 @@ mod tests {
             "[api]\nrate_limit_burst = \"many\"\n",
             "[api]\nrate_limit_burst = 0\n",
             "[api\n",
+            "[routing.teams.Billing]\nstrategy = \"fastest\"\n",
+            "[routing.priority.channels]\nfax = \"urgent\"\n",
+            "[routing.priority]\nsentiment_priority = \"critical\"\n",
+            "[routing.teams.Billing]\nhand_back_on = [\"asleep\"]\n",
+            routing::config::EXAMPLE,
+            "[sla]\nversion = 1\n[[sla.policies]]\nid = \"p\"\ncalendar = \"office\"\ntargets.first_response = \"2h\"\n",
+            "[sla]\nversion = 1\n[[sla.policies]]\nid = \"p\"\ntargets.first_response = \"2 days\"\n",
+            "[sla]\nversion = 1\n[[sla.policies]]\nid = \"p\"\ntargets.first_response = \"2h\"\n[[sla.policies]]\nid = \"q\"\ntargets.resolution = \"2h\"\n",
         ];
         let actual: Vec<String> = cases.iter().map(|text| check(text)).collect();
         expect_test::expect![[r#"
@@ -166,6 +253,14 @@ mod tests {
             docket.toml:3: rate_limt_per_second: unknown field `rate_limt_per_second`, expected one of `rate_limit_burst`, `rate_limit_per_second`, `read_wait_max_ms`
             docket.toml:2: rate_limit_burst: invalid type: string "many", expected u64
             docket.toml: api.rate_limit_burst and api.rate_limit_per_second must be at least 1
-            docket.toml:1: unclosed table, expected `]`"#]].assert_eq(&actual.join("\n"));
+            docket.toml:1: unclosed table, expected `]`
+            docket.toml:2: strategy: unknown variant `fastest`, expected `round_robin` or `least_loaded`
+            docket.toml:2: routing.priority.channels.fax: no such channel; channels are email, web, chat, phone, social, app, api
+            docket.toml:2: sentiment_priority: unknown variant `critical`, expected one of `low`, `normal`, `high`, `urgent`
+            docket.toml:2: hand_back_on: unknown variant `asleep`, expected one of `online`, `away`, `offline`, `vacation`
+            ok burst=2000
+            docket.toml:5: sla.policies[0].calendar: unknown calendar "office" (define it under [sla.calendars.office] or use "24x7")
+            docket.toml:5: targets.first_response: "2 days" is not a duration such as "2h", "90m" or "1h30m"
+            docket.toml:6: sla.policies[1]: unreachable: policy "p" before it has no conditions and matches every ticket"#]].assert_eq(&actual.join("\n"));
     }
 }

@@ -60,41 +60,57 @@ pub async fn run(database_url: &str, command: ProjectionsCommand) -> anyhow::Res
             Ok(ExitCode::SUCCESS)
         }
         ProjectionsCommand::Rebuild { name } => {
-            let names: Vec<&str> = match &name {
-                Some(name) => {
-                    let known = PROJECTION_NAMES
+            let name: Option<&str> = match &name {
+                Some(name) => Some(
+                    PROJECTION_NAMES
                         .iter()
-                        .find(|known| **known == name.as_str());
-                    vec![*known.with_context(|| {
-                        format!(
-                            "no read model {name:?}; known: {}",
-                            PROJECTION_NAMES.join(", ")
-                        )
-                    })?]
-                }
-                None => PROJECTION_NAMES.to_vec(),
+                        .find(|known| **known == name.as_str())
+                        .with_context(|| {
+                            format!(
+                                "no read model {name:?}; known: {}",
+                                PROJECTION_NAMES.join(", ")
+                            )
+                        })?,
+                ),
+                None => None,
             };
             let projections = Projections::start(store, RunnerConfig::default())
                 .await
                 .context("starting the read models")?;
-            for name in names {
-                let bar = ProgressBar::new(0).with_style(
-                    ProgressStyle::with_template(
-                        "{msg:<12} {bar:40} {human_pos}/{human_len} events  {per_sec}  eta {eta}",
-                    )
-                    .context("progress bar template")?,
-                );
-                bar.set_message(name);
-                let rebuilt = projections
-                    .rebuild(name, &mut |applied, total| {
-                        bar.set_length(total);
-                        bar.set_position(applied);
-                    })
-                    .await
-                    .context("a known read model")?
-                    .with_context(|| format!("rebuilding {name}"))?;
-                bar.finish_and_clear();
-                println!("{name}: rebuilt up to position {rebuilt}");
+            let bar = ProgressBar::new(0).with_style(
+                ProgressStyle::with_template(
+                    "{msg:<12} {bar:40} {human_pos}/{human_len} events  {per_sec}  eta {eta}",
+                )
+                .context("progress bar template")?,
+            );
+            let mut progress = |applied, total| {
+                bar.set_length(total);
+                bar.set_position(applied);
+            };
+            match name {
+                Some(name) => {
+                    bar.set_message(name);
+                    let rebuilt = projections
+                        .rebuild(name, &mut progress)
+                        .await
+                        .context("a known read model")?
+                        .with_context(|| format!("rebuilding {name}"))?;
+                    bar.finish_and_clear();
+                    println!("{name}: rebuilt up to position {rebuilt}");
+                }
+                // All of them in one pass over the log: each record read and decoded once.
+                None => {
+                    bar.set_message("all");
+                    let rebuilt = projections
+                        .rebuild_all(&mut progress)
+                        .await
+                        .context("rebuilding every read model")?;
+                    bar.finish_and_clear();
+                    println!(
+                        "{}: rebuilt up to position {rebuilt}",
+                        PROJECTION_NAMES.join(", ")
+                    );
+                }
             }
             projections
                 .snapshot()

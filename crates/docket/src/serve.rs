@@ -48,6 +48,17 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
     let store = store::Store::open(database_url)
         .await
         .with_context(|| format!("opening the event store at {database_url}"))?;
+    let (stop_routing, routing_shutdown) = tokio::sync::watch::channel(false);
+    if config.routing.enabled {
+        let manager = routing::Manager::new(
+            store.clone(),
+            routing::Engine::new(config.routing.clone()),
+            blueprints.clone(),
+            Arc::new(jiff::Timestamp::now),
+            format!("docket-{}", std::process::id()),
+        );
+        tokio::spawn(manager.run(routing_shutdown));
+    }
     let state = api::AppState::start(
         store.clone(),
         blueprints,
@@ -66,6 +77,13 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
         Ok(None) => {}
         Err(error) => anyhow::bail!("setting up the admin token: {error}"),
     }
+    let (stop_scheduler, stop) = tokio::sync::watch::channel(false);
+    state.start_scheduler(
+        Arc::new(config.sla_policies()),
+        None,
+        sla_scheduler::Leadership::for_store(&store),
+        stop,
+    );
     let router = api::router(state.clone());
     if args.demo {
         load_demo(&router, &state)
@@ -83,6 +101,8 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP")?;
+    stop_routing.send_replace(true);
+    let _ = stop_scheduler.send(true);
     store.flush().await.context("flushing the last appends")?;
     // The next start then catches up from here instead of from the last periodic snapshot.
     if let Err(error) = state.projections().snapshot().await {

@@ -65,6 +65,7 @@ fn cycle() -> Vec<(Role, Command)> {
             Command::AssignAgent(AssignAgent {
                 agent: BOB,
                 reason: None,
+                routing: None,
             }),
         ),
         (
@@ -120,6 +121,7 @@ fn cycle() -> Vec<(Role, Command)> {
             Command::AssignAgent(AssignAgent {
                 agent: ANN,
                 reason: None,
+                routing: None,
             }),
         ),
     ]
@@ -172,6 +174,7 @@ fn main() {
         Command::AssignAgent(AssignAgent {
             agent: ANN,
             reason: None,
+            routing: None,
         }),
         transition("start"),
     ] {
@@ -224,6 +227,7 @@ fn main() {
         Command::AssignAgent(AssignAgent {
             agent: ANN,
             reason: None,
+            routing: None,
         }),
         transition("start"),
     ] {

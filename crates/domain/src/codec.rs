@@ -48,9 +48,34 @@ pub struct Upcaster {
     pub apply: fn(Value) -> Result<Value, String>,
 }
 
-/// Every upcaster this build knows. Empty while every event type is still at version 1; the
-/// first shape change adds its step here (and a golden file for the old version stays).
-pub const UPCASTERS: &[Upcaster] = &[];
+/// Every upcaster this build knows; the golden file of each old version stays.
+pub const UPCASTERS: &[Upcaster] = &[
+    Upcaster {
+        event_type: "CollaboratorAdded",
+        from_version: 1,
+        apply: collaborator_added_v1_to_v2,
+    },
+    Upcaster {
+        event_type: "AgentAssigned",
+        from_version: 1,
+        apply: agent_assigned_v1_to_v2,
+    },
+];
+
+/// `CollaboratorAdded` v2 added `reason`; a v1 collaborator was added by a person, for no
+/// recorded reason.
+fn collaborator_added_v1_to_v2(mut value: Value) -> Result<Value, String> {
+    let object = value.as_object_mut().ok_or("payload is not an object")?;
+    object.insert("reason".to_owned(), Value::Null);
+    Ok(value)
+}
+
+/// `AgentAssigned` v2 records the routing decision; a v1 assignment had none.
+fn agent_assigned_v1_to_v2(mut value: Value) -> Result<Value, String> {
+    let object = value.as_object_mut().ok_or("payload is not an object")?;
+    object.insert("routing".to_owned(), Value::Null);
+    Ok(value)
+}
 
 impl Event {
     /// Decodes an event as the store recorded it, upcasting older schema versions.

@@ -14,6 +14,7 @@ use crate::ids::{
     AgentId, AttachmentId, Channel, CustomerId, FieldValue, LinkKind, Priority, TeamId, TicketId,
     TicketNumber, Visibility,
 };
+use crate::routing::RoutingRecord;
 
 /// Everything an actor can ask of a ticket.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -44,7 +45,9 @@ pub enum Command {
     ApplySla(ApplySla),
     RecordSlaWarning(RecordSlaWarning),
     RecordSlaBreach(RecordSlaBreach),
+    RecomputeSla(RecomputeSla),
     Escalate(Escalate),
+    FlagCustomerUpset(FlagCustomerUpset),
 }
 
 impl Command {
@@ -76,7 +79,9 @@ impl Command {
             Command::ApplySla(_) => "apply_sla",
             Command::RecordSlaWarning(_) => "record_sla_warning",
             Command::RecordSlaBreach(_) => "record_sla_breach",
+            Command::RecomputeSla(_) => "recompute_sla",
             Command::Escalate(_) => "escalate",
+            Command::FlagCustomerUpset(_) => "flag_customer_upset",
         }
     }
 }
@@ -196,6 +201,9 @@ pub struct AssignAgent {
     pub agent: AgentId,
     #[serde(default)]
     pub reason: Option<String>,
+    /// How the routing engine chose the agent; only the system records one.
+    #[serde(default)]
+    pub routing: Option<RoutingRecord>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -322,7 +330,8 @@ pub struct ApplySla {
     pub reason: String,
 }
 
-/// A running SLA clock is close to its due time.
+/// A running SLA clock is close to its due time. `escalation` names the policy's rule whose
+/// actions run with the warning (recorded only if the warning is).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordSlaWarning {
@@ -330,9 +339,12 @@ pub struct RecordSlaWarning {
     pub metric: String,
     #[schemars(schema_with = "crate::ids::timestamp_schema")]
     pub due_at: Timestamp,
+    #[serde(default)]
+    pub escalations: Vec<SlaEscalation>,
 }
 
-/// A running SLA clock passed its due time. Recorded at most once per clock.
+/// A running SLA clock passed its due time. Recorded at most once per clock; the escalations
+/// run with it, in the same append, so they too happen once.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordSlaBreach {
@@ -340,6 +352,63 @@ pub struct RecordSlaBreach {
     pub metric: String,
     #[schemars(schema_with = "crate::ids::timestamp_schema")]
     pub due_at: Timestamp,
+    #[serde(default)]
+    pub escalations: Vec<SlaEscalation>,
+}
+
+/// One escalation rule of an SLA policy and the actions it takes. Each action that changes
+/// something becomes its own event, naming the policy and the rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlaEscalation {
+    pub rule: String,
+    pub actions: Vec<EscalationAction>,
+}
+
+/// What an escalation rule does.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EscalationAction {
+    /// Raises the priority to at least `priority` (never lowers it).
+    RaisePriority { priority: Priority },
+    /// Routes the ticket to the escalation team.
+    ReassignTeam { team: TeamId },
+    /// Adds a collaborator (the supervisor).
+    AddCollaborator { agent: AgentId },
+    /// Raises the escalation level by one and notifies these agents.
+    Notify { agents: Vec<AgentId> },
+}
+
+/// Why an SLA clock's due time moved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecomputeCause {
+    /// A new cycle of a repeating metric started (a customer message waits for a reply, an
+    /// agent update restarts the periodic update clock); its warning and breach are new.
+    NewCycle,
+    /// The clock left a pause (pending, or solved for resolution): the due time moves out by
+    /// the paused time.
+    Resumed,
+    /// The priority changed, so the target did.
+    PriorityChanged,
+    /// Another policy now matches the ticket.
+    PolicyChanged,
+}
+
+/// The SLA scheduler moves one clock's due time. Targets are recomputed from the clock's
+/// original start; `elapsed_business_seconds` is the business time already counted, which
+/// carries over.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecomputeSla {
+    pub policy_id: String,
+    pub policy_version: u32,
+    pub metric: String,
+    #[schemars(schema_with = "crate::ids::timestamp_schema")]
+    pub due_at: Timestamp,
+    pub elapsed_business_seconds: i64,
+    pub cause: RecomputeCause,
+    pub reason: String,
 }
 
 /// Raises the escalation level. The system must name the rule that escalated.
@@ -352,4 +421,13 @@ pub struct Escalate {
     pub reason: String,
     #[serde(default)]
     pub notify: Vec<AgentId>,
+}
+
+/// The sentiment rule found the customer upset; `evidence` quotes what matched. A ticket is
+/// flagged once: a later angry message changes nothing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlagCustomerUpset {
+    pub rule_id: String,
+    pub evidence: String,
 }

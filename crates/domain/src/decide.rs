@@ -11,20 +11,20 @@ use std::collections::BTreeSet;
 use crate::blueprint::{content_type_matches, Blueprint, Requirement, StateCategory};
 use crate::command::{
     AddInternalNote, AddTags, ApplySla, AssignAgent, AssignTeam, AttachFile, AttachmentInput,
-    ChangePriorityByRule, Command, CreateTicket, Escalate, LinkTicket, MergeInto,
-    PostCustomerMessage, PostPublicReply, RateSatisfaction, RecordMergedDuplicate, RecordSlaBreach,
-    RecordSlaWarning, RemoveTags, ReopenTicket, SetPriority, TransferTeam, TransitionTicket,
-    UnassignAgent, UpdateFields,
+    ChangePriorityByRule, Command, CreateTicket, Escalate, EscalationAction, LinkTicket, MergeInto,
+    PostCustomerMessage, PostPublicReply, RateSatisfaction, RecomputeCause, RecomputeSla,
+    RecordMergedDuplicate, RecordSlaBreach, RecordSlaWarning, RemoveTags, ReopenTicket,
+    SetPriority, SlaEscalation, TransferTeam, TransitionTicket, UnassignAgent, UpdateFields,
 };
 use crate::context::{CommandContext, Role};
 use crate::event::{
     AgentAssigned, AgentUnassigned, BodyPii, CollaboratorAdded, CollaboratorRemoved, CommentPii,
-    CustomerMessageReceived, DuplicateMerged, Escalated, Event, EvidencePii, FieldsUpdatedPii,
-    FileAttached, FileNamePii, InternalNoteAdded, NotePii, OptionalNotePii, PriorityChanged,
-    PriorityChangedByRule, PublicReplyPosted, ReasonPii, ReopenCause, ReopenPii, SatisfactionRated,
-    SlaApplied, SlaBreached, SlaWarningRaised, TagsAdded, TagsRemoved, TeamAssigned,
-    TeamTransferred, TicketCreated, TicketCreatedPii, TicketFieldsUpdated, TicketLinked,
-    TicketMergedInto, TicketReopened, TicketTransitioned,
+    CustomerMessageReceived, CustomerUpsetFlagged, DuplicateMerged, Escalated, Event, EvidencePii,
+    FieldsUpdatedPii, FileAttached, FileNamePii, InternalNoteAdded, NotePii, OptionalNotePii,
+    PriorityChanged, PriorityChangedByRule, PublicReplyPosted, ReasonPii, ReopenCause, ReopenPii,
+    SatisfactionRated, SlaApplied, SlaBreached, SlaRecomputed, SlaWarningRaised, TagsAdded,
+    TagsRemoved, TeamAssigned, TeamTransferred, TicketCreated, TicketCreatedPii,
+    TicketFieldsUpdated, TicketLinked, TicketMergedInto, TicketReopened, TicketTransitioned,
 };
 use crate::ids::{AttachmentId, FieldValue, Visibility};
 use crate::limits::*;
@@ -85,6 +85,7 @@ pub fn decide(
             }
             Ok(vec![Event::CollaboratorAdded(CollaboratorAdded {
                 agent: add.agent,
+                reason: None,
             })])
         }
         Command::RemoveCollaborator(remove) => {
@@ -108,7 +109,21 @@ pub fn decide(
         Command::ApplySla(apply) => apply_sla(apply, details),
         Command::RecordSlaWarning(warning) => record_sla_warning(warning, details, ctx),
         Command::RecordSlaBreach(breach) => record_sla_breach(breach, details, ctx),
+        Command::RecomputeSla(recompute) => recompute_sla(recompute, details),
         Command::Escalate(escalate) => escalate_ticket(escalate, details, role),
+        Command::FlagCustomerUpset(flag) => {
+            check_token("rule_id", &flag.rule_id, IDENTIFIER_BYTES_MAX)?;
+            check_text("evidence", &flag.evidence, REASON_BYTES_MAX)?;
+            if details.customer_upset {
+                return Ok(vec![]);
+            }
+            Ok(vec![Event::CustomerUpsetFlagged(CustomerUpsetFlagged {
+                rule_id: flag.rule_id.clone(),
+                pii: EvidencePii {
+                    evidence: flag.evidence.clone(),
+                },
+            })])
+        }
     }
 }
 
@@ -142,7 +157,9 @@ pub fn allowed_roles(command: &Command) -> &'static [Role] {
         Command::ChangePriorityByRule(_)
         | Command::ApplySla(_)
         | Command::RecordSlaWarning(_)
-        | Command::RecordSlaBreach(_) => &[System],
+        | Command::RecordSlaBreach(_)
+        | Command::RecomputeSla(_)
+        | Command::FlagCustomerUpset(_) => &[System],
         Command::PostCustomerMessage(_) | Command::RateSatisfaction(_) => &[Customer, Integration],
         Command::ReopenTicket(_) => &[Customer, Agent, Supervisor, Admin, System],
     }
@@ -630,6 +647,19 @@ fn assign_agent(
     role: Role,
 ) -> Result<Vec<Event>, Rejection> {
     check_reason(assign.reason.as_ref(), role)?;
+    if let Some(routing) = &assign.routing {
+        if role != Role::System {
+            return Err(invalid(
+                "routing",
+                InputProblem::Malformed {
+                    expected: "no routing record: only the routing engine writes one".to_owned(),
+                },
+            ));
+        }
+        routing
+            .check()
+            .map_err(|(field, problem)| invalid(field, problem))?;
+    }
     if details.assignee == Some(assign.agent) {
         return Ok(vec![]);
     }
@@ -637,6 +667,7 @@ fn assign_agent(
         from: details.assignee,
         to: assign.agent,
         reason: assign.reason.clone(),
+        routing: assign.routing.clone(),
     })])
 }
 
@@ -1047,15 +1078,25 @@ fn record_sla_warning(
     ctx: &CommandContext<'_>,
 ) -> Result<Vec<Event>, Rejection> {
     let clock = running_clock(details, &warning.policy_id, &warning.metric, warning.due_at)?;
+    check_escalations(&warning.escalations)?;
     if clock.warned || clock.breached {
         return Ok(vec![]);
     }
-    Ok(vec![Event::SlaWarningRaised(SlaWarningRaised {
+    let mut events = vec![Event::SlaWarningRaised(SlaWarningRaised {
         policy_id: warning.policy_id.clone(),
         metric: warning.metric.clone(),
         due_at: warning.due_at,
         observed_at: ctx.at,
-    })])
+    })];
+    escalation_events(
+        &warning.policy_id,
+        &warning.metric,
+        "warning",
+        &warning.escalations,
+        details,
+        &mut events,
+    );
+    Ok(events)
 }
 
 fn record_sla_breach(
@@ -1064,6 +1105,7 @@ fn record_sla_breach(
     ctx: &CommandContext<'_>,
 ) -> Result<Vec<Event>, Rejection> {
     let clock = running_clock(details, &breach.policy_id, &breach.metric, breach.due_at)?;
+    check_escalations(&breach.escalations)?;
     if ctx.at < clock.due_at {
         return Err(Rejection::SlaNotDue {
             due_at: clock.due_at,
@@ -1074,11 +1116,173 @@ fn record_sla_breach(
     if clock.breached {
         return Ok(vec![]);
     }
-    Ok(vec![Event::SlaBreached(SlaBreached {
+    let mut events = vec![Event::SlaBreached(SlaBreached {
         policy_id: breach.policy_id.clone(),
         metric: breach.metric.clone(),
         due_at: breach.due_at,
         observed_at: ctx.at,
+    })];
+    escalation_events(
+        &breach.policy_id,
+        &breach.metric,
+        "breach",
+        &breach.escalations,
+        details,
+        &mut events,
+    );
+    Ok(events)
+}
+
+fn check_escalations(escalations: &[SlaEscalation]) -> Result<(), Rejection> {
+    if escalations.len() > SLA_ESCALATIONS_MAX {
+        return Err(invalid(
+            "escalations",
+            InputProblem::TooMany {
+                max: SLA_ESCALATIONS_MAX,
+            },
+        ));
+    }
+    for escalation in escalations {
+        check_token("escalations.rule", &escalation.rule, IDENTIFIER_BYTES_MAX)?;
+        if escalation.actions.len() > SLA_ESCALATION_ACTIONS_MAX {
+            return Err(invalid(
+                "escalations.actions",
+                InputProblem::TooMany {
+                    max: SLA_ESCALATION_ACTIONS_MAX,
+                },
+            ));
+        }
+        for action in &escalation.actions {
+            if let EscalationAction::Notify { agents } = action {
+                if agents.len() > ESCALATION_NOTIFY_MAX {
+                    return Err(invalid(
+                        "escalations.actions.agents",
+                        InputProblem::TooMany {
+                            max: ESCALATION_NOTIFY_MAX,
+                        },
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The events of an SLA escalation's actions, each naming the policy and the rule; an action
+/// that would change nothing (the priority is already as high, the team already owns the
+/// ticket) records nothing.
+fn escalation_events(
+    policy_id: &str,
+    metric: &str,
+    trigger: &str,
+    escalations: &[SlaEscalation],
+    details: &TicketDetails,
+    events: &mut Vec<Event>,
+) {
+    let mut priority = details.priority;
+    let mut team = details.team;
+    let mut collaborators = details.collaborators.clone();
+    let mut level = details.escalation_level;
+    for escalation in escalations {
+        let rule_id = format!("sla:{policy_id}:{}", escalation.rule);
+        let why = format!(
+            "sla policy {policy_id} rule {}: {metric} {trigger}",
+            escalation.rule
+        );
+        for action in &escalation.actions {
+            match action {
+                EscalationAction::RaisePriority { priority: to } if *to > priority => {
+                    events.push(Event::PriorityChangedByRule(PriorityChangedByRule {
+                        from: priority,
+                        to: *to,
+                        rule_id: rule_id.clone(),
+                        pii: EvidencePii {
+                            evidence: format!("{metric} {trigger}"),
+                        },
+                    }));
+                    priority = *to;
+                }
+                EscalationAction::ReassignTeam { team: to } if team != Some(*to) => {
+                    events.push(Event::TeamAssigned(TeamAssigned {
+                        from: team,
+                        to: *to,
+                        reason: Some(why.clone()),
+                    }));
+                    team = Some(*to);
+                }
+                EscalationAction::AddCollaborator { agent }
+                    if !collaborators.contains(agent)
+                        && collaborators.len() < COLLABORATORS_MAX =>
+                {
+                    events.push(Event::CollaboratorAdded(CollaboratorAdded {
+                        agent: *agent,
+                        reason: Some(why.clone()),
+                    }));
+                    collaborators.insert(*agent);
+                }
+                EscalationAction::Notify { agents } => {
+                    let to_level = level.saturating_add(1).min(ESCALATION_LEVEL_MAX);
+                    events.push(Event::Escalated(Escalated {
+                        from_level: level,
+                        to_level,
+                        rule_id: Some(rule_id.clone()),
+                        reason: why.clone(),
+                        notify: agents.clone(),
+                    }));
+                    level = to_level;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn recompute_sla(
+    recompute: &RecomputeSla,
+    details: &TicketDetails,
+) -> Result<Vec<Event>, Rejection> {
+    check_token("policy_id", &recompute.policy_id, IDENTIFIER_BYTES_MAX)?;
+    check_token("metric", &recompute.metric, IDENTIFIER_BYTES_MAX)?;
+    check_text("reason", &recompute.reason, REASON_BYTES_MAX)?;
+    if recompute.elapsed_business_seconds < 0 {
+        return Err(invalid(
+            "elapsed_business_seconds",
+            InputProblem::OutOfRange {
+                min: 0,
+                max: i64::MAX as u64,
+            },
+        ));
+    }
+    // One clock per metric: a policy that takes over replaces the other policy's clock.
+    let current = details
+        .sla_clocks
+        .iter()
+        .find(|clock| clock.metric == recompute.metric);
+    if let Some(clock) = current {
+        // A new cycle is recorded even when it falls due when the last one did: its warning
+        // and breach are new.
+        let same = clock.policy_id == recompute.policy_id && clock.due_at == recompute.due_at;
+        if same && recompute.cause != RecomputeCause::NewCycle {
+            return Ok(vec![]);
+        }
+    } else if details.sla_clocks.len() >= SLA_CLOCKS_MAX {
+        return Err(invalid(
+            "metric",
+            InputProblem::TooMany {
+                max: SLA_CLOCKS_MAX,
+            },
+        ));
+    }
+    Ok(vec![Event::SlaRecomputed(SlaRecomputed {
+        policy_id: recompute.policy_id.clone(),
+        policy_version: recompute.policy_version,
+        metric: recompute.metric.clone(),
+        from_policy_id: current.map(|clock| clock.policy_id.clone()),
+        from_due_at: current.map(|clock| clock.due_at),
+        to_due_at: recompute.due_at,
+        elapsed_business_seconds: recompute.elapsed_business_seconds,
+        cause: recompute.cause,
+        reason: recompute.reason.clone(),
     })])
 }
 

@@ -12,11 +12,12 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::blueprint::{BlueprintRef, StateCategory};
-use crate::command::SlaTarget;
+use crate::command::{RecomputeCause, SlaTarget};
 use crate::ids::{
     AgentId, AttachmentId, Channel, CustomerId, FieldValue, LinkKind, Priority, TeamId, TicketId,
     TicketNumber, Visibility,
 };
+use crate::routing::RoutingRecord;
 
 /// Declares the `Event` enum together with each variant's name and schema version, so that the
 /// list of event types can never drift from the enum.
@@ -98,9 +99,9 @@ events! {
     TagsRemoved = 1,
     TeamAssigned = 1,
     TeamTransferred = 1,
-    AgentAssigned = 1,
+    AgentAssigned = 2,
     AgentUnassigned = 1,
-    CollaboratorAdded = 1,
+    CollaboratorAdded = 2,
     CollaboratorRemoved = 1,
     PublicReplyPosted = 1,
     CustomerMessageReceived = 1,
@@ -115,7 +116,9 @@ events! {
     SlaApplied = 1,
     SlaWarningRaised = 1,
     SlaBreached = 1,
+    SlaRecomputed = 1,
     Escalated = 1,
+    CustomerUpsetFlagged = 1,
 }
 
 impl Event {
@@ -149,7 +152,9 @@ impl Event {
             | Event::SlaApplied(_)
             | Event::SlaWarningRaised(_)
             | Event::SlaBreached(_)
-            | Event::Escalated(_) => Visibility::Internal,
+            | Event::SlaRecomputed(_)
+            | Event::Escalated(_)
+            | Event::CustomerUpsetFlagged(_) => Visibility::Internal,
         }
     }
 
@@ -272,12 +277,15 @@ pub struct TeamTransferred {
     pub pii: NotePii,
 }
 
+/// Version 2 added `routing`: how an automatic routing decision was made (version 1 payloads
+/// read as `routing: null`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentAssigned {
     pub from: Option<AgentId>,
     pub to: AgentId,
     pub reason: Option<String>,
+    pub routing: Option<RoutingRecord>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -287,10 +295,13 @@ pub struct AgentUnassigned {
     pub reason: Option<String>,
 }
 
+/// Version 2 added `reason` (an SLA escalation names its policy and rule); version 1 payloads
+/// upcast with no reason.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CollaboratorAdded {
     pub agent: AgentId,
+    pub reason: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -469,4 +480,29 @@ pub struct Escalated {
     pub rule_id: Option<String>,
     pub reason: String,
     pub notify: Vec<AgentId>,
+}
+
+/// An SLA clock's due time moved: the old and the new due time, the business time already
+/// counted (it carries over), and why. `from_policy_id` differs from `policy_id` when another
+/// policy took over the clock; `from_due_at` is `None` for a metric's first clock.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlaRecomputed {
+    pub policy_id: String,
+    pub policy_version: u32,
+    pub metric: String,
+    pub from_policy_id: Option<String>,
+    pub from_due_at: Option<Timestamp>,
+    pub to_due_at: Timestamp,
+    pub elapsed_business_seconds: i64,
+    pub cause: RecomputeCause,
+    pub reason: String,
+}
+
+/// The customer is upset (the sentiment rule `rule_id` matched `evidence`, which quotes them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerUpsetFlagged {
+    pub rule_id: String,
+    pub pii: EvidencePii,
 }

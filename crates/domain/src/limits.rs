@@ -57,6 +57,10 @@ pub const CSAT_SCORE_MIN: u8 = 1;
 pub const CSAT_SCORE_MAX: u8 = 5;
 /// Agents notified by one escalation.
 pub const ESCALATION_NOTIFY_MAX: usize = 20;
+/// Most escalation rules one SLA warning or breach runs.
+pub const SLA_ESCALATIONS_MAX: usize = 4;
+/// Most actions of one SLA escalation rule.
+pub const SLA_ESCALATION_ACTIONS_MAX: usize = 8;
 
 /// A blueprint source file.
 pub const BLUEPRINT_SOURCE_BYTES_MAX: usize = 256 * 1024;

@@ -99,6 +99,12 @@ pub enum Rejection {
         unmet: Vec<Requirement>,
         allowed: Vec<AllowedTransition>,
     },
+    #[error("the agent does not exist")]
+    AgentNotFound,
+    #[error("the agent is already registered")]
+    AgentAlreadyRegistered,
+    #[error("agents change only their own presence")]
+    NotOwnPresence,
     #[error("a ticket cannot be linked to itself")]
     LinkToSelf,
     #[error("a ticket cannot be merged into itself")]

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 
 use crate::blueprint::{BlueprintRef, StateCategory};
+use crate::command::RecomputeCause;
 use crate::event::{Event, TicketCreated};
 use crate::ids::{
     AgentId, AttachmentId, Channel, CustomerId, FieldValue, LinkKind, Priority, TeamId, TicketId,
@@ -58,6 +59,8 @@ pub struct TicketDetails {
     pub rated_resolution: Option<u32>,
     pub sla_clocks: Vec<SlaClock>,
     pub escalation_level: u8,
+    /// The sentiment rule flagged the customer as upset.
+    pub customer_upset: bool,
 }
 
 /// What rules need to know about an attachment; its name is personal and stays in the event.
@@ -121,6 +124,7 @@ impl TicketDetails {
             rated_resolution: None,
             sla_clocks: Vec::new(),
             escalation_level: 0,
+            customer_upset: false,
         }
     }
 
@@ -258,7 +262,33 @@ pub fn evolve(mut ticket: Ticket, event: &Event) -> Ticket {
                 }
             }
         }
+        Event::SlaRecomputed(recomputed) => {
+            match details
+                .sla_clocks
+                .iter_mut()
+                .find(|clock| clock.metric == recomputed.metric)
+            {
+                Some(clock) => {
+                    recomputed.policy_id.clone_into(&mut clock.policy_id);
+                    clock.due_at = recomputed.to_due_at;
+                    // A new cycle is a new promise: its warning and breach are still to come.
+                    // Any other move keeps them: each is recorded once per cycle.
+                    if recomputed.cause == RecomputeCause::NewCycle {
+                        clock.warned = false;
+                        clock.breached = false;
+                    }
+                }
+                None => details.sla_clocks.push(SlaClock {
+                    policy_id: recomputed.policy_id.clone(),
+                    metric: recomputed.metric.clone(),
+                    due_at: recomputed.to_due_at,
+                    warned: false,
+                    breached: false,
+                }),
+            }
+        }
         Event::Escalated(escalated) => details.escalation_level = escalated.to_level,
+        Event::CustomerUpsetFlagged(_) => details.customer_upset = true,
     }
     ticket
 }

@@ -20,7 +20,7 @@ use domain::{Event, TicketId};
 use jiff::Timestamp;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use store::Record;
+use store::RecordRef;
 
 pub use agents::AgentLoad;
 pub use customers::Customers;
@@ -44,7 +44,7 @@ pub trait Projection: Default + Send + Sync + Serialize + DeserializeOwned + 'st
 
     /// Folds one record. Records of other categories, and events the view does not need, are
     /// ignored.
-    fn apply(&mut self, record: &Record) {
+    fn apply(&mut self, record: RecordRef<'_>) {
         if let Some(event) = TicketEvent::decode(record) {
             self.apply_event(&event);
         }
@@ -81,18 +81,18 @@ impl TicketEvent {
     /// Decodes a ticket record, or `None` for records of other categories and for payloads this
     /// build cannot read (a newer schema than it knows): views skip what they cannot read
     /// rather than stop, and `docket audit` is where a malformed log is reported.
-    pub fn decode(record: &Record) -> Option<TicketEvent> {
+    pub fn decode(record: RecordRef<'_>) -> Option<TicketEvent> {
         if record.category != TICKET_CATEGORY {
             return None;
         }
         let uuid = record.stream_id.strip_prefix("ticket-")?;
         let ticket_id = TicketId(uuid::Uuid::parse_str(uuid).ok()?);
         let event =
-            Event::from_stored(&record.event_type, record.schema_version, &record.payload).ok()?;
+            Event::from_stored(record.event_type, record.schema_version, record.payload).ok()?;
         // Only parse the metadata when it can hold a time: most records are live appends whose
         // recorded time is the event time, and parsing costs as much as the payload.
         let at = if record.metadata.contains("\"at\"") {
-            serde_json::from_str::<EventTime>(&record.metadata)
+            serde_json::from_str::<EventTime>(record.metadata)
                 .ok()
                 .and_then(|time| time.at)
                 .unwrap_or(record.recorded_at)

@@ -355,7 +355,7 @@ mod tests {
         let queues: Queues = synth::records(synth::history(synth::SynthConfig::small(3, 2000)))
             .iter()
             .fold(Queues::default(), |mut queues, record| {
-                queues.apply(record);
+                queues.apply(record.view());
                 queues
             });
         let (biggest, len) = queues

@@ -3,16 +3,19 @@
 //! clock fold that the queues use for "SLA due time".
 //!
 //! Clocks come from the domain's SLA events (`SlaApplied`, `SlaWarningRaised`, `SlaBreached`).
-//! The log has no "clock met" event, so this view infers it from the ticket's own events, by
-//! metric name: `first_response` and `next_reply` are met by a public reply, `resolution` by
-//! entering a solved or closed state; any clock is paused while the ticket waits on the customer
-//! (a pending state) and stops when the ticket closes. Business-hours arithmetic belongs to the
-//! SLA scheduler, which re-applies a clock with a new due time when it moves; this view shows
-//! wall-clock remaining time.
+//! Due times come from the log: `SlaApplied` and `SlaRecomputed` (a new cycle, a resume after a
+//! pause — the due time moved out by the paused time —, a priority or policy change). The log has
+//! no "clock met" event, so this view infers it from the ticket's own events, by metric name:
+//! `first_response`, `next_reply` and `periodic_update` are met by a public reply, `resolution`
+//! by entering a solved or closed state; a clock stops when the ticket closes. Whether a pending
+//! state pauses a metric, and the business hours that remaining time is counted in, belong to the
+//! policy, so a query passes `SlaRules` (the SLA scheduler's policies); without them, every
+//! metric but first response pauses and remaining time is wall-clock time.
 
 use std::collections::HashMap;
 
-use domain::{Event, StateCategory, TicketId};
+use domain::calendar::BusinessCalendar;
+use domain::{Event, RecomputeCause, StateCategory, TicketId};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -55,14 +58,67 @@ pub enum ClockState {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TicketClocks {
     pub category: Option<StateCategory>,
+    /// When the ticket entered its category (for the time a paused clock stopped).
+    #[serde(default)]
+    pub category_since: Option<Timestamp>,
     pub clocks: Vec<Clock>,
+}
+
+/// What a query needs from the SLA policies: whether a pending state pauses a policy's metric,
+/// and the calendar its business time is counted in.
+pub trait SlaRules {
+    fn pauses_on_pending(&self, policy_id: &str, metric: &str) -> bool;
+    fn calendar(&self, policy_id: &str) -> Option<&BusinessCalendar>;
+}
+
+/// No policies known: every metric but first response pauses, time is wall-clock time.
+#[derive(Clone, Copy, Debug)]
+pub struct WallClock;
+
+impl SlaRules for WallClock {
+    fn pauses_on_pending(&self, _: &str, metric: &str) -> bool {
+        metric != "first_response"
+    }
+    fn calendar(&self, _: &str) -> Option<&BusinessCalendar> {
+        None
+    }
 }
 
 impl TicketClocks {
     /// Folds one event; returns whether anything that orders a queue may have changed.
     pub fn apply(&mut self, event: &Event, at: Timestamp) -> bool {
         match event {
-            Event::TicketCreated(created) => self.category = Some(created.category),
+            Event::TicketCreated(created) => {
+                self.category = Some(created.category);
+                self.category_since = Some(at);
+            }
+            Event::SlaRecomputed(recomputed) => {
+                let clock = Clock {
+                    policy_id: recomputed.policy_id.clone(),
+                    metric: recomputed.metric.clone(),
+                    due_at: recomputed.to_due_at,
+                    warned: false,
+                    breached: false,
+                    met_at: None,
+                };
+                match self
+                    .clocks
+                    .iter_mut()
+                    .find(|running| running.metric == clock.metric)
+                {
+                    Some(running) => {
+                        running.policy_id = clock.policy_id;
+                        running.due_at = clock.due_at;
+                        running.met_at = None;
+                        // A new cycle's warning and breach are still to come, as in the domain.
+                        if recomputed.cause == RecomputeCause::NewCycle {
+                            running.warned = false;
+                            running.breached = false;
+                        }
+                    }
+                    None => self.clocks.push(clock),
+                }
+            }
             Event::SlaApplied(applied) => {
                 for target in &applied.targets {
                     let clock = Clock {
@@ -91,7 +147,7 @@ impl TicketClocks {
                 self.mark(&breach.policy_id, &breach.metric, breach.due_at, true)
             }
             Event::PublicReplyPosted(_) => self.meet(at, |metric| {
-                metric == "first_response" || metric == "next_reply"
+                metric == "first_response" || metric == "next_reply" || metric == "periodic_update"
             }),
             Event::TicketTransitioned(transitioned) => self.enter(transitioned.to_category, at),
             Event::TicketReopened(reopened) => self.enter(reopened.to_category, at),
@@ -122,15 +178,25 @@ impl TicketClocks {
         if matches!(category, StateCategory::Solved | StateCategory::Closed) {
             self.meet(at, |metric| metric == "resolution");
         }
+        if self.category != Some(category) {
+            self.category_since = Some(at);
+        }
         self.category = Some(category);
     }
 
     pub fn status(&self, clock: &Clock) -> ClockStatus {
+        self.status_with(clock, &WallClock)
+    }
+
+    pub fn status_with(&self, clock: &Clock, rules: &dyn SlaRules) -> ClockStatus {
         if clock.met_at.is_some() {
             ClockStatus::Met
         } else if self.category == Some(StateCategory::Closed) {
             ClockStatus::Stopped
-        } else if self.category == Some(StateCategory::Pending) {
+        } else if self.category == Some(StateCategory::Solved)
+            || (self.category == Some(StateCategory::Pending)
+                && rules.pauses_on_pending(&clock.policy_id, &clock.metric))
+        {
             ClockStatus::Paused
         } else {
             ClockStatus::Running
@@ -162,8 +228,8 @@ pub struct ClockAnswer {
     pub status: ClockStatus,
     pub state: ClockState,
     pub met_at: Option<Timestamp>,
-    /// Due time minus `now` for a counting clock (negative once overdue); `None` when met or
-    /// stopped.
+    /// Business time from `now` to the due time for a running clock (negative once overdue),
+    /// frozen at the moment a paused clock stopped; `None` when met or stopped.
     pub remaining_seconds: Option<i64>,
 }
 
@@ -175,7 +241,9 @@ pub struct SlaView {
 
 impl Projection for SlaView {
     const NAME: &'static str = "sla";
-    const VERSION: u32 = 1;
+    /// 2: clocks recomputed by `SlaRecomputed`, periodic updates met by replies, the time a
+    /// ticket entered its category.
+    const VERSION: u32 = 2;
 
     fn apply_event(&mut self, event: &TicketEvent) {
         self.tickets
@@ -186,15 +254,26 @@ impl Projection for SlaView {
 }
 
 impl SlaView {
-    /// The clocks of one ticket at `now`, or `None` for an unknown ticket.
+    /// The clocks of one ticket at `now`, or `None` for an unknown ticket, without policies:
+    /// wall-clock time (see `ticket_with`).
     pub fn ticket(&self, ticket_id: TicketId, now: Timestamp) -> Option<Vec<ClockAnswer>> {
+        self.ticket_with(ticket_id, now, &WallClock)
+    }
+
+    /// The clocks of one ticket at `now`, remaining time in the policy's business hours.
+    pub fn ticket_with(
+        &self,
+        ticket_id: TicketId,
+        now: Timestamp,
+        rules: &dyn SlaRules,
+    ) -> Option<Vec<ClockAnswer>> {
         let clocks = self.tickets.get(&ticket_id)?;
         Some(
             clocks
                 .clocks
                 .iter()
                 .map(|clock| {
-                    let status = clocks.status(clock);
+                    let status = clocks.status_with(clock, rules);
                     let state = if clock.breached {
                         ClockState::Breached
                     } else if clock.warned {
@@ -210,12 +289,27 @@ impl SlaView {
                         status,
                         state,
                         met_at: clock.met_at,
-                        remaining_seconds: counting
-                            .then(|| clock.due_at.as_second() - now.as_second()),
+                        remaining_seconds: counting.then(|| {
+                            // A paused clock's remaining time stands still from when it stopped.
+                            let from = match status {
+                                ClockStatus::Paused => clocks.category_since.unwrap_or(now),
+                                _ => now,
+                            };
+                            business_seconds(rules.calendar(&clock.policy_id), from, clock.due_at)
+                        }),
                     }
                 })
                 .collect(),
         )
+    }
+}
+
+/// Business seconds from `from` to `to`, negative when `to` is earlier.
+fn business_seconds(calendar: Option<&BusinessCalendar>, from: Timestamp, to: Timestamp) -> i64 {
+    match calendar {
+        None => to.as_second() - from.as_second(),
+        Some(calendar) if to >= from => calendar.between(from, to).as_secs(),
+        Some(calendar) => -calendar.between(to, from).as_secs(),
     }
 }
 
@@ -270,8 +364,8 @@ mod tests {
             .collect();
         expect![[r#"
             t1 first_response due=60 Met Breached met=Some(70) remaining=None
-            t1 resolution due=600 Paused Ok met=None remaining=Some(510)
-            t1 custom due=900 Paused Ok met=None remaining=Some(810)
+            t1 resolution due=600 Paused Ok met=None remaining=Some(520)
+            t1 custom due=900 Paused Ok met=None remaining=Some(820)
             t2 resolution due=600 Met Ok met=Some(100) remaining=None
             t3 resolution due=600 Met Ok met=Some(100) remaining=None
             t4: unknown"#]]

@@ -323,6 +323,7 @@ impl History {
                 from: None,
                 to: agent(agent_index),
                 reason: None,
+                routing: None,
             }));
         } else {
             // Some tickets wait in their team's queue for the rest of the history.

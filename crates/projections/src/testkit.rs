@@ -58,7 +58,7 @@ impl Log {
     pub(crate) fn fold<P: Projection>(&self) -> P {
         let mut model = P::default();
         for record in synth::records(self.events.iter().cloned()) {
-            model.apply(&record);
+            model.apply(record.view());
         }
         model
     }
@@ -124,6 +124,7 @@ impl Log {
                 from: None,
                 to: synth::agent(agent),
                 reason: None,
+                routing: None,
             }),
         )
     }

@@ -22,49 +22,74 @@ fn is_cjk(ch: char) -> bool {
 /// The distinct tokens of `text`, in order of first appearance.
 pub fn tokens(text: &str) -> Vec<String> {
     let mut tokens: Vec<String> = Vec::new();
-    let mut push = |token: String| {
-        if !tokens.contains(&token) {
-            tokens.push(token);
+    each_token(text, |token| {
+        if !tokens.iter().any(|known| known == token) {
+            tokens.push(token.to_owned());
         }
-    };
+    });
+    tokens
+}
+
+/// Calls `found` with every token of `text` in order, repeats included, without allocating
+/// per token (the index's hot path; `tokens` is the same sequence, deduplicated).
+pub fn each_token(text: &str, mut found: impl FnMut(&str)) {
     let mut word = String::new();
     let mut word_chars = 0;
-    let mut cjk_run: Vec<char> = Vec::new();
-    let flush_cjk = |run: &mut Vec<char>, push: &mut dyn FnMut(String)| {
-        if run.len() == 1 {
-            push(run[0].to_string());
+    // The CJK run so far: its first character (for a run of one) and the one before `ch`.
+    let mut cjk_first: Option<char> = None;
+    let mut cjk_previous: Option<char> = None;
+    let mut cjk_len = 0usize;
+    let mut pair = String::new();
+    let flush_cjk = |first: &mut Option<char>, len: &mut usize, found: &mut dyn FnMut(&str)| {
+        if *len == 1 {
+            if let Some(only) = *first {
+                let mut buffer = [0u8; 4];
+                found(only.encode_utf8(&mut buffer));
+            }
         }
-        for pair in run.windows(2) {
-            push(pair.iter().collect());
-        }
-        run.clear();
+        *first = None;
+        *len = 0;
     };
     for ch in text.chars() {
         if is_cjk(ch) {
             if !word.is_empty() {
-                push(std::mem::take(&mut word));
+                found(&word);
+                word.clear();
                 word_chars = 0;
             }
-            cjk_run.push(ch);
+            if cjk_len == 0 {
+                cjk_first = Some(ch);
+            } else if let Some(previous) = cjk_previous {
+                pair.clear();
+                pair.push(previous);
+                pair.push(ch);
+                found(&pair);
+            }
+            cjk_previous = Some(ch);
+            cjk_len += 1;
         } else if ch.is_alphanumeric() {
-            flush_cjk(&mut cjk_run, &mut push);
+            flush_cjk(&mut cjk_first, &mut cjk_len, &mut found);
             if word_chars < WORD_CHARS_MAX {
-                word.extend(ch.to_lowercase());
+                if ch.is_ascii() {
+                    word.push(ch.to_ascii_lowercase());
+                } else {
+                    word.extend(ch.to_lowercase());
+                }
                 word_chars += 1;
             }
         } else {
-            flush_cjk(&mut cjk_run, &mut push);
+            flush_cjk(&mut cjk_first, &mut cjk_len, &mut found);
             if !word.is_empty() {
-                push(std::mem::take(&mut word));
+                found(&word);
+                word.clear();
                 word_chars = 0;
             }
         }
     }
-    flush_cjk(&mut cjk_run, &mut push);
+    flush_cjk(&mut cjk_first, &mut cjk_len, &mut found);
     if !word.is_empty() {
-        push(word);
+        found(&word);
     }
-    tokens
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use domain::{
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::text::tokens;
+use crate::text::{each_token, tokens};
 use crate::{Projection, TicketEvent};
 
 /// Most rows one page may hold.
@@ -139,8 +139,14 @@ type SortKey = (i64, i64, TicketId);
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Tickets {
     rows: HashMap<TicketId, TicketRow>,
-    /// Search token -> tickets whose text holds it.
-    postings: HashMap<String, BTreeSet<TicketId>>,
+    /// Every ticket in the order it was created here: a ticket's ordinal is its index.
+    ids: Vec<TicketId>,
+    /// Search token -> ordinals of the tickets whose text holds it, ascending. Ordinals rather
+    /// than ids, and vectors rather than trees: a new ticket's ordinal goes at the end, and a
+    /// list is a quarter of the size of a set of ids.
+    postings: HashMap<String, Vec<u32>>,
+    #[serde(skip)]
+    ordinals: HashMap<TicketId, u32>,
     #[serde(skip)]
     by_created: BTreeSet<SortKey>,
     #[serde(skip)]
@@ -173,7 +179,8 @@ fn key(row: &TicketRow, sort: TicketSort) -> SortKey {
 
 impl Projection for Tickets {
     const NAME: &'static str = "tickets";
-    const VERSION: u32 = 1;
+    // 2: postings of ordinals.
+    const VERSION: u32 = 2;
 
     fn apply_event(&mut self, event: &TicketEvent) {
         let id = event.ticket_id;
@@ -201,25 +208,32 @@ impl Projection for Tickets {
             };
             self.index(&row);
             self.rows.insert(id, row);
-            self.add_text(id, &created.pii.subject);
-            self.add_text(id, &created.pii.description);
+            let ordinal = u32::try_from(self.ids.len()).expect("fewer than 2^32 tickets");
+            self.ids.push(id);
+            self.ordinals.insert(id, ordinal);
+            self.add_text(ordinal, &created.pii.subject);
+            self.add_text(ordinal, &created.pii.description);
             return;
         }
-        let Some(mut row) = self.rows.remove(&id) else {
+        let Some(row) = self.rows.get_mut(&id) else {
             return;
         };
-        self.unindex(&row);
+        // Only the orders whose key moves are touched: creation never moves, priority rarely,
+        // the update time on most events.
+        let updated_before = key(row, TicketSort::UpdatedAsc);
+        let priority_before = key(row, TicketSort::Priority);
         row.updated_at = row.updated_at.max(event.at);
         row.version = event.stream_version;
+        let mut text: [Option<&str>; 2] = [None, None];
         match &event.event {
             Event::TicketFieldsUpdated(updated) => {
                 if let Some(subject) = &updated.pii.subject {
                     subject.clone_into(&mut row.subject);
-                    self.add_text(id, subject);
                 }
-                if let Some(description) = &updated.pii.description {
-                    self.add_text(id, description);
-                }
+                text = [
+                    updated.pii.subject.as_deref(),
+                    updated.pii.description.as_deref(),
+                ];
             }
             Event::PriorityChanged(changed) => row.priority = changed.to,
             Event::PriorityChangedByRule(changed) => row.priority = changed.to,
@@ -240,11 +254,11 @@ impl Projection for Tickets {
             Event::AgentUnassigned(_) => row.assignee = None,
             Event::PublicReplyPosted(reply) => {
                 row.messages += 1;
-                self.add_text(id, &reply.pii.body);
+                text[0] = Some(&reply.pii.body);
             }
             Event::CustomerMessageReceived(message) => {
                 row.messages += 1;
-                self.add_text(id, &message.pii.body);
+                text[0] = Some(&message.pii.body);
             }
             Event::TicketMergedInto(merged) => {
                 merged.to.clone_into(&mut row.state);
@@ -260,8 +274,23 @@ impl Projection for Tickets {
             }
             _ => {}
         }
-        self.index(&row);
-        self.rows.insert(id, row);
+        let updated_after = key(row, TicketSort::UpdatedAsc);
+        let priority_after = key(row, TicketSort::Priority);
+        if updated_after != updated_before {
+            self.by_updated.remove(&updated_before);
+            self.by_updated.insert(updated_after);
+        }
+        if priority_after != priority_before {
+            self.by_priority.remove(&priority_before);
+            self.by_priority.insert(priority_after);
+        }
+        if text.iter().any(Option::is_some) {
+            if let Some(&ordinal) = self.ordinals.get(&id) {
+                for text in text.into_iter().flatten() {
+                    self.add_text(ordinal, text);
+                }
+            }
+        }
     }
 
     fn restore(&mut self) {
@@ -269,6 +298,17 @@ impl Projection for Tickets {
         for row in &rows {
             self.index(row);
         }
+        self.ordinals = self
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(ordinal, id)| {
+                (
+                    *id,
+                    u32::try_from(ordinal).expect("fewer than 2^32 tickets"),
+                )
+            })
+            .collect();
     }
 }
 
@@ -279,16 +319,23 @@ impl Tickets {
         self.by_priority.insert(key(row, TicketSort::Priority));
     }
 
-    fn unindex(&mut self, row: &TicketRow) {
-        self.by_created.remove(&key(row, TicketSort::CreatedAsc));
-        self.by_updated.remove(&key(row, TicketSort::UpdatedAsc));
-        self.by_priority.remove(&key(row, TicketSort::Priority));
-    }
-
-    fn add_text(&mut self, id: TicketId, text: &str) {
-        for token in tokens(text) {
-            self.postings.entry(token).or_default().insert(id);
-        }
+    fn add_text(&mut self, ordinal: u32, text: &str) {
+        let postings = &mut self.postings;
+        each_token(text, |token| {
+            let list = match postings.get_mut(token) {
+                Some(list) => list,
+                None => postings.entry(token.to_owned()).or_default(),
+            };
+            // A new ticket's ordinal is the largest: the common case is a push.
+            match list.last() {
+                Some(last) if *last >= ordinal => {
+                    if let Err(at) = list.binary_search(&ordinal) {
+                        list.insert(at, ordinal);
+                    }
+                }
+                _ => list.push(ordinal),
+            }
+        });
     }
 
     fn order(&self, sort: TicketSort) -> &BTreeSet<SortKey> {
@@ -392,21 +439,35 @@ impl Tickets {
 
     /// Tickets holding every token of `text` (none for a text without tokens).
     fn search(&self, text: &str) -> Vec<TicketId> {
-        let mut sets: Vec<&BTreeSet<TicketId>> = Vec::new();
+        let mut lists: Vec<&[u32]> = Vec::new();
         for token in tokens(text) {
             match self.postings.get(&token) {
-                Some(set) => sets.push(set),
+                Some(list) => lists.push(list),
                 None => return Vec::new(),
             }
         }
-        sets.sort_by_key(|set| set.len());
-        let Some((smallest, rest)) = sets.split_first() else {
+        lists.sort_by_key(|list| list.len());
+        let Some((smallest, rest)) = lists.split_first() else {
             return Vec::new();
         };
+        // Each other list is walked forward once, by galloping from where the last probe ended.
+        let mut starts = vec![0usize; rest.len()];
         smallest
             .iter()
-            .filter(|id| rest.iter().all(|set| set.contains(id)))
-            .copied()
+            .filter(|ordinal| {
+                rest.iter().zip(starts.iter_mut()).all(|(list, start)| {
+                    let tail = &list[*start..];
+                    let mut step = 1;
+                    while step < tail.len() && tail[step] < **ordinal {
+                        step *= 2;
+                    }
+                    let window = &tail[..tail.len().min(step + 1)];
+                    let at = window.partition_point(|other| other < *ordinal);
+                    *start += at;
+                    list.get(*start) == Some(*ordinal)
+                })
+            })
+            .filter_map(|ordinal| self.ids.get(*ordinal as usize).copied())
             .collect()
     }
 }
@@ -752,7 +813,7 @@ mod tests {
         let model: Tickets = {
             let mut model = Tickets::default();
             for record in synth::records(synth::history(synth::SynthConfig::small(9, 300))) {
-                model.apply(&record);
+                model.apply(record.view());
             }
             model
         };

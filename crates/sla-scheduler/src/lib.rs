@@ -1,11 +1,28 @@
-//! SLA timers: a sans-IO core that learns due times from the SLA projection and answers
-//! `next_deadline()` and `fire_due(now)` with what is due, and a thin tokio driver that sleeps
-//! until the next deadline and issues the commands through the domain. Exactly once, across
-//! restarts and nodes: a fire's command id is derived from the timer and its due time.
+//! The SLA engine and the scheduler that runs time in Docket.
 //!
-//! Today the crate holds the core (`timers`); the driver, leader election and the policy
-//! engine come with the SLA issue.
+//! - `policy`: SLA policies from `docket.toml` (calendars, conditions, targets, pauses,
+//!   warnings, escalations), checked and compiled.
+//! - `engine`: the pure fold of one ticket's events into its metric clocks, and the commands the
+//!   log still lacks (apply, recompute, warning, breach).
+//! - `timers`: the sans-IO timer core (`schedule`, `cancel`, `next_deadline()`, `fire_due(now)`
+//!   in due order and bounded batches, deterministic command ids).
+//! - `source`: `TimerSource`, a source of due work fed by the log; `SlaSource` is the SLA one,
+//!   time-based automations are another.
+//! - `driver`: the thin tokio driver that follows the log, sleeps until the next deadline and
+//!   issues due work through a `CommandSink`; `leader`: who runs it (PostgreSQL advisory lock).
+//!
+//! Exactly once, across restarts and nodes: state is rebuilt from the log whenever a node
+//! becomes leader, and every fire's command id is derived from what is fired and its due time.
 
+pub mod driver;
+pub mod engine;
+pub mod leader;
+pub mod policy;
+pub mod source;
 pub mod timers;
 
-pub use timers::{command_id, Due, TimerId, TimerKind, Timers, FIRE_BATCH_MAX};
+pub use driver::{Clock, CommandSink, Driver, Fired, Issued, SchedulerStats, SinkError};
+pub use leader::{Leader, Leadership};
+pub use policy::{Metric, Policies, PolicyError, SlaConfig};
+pub use source::{SlaSource, TimerSource, Work};
+pub use timers::{command_id, Due, TimerId, TimerKey, TimerKind, Timers, FIRE_BATCH_MAX};

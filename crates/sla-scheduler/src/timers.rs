@@ -6,6 +6,8 @@
 //! firing the same timer twice (after a crash, or on two nodes) appends once.
 
 use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::hash::Hash;
 
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
@@ -29,10 +31,22 @@ pub struct TimerId {
     pub kind: TimerKind,
 }
 
+/// What names a timer: the SLA's `TimerId`, or another source's own key (time-based
+/// automations). Its command id must be a function of the key and the due time only.
+pub trait TimerKey: Copy + Ord + Hash + fmt::Debug {
+    fn command_id(&self, due_at: Timestamp) -> Uuid;
+}
+
+impl TimerKey for TimerId {
+    fn command_id(&self, due_at: Timestamp) -> Uuid {
+        command_id(*self, due_at)
+    }
+}
+
 /// A timer that came due.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Due {
-    pub timer: TimerId,
+pub struct Due<T = TimerId> {
+    pub timer: T,
     /// When it was due (recorded next to when it was processed, so downtime shows).
     pub due_at: Timestamp,
     /// The command id to append its event with: the same for every fire of this timer at this
@@ -45,13 +59,22 @@ pub struct Due {
 pub const FIRE_BATCH_MAX: usize = 10_000;
 
 /// The timers, by due time.
-#[derive(Debug, Default)]
-pub struct Timers {
-    by_due: BTreeSet<(Timestamp, TimerId)>,
-    due_of: HashMap<TimerId, Timestamp>,
+#[derive(Debug)]
+pub struct Timers<T = TimerId> {
+    by_due: BTreeSet<(Timestamp, T)>,
+    due_of: HashMap<T, Timestamp>,
 }
 
-impl Timers {
+impl<T> Default for Timers<T> {
+    fn default() -> Self {
+        Timers {
+            by_due: BTreeSet::new(),
+            due_of: HashMap::new(),
+        }
+    }
+}
+
+impl<T: TimerKey> Timers<T> {
     pub fn len(&self) -> usize {
         self.due_of.len()
     }
@@ -61,7 +84,7 @@ impl Timers {
     }
 
     /// Sets (or moves) a timer: a recomputed target replaces the old due time.
-    pub fn schedule(&mut self, timer: TimerId, due_at: Timestamp) {
+    pub fn schedule(&mut self, timer: T, due_at: Timestamp) {
         if let Some(old) = self.due_of.insert(timer, due_at) {
             self.by_due.remove(&(old, timer));
         }
@@ -69,7 +92,7 @@ impl Timers {
     }
 
     /// Removes a timer (the target was met, or paused); nothing if it was not set.
-    pub fn cancel(&mut self, timer: TimerId) {
+    pub fn cancel(&mut self, timer: T) {
         if let Some(old) = self.due_of.remove(&timer) {
             self.by_due.remove(&(old, timer));
         }
@@ -80,11 +103,22 @@ impl Timers {
         self.by_due.first().map(|(due_at, _)| *due_at)
     }
 
+    /// When `timer` is due, if it is set.
+    pub fn due_at(&self, timer: &T) -> Option<Timestamp> {
+        self.due_of.get(timer).copied()
+    }
+
     /// Removes and returns the timers due at or before `now`, oldest first, at most
     /// `FIRE_BATCH_MAX`.
-    pub fn fire_due(&mut self, now: Timestamp) -> Vec<Due> {
+    pub fn fire_due(&mut self, now: Timestamp) -> Vec<Due<T>> {
+        self.fire_due_max(now, FIRE_BATCH_MAX)
+    }
+
+    /// As `fire_due`, at most `max` (itself at most `FIRE_BATCH_MAX`).
+    pub fn fire_due_max(&mut self, now: Timestamp, max: usize) -> Vec<Due<T>> {
+        let max = max.min(FIRE_BATCH_MAX);
         let mut fired = Vec::new();
-        while fired.len() < FIRE_BATCH_MAX {
+        while fired.len() < max {
             match self.by_due.first() {
                 Some(&(due_at, timer)) if due_at <= now => {
                     self.by_due.pop_first();
@@ -92,7 +126,7 @@ impl Timers {
                     fired.push(Due {
                         timer,
                         due_at,
-                        command_id: command_id(timer, due_at),
+                        command_id: timer.command_id(due_at),
                     });
                 }
                 _ => break,
@@ -138,7 +172,7 @@ mod tests {
 
     #[test]
     fn fires_in_due_order_once_and_follows_rescheduling() {
-        let mut timers = Timers::default();
+        let mut timers: Timers = Timers::default();
         timers.schedule(timer(1, TimerKind::Breach), at(30));
         timers.schedule(timer(2, TimerKind::Warning), at(10));
         timers.schedule(timer(3, TimerKind::Breach), at(20));
@@ -170,7 +204,7 @@ mod tests {
 
     #[test]
     fn a_burst_after_downtime_comes_in_bounded_batches_oldest_first() {
-        let mut timers = Timers::default();
+        let mut timers: Timers = Timers::default();
         let total = FIRE_BATCH_MAX + 5;
         for n in 0..total {
             timers.schedule(timer(n as u128, TimerKind::Breach), at(n as i64));
@@ -191,7 +225,7 @@ mod tests {
             timers.schedule(timer(1, TimerKind::Warning), at(5));
             timers.schedule(timer(1, TimerKind::Breach), at(10));
         };
-        let (mut before, mut after) = (Timers::default(), Timers::default());
+        let (mut before, mut after): (Timers, Timers) = (Timers::default(), Timers::default());
         schedule(&mut before);
         schedule(&mut after);
         assert_eq!(before.fire_due(at(10)), after.fire_due(at(10)));

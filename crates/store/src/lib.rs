@@ -9,6 +9,7 @@ pub mod hash;
 mod heads;
 mod lookup;
 mod migrate;
+mod packed;
 mod plan;
 mod postgres;
 pub mod raw;
@@ -29,6 +30,7 @@ use uuid::Uuid;
 
 pub use crate::error::{AppendError, InvalidInput, StoreError};
 pub use crate::migrate::Migration;
+pub use crate::packed::{RecordPage, RecordRef, PACKED_CHUNK_MAX};
 pub use crate::record::{
     AppendOutcome, ExpectedVersion, Hash, NewEvent, Record, StreamId, APPEND_EVENTS_MAX,
     CATEGORY_BYTES_MAX, EVENT_BYTES_MAX, EVENT_TYPE_BYTES_MAX, READ_LIMIT_MAX, STREAM_ID_BYTES_MAX,
@@ -253,6 +255,21 @@ impl Store {
         match &self.inner.readers {
             Readers::Sqlite(pool) => sqlite::read_all(pool, after, limit).await,
             Readers::Postgres(pool) => postgres::read_all(pool, after, limit).await,
+        }
+    }
+
+    /// Like `read_all`, for replaying the log into read models: what a fold needs of each
+    /// record (no ids, no hashes), packed so that a page costs a few database rows (see
+    /// `packed`). The fastest way to read the log.
+    pub async fn read_all_packed(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<RecordPage, StoreError> {
+        let limit = limit.min(READ_LIMIT_MAX);
+        match &self.inner.readers {
+            Readers::Sqlite(pool) => packed::read_sqlite(pool, after, limit).await,
+            Readers::Postgres(pool) => packed::read_postgres(pool, after, limit).await,
         }
     }
 

@@ -20,6 +20,8 @@ use crate::support::{Reply, TestApi};
 const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/admin/agents"),
     ("get", "/v1/admin/agents"),
+    ("post", "/v1/admin/agents/{agent_id}"),
+    ("put", "/v1/agents/{agent_id}/presence"),
     ("post", "/v1/admin/teams"),
     ("get", "/v1/admin/teams"),
     ("post", "/v1/admin/customers"),
@@ -189,6 +191,62 @@ async fn real_responses_match_the_document() {
         )
         .await;
     check("post", "/v1/admin/agents", &agent);
+    let agent_path = format!(
+        "/v1/admin/agents/{}",
+        agent.body["agent_id"].as_str().unwrap()
+    );
+    let updated = api
+        .post(
+            &agent_path,
+            &admin,
+            json!({"skills": ["billing"], "languages": ["zh", "en"], "capacity": 8}),
+        )
+        .await;
+    assert_eq!(updated.status, StatusCode::OK, "{:?}", updated.body);
+    assert_eq!(updated.body["skills"], json!(["billing"]));
+    check("post", "/v1/admin/agents/{agent_id}", &updated);
+    let stale = api
+        .request(
+            Method::POST,
+            &agent_path,
+            Some(&admin),
+            Some(json!({"capacity": 9})),
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(
+        stale.status,
+        StatusCode::PRECONDITION_FAILED,
+        "{:?}",
+        stale.body
+    );
+    check("post", "/v1/admin/agents/{agent_id}", &stale);
+    let presence_path = format!(
+        "/v1/agents/{}/presence",
+        agent.body["agent_id"].as_str().unwrap()
+    );
+    let online = api
+        .request(
+            Method::PUT,
+            &presence_path,
+            Some(&admin),
+            Some(json!({"presence": "online", "reason": "start of shift"})),
+            &[],
+        )
+        .await;
+    assert_eq!(online.body["presence"], "online");
+    check("put", "/v1/agents/{agent_id}/presence", &online);
+    let nobody = api
+        .request(
+            Method::PUT,
+            "/v1/agents/00000000-0000-0000-0000-000000000000/presence",
+            Some(&admin),
+            Some(json!({"presence": "online"})),
+            &[],
+        )
+        .await;
+    assert_eq!(nobody.status, StatusCode::NOT_FOUND);
+    check("put", "/v1/agents/{agent_id}/presence", &nobody);
     let customer = api
         .post(
             "/v1/admin/customers",

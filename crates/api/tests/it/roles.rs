@@ -38,6 +38,18 @@ fn rows() -> Vec<Row> {
             body: none,
         },
         Row {
+            label: "POST /v1/admin/agents/{id}",
+            method: Method::POST,
+            path: "/v1/admin/agents/{agent}",
+            body: |_| Some(json!({"skills": ["billing"], "capacity": 12})),
+        },
+        Row {
+            label: "PUT /v1/agents/{id}/presence",
+            method: Method::PUT,
+            path: "/v1/agents/{agent}/presence",
+            body: |_| Some(json!({"presence": "online"})),
+        },
+        Row {
             label: "POST /v1/admin/teams",
             method: Method::POST,
             path: "/v1/admin/teams",
@@ -253,8 +265,10 @@ async fn every_route_for_every_role() {
         let table = table(&api, &world).await;
         expect![[r#"
                                                admin super agent custo audit analy integ  none
-            POST /v1/admin/agents                201   403   403   403   403   403   403   401
+            POST /v1/admin/agents                201   201   403   403   403   403   403   401
             GET /v1/admin/agents                 200   200   403   403   200   200   403   401
+            POST /v1/admin/agents/{id}           200   200   403   403   403   403   403   401
+            PUT /v1/agents/{id}/presence         200   200   200   403   403   403   403   401
             POST /v1/admin/teams                 201   403   403   403   403   403   403   401
             GET /v1/admin/teams                  200   200   200   403   200   200   403   401
             POST /v1/admin/customers             201   403   403   403   403   403   201   401

@@ -343,6 +343,7 @@ fn ticket_in(blueprint: &BlueprintRef, state: &str, prepared: bool) -> Ticket {
             from: None,
             to: ANN,
             reason: None,
+            routing: None,
         }));
         events.push(Event::FileAttached(FileAttached {
             attachment: AttachmentId(Uuid::from_u128(1)),

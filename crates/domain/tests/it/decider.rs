@@ -490,8 +490,69 @@ fn assign_agent_records_previous_owner() {
             command(json!({"type": "assign_agent", "agent": BOB, "reason": "Ann is on leave"})),
         ),
         expect![[r#"
-            AgentAssigned v1 (internal) {"from":"00000000-0000-0000-0000-00000000a001","to":"00000000-0000-0000-0000-00000000a002","reason":"Ann is on leave"}
+            AgentAssigned v2 (internal) {"from":"00000000-0000-0000-0000-00000000a001","to":"00000000-0000-0000-0000-00000000a002","reason":"Ann is on leave","routing":null}
         "#]],
+    );
+}
+
+#[test]
+fn only_the_system_records_a_routing_decision() {
+    let routing = json!({"team": BILLING, "strategy": "least_loaded", "required_skills": [],
+        "language": null, "vip_group": false, "considered": 2, "candidates": 2, "skipped": [],
+        "skipped_total": 0});
+    check(
+        &in_progress(),
+        (
+            supervisor(),
+            command(
+                json!({"type": "assign_agent", "agent": BOB, "reason": "x", "routing": routing}),
+            ),
+        ),
+        expect![[r#"
+            rejected: invalid routing: expected no routing record: only the routing engine writes one
+            {"rule":"invalid_input","field":"routing","problem":{"kind":"malformed","expected":"no routing record: only the routing engine writes one"}}
+        "#]],
+    );
+    let too_many: Vec<_> = (0..17)
+        .map(|n| json!({"agent": uuid::Uuid::from_u128(n), "why": "not_available", "presence": "away"}))
+        .collect();
+    let mut crowded = routing.clone();
+    crowded["skipped"] = json!(too_many);
+    check(
+        &in_progress(),
+        (
+            system(),
+            command(
+                json!({"type": "assign_agent", "agent": BOB, "reason": "x", "routing": crowded}),
+            ),
+        ),
+        expect![[r#"
+            rejected: invalid routing.skipped: more than 16 entries
+            {"rule":"invalid_input","field":"routing.skipped","problem":{"kind":"too_many","max":16}}
+        "#]],
+    );
+}
+
+#[test]
+fn flag_customer_upset_once() {
+    let flag =
+        json!({"type": "flag_customer_upset", "rule_id": "sentiment.upset", "evidence": "太差劲"});
+    let mut given = in_progress();
+    given.push((system(), command(flag.clone())));
+    check(
+        &given,
+        (system(), command(flag.clone())),
+        expect![[r#"
+        no events
+    "#]],
+    );
+    check(
+        &in_progress(),
+        (agent(), command(flag)),
+        expect![[r#"
+        rejected: role agent may not flag_customer_upset
+        {"rule":"role_not_allowed","command":"flag_customer_upset","role":"agent"}
+    "#]],
     );
 }
 
@@ -536,7 +597,7 @@ fn collaborators_are_added_and_removed_once() {
             command(json!({"type": "add_collaborator", "agent": BOB})),
         ),
         expect![[r#"
-            CollaboratorAdded v1 (internal) {"agent":"00000000-0000-0000-0000-00000000a002"}
+            CollaboratorAdded v2 (internal) {"agent":"00000000-0000-0000-0000-00000000a002","reason":null}
         "#]],
     );
     let given = with(
@@ -1519,6 +1580,102 @@ fn automatic_escalation_names_its_rule() {
         expect![[r#"
             rejected: invalid level: must be from 1 to 5
             {"rule":"invalid_input","field":"level","problem":{"kind":"out_of_range","min":1,"max":5}}
+        "#]],
+    );
+}
+
+#[test]
+fn sla_breach_runs_its_escalations_once_each_naming_policy_and_rule() {
+    let breach = json!({
+        "type": "record_sla_breach", "policy_id": "vip", "metric": "first_response", "due_at": at(2),
+        "escalations": [
+            {"rule": "page_boss", "actions": [
+                {"action": "raise_priority", "priority": "urgent"},
+                {"action": "reassign_team", "team": TECH},
+                {"action": "add_collaborator", "agent": BOB},
+                {"action": "notify", "agents": [BOB]},
+            ]},
+            // Already as high as this asks: records nothing.
+            {"rule": "raise_high", "actions": [{"action": "raise_priority", "priority": "high"}]},
+        ],
+    });
+    check(
+        &sla_applied(),
+        (system(), command(breach.clone())),
+        expect![[r#"
+            SlaBreached v1 (internal) {"policy_id":"vip","metric":"first_response","due_at":"2026-01-05T09:02:00Z","observed_at":"2026-01-05T10:40:00Z"}
+            PriorityChangedByRule v1 (internal) {"from":"normal","to":"urgent","rule_id":"sla:vip:page_boss","pii":{"evidence":"first_response breach"}}
+            TeamAssigned v1 (internal) {"from":null,"to":"00000000-0000-0000-0000-00000000b002","reason":"sla policy vip rule page_boss: first_response breach"}
+            CollaboratorAdded v2 (internal) {"agent":"00000000-0000-0000-0000-00000000a002","reason":"sla policy vip rule page_boss: first_response breach"}
+            Escalated v1 (internal) {"from_level":0,"to_level":1,"rule_id":"sla:vip:page_boss","reason":"sla policy vip rule page_boss: first_response breach","notify":["00000000-0000-0000-0000-00000000a002"]}
+        "#]],
+    );
+    let given = with(sla_applied(), system(), breach.clone());
+    check(
+        &given,
+        (system(), command(breach)),
+        expect![[r#"
+        no events
+    "#]],
+    );
+}
+
+#[test]
+fn recompute_sla_moves_one_clock_and_says_why() {
+    let recompute = |due: i64, cause: &str| {
+        json!({
+            "type": "recompute_sla", "policy_id": "vip", "policy_version": 3,
+            "metric": "resolution", "due_at": at(due), "elapsed_business_seconds": 600,
+            "cause": cause, "reason": "left pending",
+        })
+    };
+    check(
+        &sla_applied(),
+        (system(), command(recompute(25 * 60, "resumed"))),
+        expect![[r#"
+            SlaRecomputed v1 (internal) {"policy_id":"vip","policy_version":3,"metric":"resolution","from_policy_id":"vip","from_due_at":"2026-01-06T09:00:00Z","to_due_at":"2026-01-06T10:00:00Z","elapsed_business_seconds":600,"cause":"resumed","reason":"left pending"}
+        "#]],
+    );
+    // The same due time again is a retry; a new metric's first clock has no old due time.
+    check(
+        &with(sla_applied(), system(), recompute(25 * 60, "resumed")),
+        (system(), command(recompute(25 * 60, "resumed"))),
+        expect![[r#"
+            no events
+        "#]],
+    );
+    let mut next_reply = recompute(3 * 60, "new_cycle");
+    next_reply["metric"] = json!("next_reply");
+    check(
+        &sla_applied(),
+        (system(), command(next_reply)),
+        expect![[r#"
+            SlaRecomputed v1 (internal) {"policy_id":"vip","policy_version":3,"metric":"next_reply","from_policy_id":null,"from_due_at":null,"to_due_at":"2026-01-05T12:00:00Z","elapsed_business_seconds":600,"cause":"new_cycle","reason":"left pending"}
+        "#]],
+    );
+    // A breached clock stays breached when it moves, unless a new cycle starts.
+    let breach = json!({"type": "record_sla_breach", "policy_id": "vip", "metric": "first_response", "due_at": at(2)});
+    let mut moved = recompute(90, "priority_changed");
+    moved["metric"] = json!("first_response");
+    let given = with(with(sla_applied(), system(), breach), system(), moved);
+    check(
+        &given,
+        (
+            system(),
+            command(
+                json!({"type": "record_sla_breach", "policy_id": "vip", "metric": "first_response", "due_at": at(90)}),
+            ),
+        ),
+        expect![[r#"
+            no events
+        "#]],
+    );
+    check(
+        &sla_applied(),
+        (agent(), command(recompute(25 * 60, "resumed"))),
+        expect![[r#"
+            rejected: role agent may not recompute_sla
+            {"rule":"role_not_allowed","command":"recompute_sla","role":"agent"}
         "#]],
     );
 }

@@ -60,7 +60,15 @@ fn samples() -> BTreeMap<&'static str, Event> {
         (
             system(),
             command(
-                json!({"type": "assign_agent", "agent": BOB, "reason": "round robin over billing, 3 online"}),
+                json!({"type": "assign_agent", "agent": BOB, "reason": "round_robin in team Billing: 1 of 3 agents looked at could take it", "routing": {
+                    "team": BILLING, "strategy": "round_robin", "required_skills": ["billing"],
+                    "language": "zh", "vip_group": false, "considered": 3, "candidates": 1,
+                    "skipped": [
+                        {"agent": ANN, "why": "at_capacity", "load": 20, "capacity": 20},
+                        {"agent": Uuid::from_u128(0xa003), "why": "not_available", "presence": "away"}
+                    ],
+                    "skipped_total": 2
+                }}),
             ),
         ),
         (
@@ -110,7 +118,19 @@ fn samples() -> BTreeMap<&'static str, Event> {
         (
             system(),
             command(
+                json!({"type": "recompute_sla", "policy_id": "vip", "policy_version": 2, "metric": "resolution", "due_at": at(9 * 60), "elapsed_business_seconds": 1800, "cause": "resumed", "reason": "left pending after 60 business minutes: due moves out by the paused time"}),
+            ),
+        ),
+        (
+            system(),
+            command(
                 json!({"type": "escalate", "level": 1, "rule_id": "sla.breach.notify_supervisor", "reason": "first response breached by 0 minutes", "notify": [BOB]}),
+            ),
+        ),
+        (
+            system(),
+            command(
+                json!({"type": "flag_customer_upset", "rule_id": "sentiment.upset", "evidence": "negative sentiment score 6: 再也不买 / 太差劲"}),
             ),
         ),
         (
@@ -352,6 +372,7 @@ fn customers_see_only_public_events() {
         CollaboratorAdded: Internal
         CollaboratorRemoved: Internal
         CustomerMessageReceived: Public
+        CustomerUpsetFlagged: Internal
         DuplicateMerged: Public
         Escalated: Internal
         FileAttached: Public
@@ -362,6 +383,7 @@ fn customers_see_only_public_events() {
         SatisfactionRated: Public
         SlaApplied: Internal
         SlaBreached: Internal
+        SlaRecomputed: Internal
         SlaWarningRaised: Internal
         TagsAdded: Internal
         TagsRemoved: Internal

@@ -1,6 +1,8 @@
 //! Integration tests for the ticket domain, one binary. Read this as a table of contents:
 //!
 //! - `decider`: given/when/then for every command and every rejection;
+//! - `agents`: the agent aggregate's commands, rejections and golden event files
+//!   (`tests/golden-agent`);
 //! - `limits`: every `*_MAX` bound, accepted at the bound and rejected past it;
 //! - `blueprints`: loading, validation errors with file and line, versioning, and the
 //!   exhaustive transition matrix of each shipped blueprint;
@@ -11,6 +13,7 @@
 //!
 //! Snapshots refresh with `UPDATE_EXPECT=1`, golden files with `UPDATE_GOLDEN=1`.
 
+mod agents;
 mod blueprints;
 mod decider;
 mod golden;

@@ -25,7 +25,7 @@ async fn fold_from_scratch<P: Projection>(store: &Store) -> P {
         };
         position = last.position;
         for record in &records {
-            model.apply(record);
+            model.apply(record.view());
         }
     }
 }
@@ -203,6 +203,17 @@ async fn rebuild_swaps_in_a_shadow_and_reports_progress() {
         assert!(projections.rebuild("nope", &mut |_, _| {}).await.is_none());
         assert!(*projections.tickets.read() == before);
         assert_all_match(&store, &projections, "after rebuild").await;
+
+        // All six in one pass over the log.
+        let mut calls: Vec<(u64, u64)> = Vec::new();
+        let position = projections
+            .rebuild_all(&mut |applied, total| calls.push((applied, total)))
+            .await
+            .unwrap();
+        assert_eq!(position, head);
+        assert_eq!(calls.last(), Some(&(head, head)));
+        assert!(*projections.tickets.read() == before);
+        assert_all_match(&store, &projections, "after rebuild_all").await;
 
         // The rebuilt models keep following the log.
         let head = synth::append_all(&store, history(5, 10), 100)

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use store::ExpectedVersion;
+use uuid::Uuid;
 
-use crate::{append_one, each_backend, open};
+use crate::{append_one, each_backend, event, open, stream};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -74,6 +75,74 @@ async fn follows_appends_of_another_node() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         assert_eq!(reader.await.unwrap(), (1..=10).collect::<Vec<u64>>());
+        db
+    })
+    .await;
+}
+
+/// The packed read for replay gives exactly what `read_all` gives (less ids and hashes), across
+/// chunk boundaries, for any start and limit, with text that JSON escapes (control characters,
+/// quotes, CJK) and an event at the size bound.
+#[tokio::test]
+async fn packed_reads_match_read_all() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let chunk = store::PACKED_CHUNK_MAX as u64;
+        let mut events = Vec::new();
+        for index in 0..(2 * chunk + 37) {
+            let text = format!("第{index}条 \u{1e}\u{1f}\"quoted\"\n\u{0}");
+            events.push(event(
+                "Said",
+                serde_json::json!({ "text": text, "n": index }),
+            ));
+        }
+        for batch in events.chunks(store::APPEND_EVENTS_MAX) {
+            store
+                .append(
+                    &stream("ticket-packed"),
+                    ExpectedVersion::Any,
+                    batch.to_vec(),
+                    Uuid::now_v7(),
+                )
+                .await
+                .unwrap();
+        }
+        append_one(&store, "customer-1", ExpectedVersion::Any).await;
+        let envelope = event("Big", serde_json::json!({ "text": "" }));
+        let filler = store::EVENT_BYTES_MAX
+            - envelope.event_type.len()
+            - envelope.payload.get().len()
+            - envelope.metadata.get().len();
+        let big = event("Big", serde_json::json!({ "text": "x".repeat(filler) }));
+        store
+            .append(
+                &stream("ticket-big"),
+                ExpectedVersion::Any,
+                vec![big],
+                Uuid::now_v7(),
+            )
+            .await
+            .unwrap();
+        let (head, _) = store.head().await.unwrap();
+        for (after, limit) in [
+            (0, store::READ_LIMIT_MAX),
+            (0, 1),
+            (0, chunk as usize),
+            (chunk - 1, chunk as usize + 2),
+            (chunk, 3),
+            (head - 2, 100),
+            (head, 100),
+            (head + 5, 100),
+        ] {
+            let records = store.read_all(after, limit).await.unwrap();
+            let page = store.read_all_packed(after, limit).await.unwrap();
+            assert_eq!(page.len(), records.len(), "after {after} limit {limit}");
+            assert_eq!(page.last_position(), records.last().map(|r| r.position));
+            assert!(
+                page.iter().eq(records.iter().map(store::Record::view)),
+                "after {after} limit {limit}"
+            );
+        }
         db
     })
     .await;

@@ -1,0 +1,350 @@
+//! The thin tokio driver: follows the log into its sources, sleeps until the next deadline, and
+//! issues due work through a `CommandSink` (the API's decider, as the System actor). It trusts
+//! no memory across restarts or leadership changes: each time it becomes leader it builds fresh
+//! sources and folds the whole log, so every overdue timer fires after downtime, in due order,
+//! once — the command ids make a repeated fire a no-op in the store.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use store::{Store, StoreError, Subscription};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::leader::Leadership;
+use crate::source::{TimerSource, Work};
+
+/// Most work items taken out of the sources per round.
+pub const ROUND_WORK_MAX: usize = 10_000;
+/// Most tickets whose work is in flight at once (work for one ticket is issued in order).
+pub const TICKETS_IN_FLIGHT_MAX: usize = 64;
+/// The longest the driver sleeps without looking at the clock again.
+pub const IDLE_WAKE_MAX: Duration = Duration::from_secs(1);
+/// How often a leader checks it still holds its lock.
+pub const LEADER_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The wall clock, injected: `docket serve` passes the system clock, tests a manual one.
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> Timestamp;
+}
+
+/// What became of one work item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Issued {
+    /// Events were appended, the last at this position.
+    Appended { position: u64 },
+    /// The command id had been appended before: nothing written.
+    Duplicate,
+    /// The domain decided there was nothing to record (already warned, already breached).
+    Unchanged,
+    /// The domain refused it (the clock moved meanwhile); the log will say what is next.
+    Rejected { rule: String },
+}
+
+/// Why a work item could not be issued now (the database is away): it is retried.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("issuing scheduled work failed: {message}")]
+pub struct SinkError {
+    pub message: String,
+}
+
+/// Where work goes: the domain's decider and the store, as the System actor.
+pub trait CommandSink: Send + Sync + 'static {
+    fn issue(&self, work: &Work) -> impl Future<Output = Result<Issued, SinkError>> + Send;
+}
+
+/// One work item as processed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fired {
+    pub source: &'static str,
+    pub command: &'static str,
+    pub due_at: Timestamp,
+    pub processed_at: Timestamp,
+    pub issued: Issued,
+}
+
+/// Scheduler state for the metrics endpoint; shared, cheap to read.
+#[derive(Debug, Default)]
+pub struct SchedulerStats {
+    pub leader: AtomicBool,
+    pub timers: AtomicU64,
+    pub fired: AtomicU64,
+    pub failed: AtomicU64,
+    /// Due → processed of the last work item, in milliseconds.
+    pub last_lag_ms: AtomicI64,
+    pub position: AtomicU64,
+}
+
+/// Follows the log and fires due work while it leads.
+#[derive(Debug)]
+pub struct Driver<S> {
+    sink: Arc<S>,
+    clock: Arc<dyn Clock>,
+    sources: Vec<Box<dyn TimerSource>>,
+    subscription: Subscription,
+    stats: Arc<SchedulerStats>,
+    /// Work that failed transiently, retried first next round.
+    retry: Vec<Work>,
+}
+
+impl std::fmt::Debug for dyn TimerSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TimerSource({})", self.name())
+    }
+}
+
+impl<S: CommandSink> Driver<S> {
+    /// A driver that will fold the log from its start.
+    pub fn new(
+        store: &Store,
+        sink: Arc<S>,
+        clock: Arc<dyn Clock>,
+        sources: Vec<Box<dyn TimerSource>>,
+        stats: Arc<SchedulerStats>,
+    ) -> Driver<S> {
+        Driver {
+            sink,
+            clock,
+            sources,
+            subscription: store.subscribe(0),
+            stats,
+            retry: Vec::new(),
+        }
+    }
+
+    /// Folds every record committed so far into the sources; returns how many.
+    pub async fn catch_up(&mut self) -> Result<usize, StoreError> {
+        let mut total = 0;
+        loop {
+            let records = self.subscription.poll_available().await?;
+            if records.is_empty() {
+                break;
+            }
+            total += records.len();
+            for record in &records {
+                for source in &mut self.sources {
+                    source.observe(record);
+                }
+            }
+        }
+        self.stats
+            .position
+            .store(self.subscription.position(), Ordering::Relaxed);
+        Ok(total)
+    }
+
+    /// The earliest deadline of any source.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.sources
+            .iter()
+            .filter_map(|source| source.next_deadline())
+            .min()
+    }
+
+    pub fn timers(&self) -> usize {
+        self.sources.iter().map(|source| source.timers()).sum()
+    }
+
+    /// Issues everything due now, in due order across sources, and returns what was done. Work
+    /// of one ticket is issued one item after the other; different tickets in parallel, at most
+    /// `TICKETS_IN_FLIGHT_MAX` at once.
+    pub async fn fire(&mut self) -> Vec<Fired> {
+        let mut fired = Vec::new();
+        loop {
+            let now = self.clock.now();
+            let mut work = std::mem::take(&mut self.retry);
+            for source in &mut self.sources {
+                work.extend(source.fire_due(now, ROUND_WORK_MAX));
+            }
+            if work.is_empty() {
+                break;
+            }
+            work.sort_by_key(|item| item.due_at);
+            let (done, failed) = issue(
+                self.sink.clone(),
+                self.clock.clone(),
+                self.stats.clone(),
+                work,
+            )
+            .await;
+            let had_failures = !failed.is_empty();
+            fired.extend(done);
+            self.retry = failed;
+            if had_failures {
+                break;
+            }
+        }
+        self.stats
+            .timers
+            .store(self.timers() as u64, Ordering::Relaxed);
+        fired
+    }
+
+    /// How long to sleep before the next deadline, at most `IDLE_WAKE_MAX`.
+    fn sleep_for(&self) -> Duration {
+        if !self.retry.is_empty() {
+            return Duration::from_millis(500);
+        }
+        let Some(deadline) = self.next_deadline() else {
+            return IDLE_WAKE_MAX;
+        };
+        let wait = deadline.duration_since(self.clock.now());
+        if wait <= SignedDuration::ZERO {
+            return Duration::ZERO;
+        }
+        wait.unsigned_abs().min(IDLE_WAKE_MAX)
+    }
+
+    /// Runs until `stop` says so or the leadership check fails.
+    async fn run_while_leading(
+        &mut self,
+        leader: &mut crate::leader::Leader,
+        stop: &mut watch::Receiver<bool>,
+    ) {
+        let mut last_check = tokio::time::Instant::now();
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            if last_check.elapsed() >= LEADER_CHECK_INTERVAL {
+                if !leader.still_leading().await {
+                    tracing::warn!("sla scheduler: lost leadership");
+                    return;
+                }
+                last_check = tokio::time::Instant::now();
+            }
+            if let Err(error) = self.catch_up().await {
+                tracing::warn!(%error, "sla scheduler: reading the log failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            self.fire().await;
+            let wait = self.sleep_for().min(LEADER_CHECK_INTERVAL);
+            tokio::select! {
+                next = self.subscription.next() => {
+                    if let Ok(record) = next {
+                        for source in &mut self.sources {
+                            source.observe(&record);
+                        }
+                    }
+                }
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+}
+
+/// Runs the scheduler for the life of the process: waits to lead, then builds fresh sources,
+/// folds the log and fires; on losing the lead, drops everything and waits again.
+pub async fn run<S, F>(
+    store: Store,
+    sink: Arc<S>,
+    clock: Arc<dyn Clock>,
+    make_sources: F,
+    leadership: Leadership,
+    stats: Arc<SchedulerStats>,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: CommandSink,
+    F: Fn() -> Vec<Box<dyn TimerSource>> + Send + 'static,
+{
+    loop {
+        let mut leader = tokio::select! {
+            leader = leadership.acquire() => leader,
+            _ = stop.changed() => return,
+        };
+        if *stop.borrow() {
+            return;
+        }
+        stats.leader.store(true, Ordering::Relaxed);
+        tracing::info!("sla scheduler: leading");
+        let mut driver = Driver::new(
+            &store,
+            sink.clone(),
+            clock.clone(),
+            make_sources(),
+            stats.clone(),
+        );
+        driver.run_while_leading(&mut leader, &mut stop).await;
+        stats.leader.store(false, Ordering::Relaxed);
+        leader.release().await;
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
+async fn issue<S: CommandSink>(
+    sink: Arc<S>,
+    clock: Arc<dyn Clock>,
+    stats: Arc<SchedulerStats>,
+    work: Vec<Work>,
+) -> (Vec<Fired>, Vec<Work>) {
+    // Group by ticket, keeping due order inside each group and between first items.
+    let mut groups: BTreeMap<(Timestamp, usize), Vec<Work>> = BTreeMap::new();
+    let mut first: std::collections::HashMap<domain::TicketId, (Timestamp, usize)> =
+        std::collections::HashMap::new();
+    for (n, item) in work.into_iter().enumerate() {
+        let key = *first.entry(item.ticket).or_insert((item.due_at, n));
+        groups.entry(key).or_default().push(item);
+    }
+    let mut done = Vec::new();
+    let mut failed = Vec::new();
+    let mut tasks = JoinSet::new();
+    let mut groups = groups.into_values();
+    loop {
+        while tasks.len() < TICKETS_IN_FLIGHT_MAX {
+            let Some(group) = groups.next() else { break };
+            let sink = sink.clone();
+            let clock = clock.clone();
+            tasks.spawn(async move {
+                let mut done = Vec::new();
+                let mut items = group.into_iter();
+                while let Some(item) = items.next() {
+                    match sink.issue(&item).await {
+                        Ok(issued) => done.push(Fired {
+                            source: item.source,
+                            command: item.command.name(),
+                            due_at: item.due_at,
+                            processed_at: clock.now(),
+                            issued,
+                        }),
+                        Err(error) => {
+                            tracing::warn!(%error, ticket = %item.ticket.0, "scheduled work failed; retrying");
+                            let mut failed = vec![item];
+                            failed.extend(items);
+                            return (done, failed);
+                        }
+                    }
+                }
+                (done, Vec::new())
+            });
+        }
+        let Some(joined) = tasks.join_next().await else {
+            break;
+        };
+        match joined {
+            Ok((ok, not)) => {
+                done.extend(ok);
+                failed.extend(not);
+            }
+            Err(error) => tracing::error!(%error, "a scheduler task panicked"),
+        }
+    }
+    for item in &done {
+        let lag = item.processed_at.duration_since(item.due_at);
+        stats
+            .last_lag_ms
+            .store(lag.as_millis() as i64, Ordering::Relaxed);
+    }
+    stats.fired.fetch_add(done.len() as u64, Ordering::Relaxed);
+    stats
+        .failed
+        .fetch_add(failed.len() as u64, Ordering::Relaxed);
+    (done, failed)
+}

@@ -1,0 +1,382 @@
+//! The SLA scheduler end to end: the real driver, the API's decider and a real store (SQLite,
+//! and PostgreSQL when configured), with a manual clock in milliseconds. Exactly once after a
+//! restart, after a crash mid-fire, after three hours of downtime, with two nodes firing at once,
+//! and across a leader failover on PostgreSQL.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use api::scheduler::{ApiSink, StateClock};
+use api::AppState;
+use domain::{Command, CreateTicket, Requester, TicketId, TicketNumber};
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{json, Value};
+use sla_scheduler::{
+    CommandSink, Driver, Issued, Leadership, Policies, SchedulerStats, SinkError, SlaConfig,
+    SlaSource, TimerSource, Work,
+};
+use store::scratch::ScratchDb;
+use store::Store;
+use uuid::Uuid;
+
+/// First response within 60 minutes, resolution within 120, warnings at half-time; 24x7.
+pub const POLICIES: &str = r#"
+version = 1
+[[policies]]
+id = "fast"
+warning = "50%"
+targets.first_response = "60m"
+targets.resolution = "120m"
+[[policies.escalations]]
+rule = "raise"
+on = "breach"
+metrics = ["first_response"]
+raise_priority = "urgent"
+"#;
+
+pub fn policies(text: &str) -> Arc<Policies> {
+    let config: SlaConfig = toml::from_str(text).expect("test policies parse");
+    Arc::new(Policies::compile(&config).expect("test policies compile"))
+}
+
+#[derive(Debug)]
+pub struct ManualClock(Mutex<Timestamp>);
+
+impl ManualClock {
+    pub fn new(at: Timestamp) -> Arc<ManualClock> {
+        Arc::new(ManualClock(Mutex::new(at)))
+    }
+    pub fn advance_ms(&self, ms: i64) {
+        let mut now = self.0.lock().unwrap();
+        *now += SignedDuration::from_millis(ms);
+    }
+}
+
+impl api::Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// One `docket serve` node: its own store handle and API state on the shared database.
+pub struct Node {
+    pub store: Store,
+    pub state: AppState,
+}
+
+impl Node {
+    pub async fn start(db: &ScratchDb, clock: Arc<ManualClock>) -> Node {
+        let store = Store::open_with(db.config.clone()).await.unwrap();
+        let state = AppState::start(
+            store.clone(),
+            domain::BlueprintCatalog::builtin(),
+            clock,
+            api::ApiConfig::default(),
+        )
+        .await
+        .unwrap();
+        Node { store, state }
+    }
+
+    /// A fresh driver, as a restarted or newly elected node builds it.
+    pub fn driver(&self, policies: &Arc<Policies>) -> Driver<ApiSink> {
+        self.driver_with(ApiSink::new(self.state.clone()), policies)
+    }
+
+    pub fn driver_with<S: CommandSink>(&self, sink: S, policies: &Arc<Policies>) -> Driver<S> {
+        let sources: Vec<Box<dyn TimerSource>> = vec![Box::new(SlaSource::new(policies.clone()))];
+        Driver::new(
+            &self.store,
+            Arc::new(sink),
+            Arc::new(StateClock(self.state.clone())),
+            sources,
+            Arc::new(SchedulerStats::default()),
+        )
+    }
+
+    /// Opens ticket `n` (as an integration would), at the clock's time.
+    pub async fn create(&self, n: u128) -> TicketId {
+        let ticket_id = TicketId(Uuid::from_u128(0x5_1a00_0000 + n));
+        let command = Command::CreateTicket(CreateTicket {
+            ticket_id,
+            number: TicketNumber(n as u64 + 1),
+            channel: domain::Channel::Email,
+            requester: Requester {
+                id: domain::CustomerId(Uuid::from_u128(0xc0 + n)),
+                name: None,
+                email: None,
+            },
+            subject: format!("ticket {n}"),
+            description: String::new(),
+            ticket_type: "question".to_owned(),
+            priority: domain::Priority::Normal,
+            tags: vec![],
+            fields: BTreeMap::new(),
+            attachments: vec![],
+        });
+        api::system_command(
+            &self.state,
+            ticket_id,
+            &command,
+            Uuid::from_u128(0x5_1a00_0000 + n),
+            json!({"source": "test"}),
+        )
+        .await
+        .unwrap();
+        ticket_id
+    }
+}
+
+/// One SLA event as the log holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlaEvent {
+    pub ticket: String,
+    pub event_type: String,
+    pub metric: String,
+    pub due_at: Option<Timestamp>,
+    pub observed_at: Option<Timestamp>,
+    /// The due time of the scheduler's work, from the metadata.
+    pub fired_due_at: Option<Timestamp>,
+}
+
+pub async fn sla_events(store: &Store) -> Vec<SlaEvent> {
+    tests::read_whole_log(store)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|record| {
+            record.event_type.starts_with("Sla")
+                || record.event_type == "Escalated"
+                || record.event_type == "PriorityChangedByRule"
+        })
+        .map(|record| {
+            let payload: Value = serde_json::from_str(&record.payload).unwrap();
+            let metadata: Value = serde_json::from_str(&record.metadata).unwrap();
+            let time = |value: &Value| value.as_str().and_then(|text| text.parse().ok());
+            SlaEvent {
+                ticket: record.stream_id.clone(),
+                event_type: record.event_type.clone(),
+                metric: payload["metric"].as_str().unwrap_or_default().to_owned(),
+                due_at: time(&payload["due_at"]),
+                observed_at: time(&payload["observed_at"]),
+                fired_due_at: time(&metadata["scheduler"]["due_at"]),
+            }
+        })
+        .collect()
+}
+
+fn count(events: &[SlaEvent], event_type: &str) -> usize {
+    events
+        .iter()
+        .filter(|event| event.event_type == event_type)
+        .count()
+}
+
+fn start() -> Timestamp {
+    "2026-11-02T09:00:00Z".parse().unwrap()
+}
+
+const MINUTE_MS: i64 = 60_000;
+
+#[tokio::test]
+async fn downtime_restarts_and_a_crash_mid_fire_fire_each_timer_once_in_due_order() {
+    for db in ScratchDb::all().await {
+        let clock = ManualClock::new(start());
+        let node = Node::start(&db, clock.clone()).await;
+        let policies = policies(POLICIES);
+        let mut driver = node.driver(&policies);
+        // Ten tickets, one a minute: first response due 60 min after each, warning at 30.
+        for n in 0..10 {
+            node.create(n).await;
+            clock.advance_ms(MINUTE_MS);
+        }
+        driver.catch_up().await.unwrap();
+        let applied = driver.fire().await;
+        assert_eq!(applied.len(), 10, "one ApplySla per ticket");
+        driver.catch_up().await.unwrap();
+        assert_eq!(driver.fire().await, vec![], "nothing is due yet");
+        // The server goes down at minute 20 for three hours: every warning, breach and
+        // escalation of the ten tickets comes due meanwhile.
+        clock.advance_ms(10 * MINUTE_MS);
+        drop(driver);
+        clock.advance_ms(3 * 60 * MINUTE_MS);
+        let mut driver = node.driver(&policies);
+        driver.catch_up().await.unwrap();
+        let fired = driver.fire().await;
+        // Per ticket: first-response warning and breach, resolution warning and breach.
+        assert_eq!(fired.len(), 40);
+        let dues: Vec<Timestamp> = fired.iter().map(|fired| fired.due_at).collect();
+        let mut sorted = dues.clone();
+        sorted.sort();
+        assert_eq!(dues.len(), sorted.len());
+        driver.catch_up().await.unwrap();
+        assert_eq!(driver.fire().await, vec![], "each fires once");
+        // A second restart finds everything recorded and fires nothing.
+        let mut restarted = node.driver(&policies);
+        restarted.catch_up().await.unwrap();
+        assert_eq!(restarted.fire().await, vec![]);
+        let events = sla_events(&node.store).await;
+        assert_eq!(count(&events, "SlaWarningRaised"), 20);
+        assert_eq!(count(&events, "SlaBreached"), 20);
+        assert_eq!(count(&events, "PriorityChangedByRule"), 10);
+        for event in events
+            .iter()
+            .filter(|event| event.event_type == "SlaBreached")
+        {
+            // Due during the downtime, processed after it: both recorded.
+            let (due, observed) = (event.due_at.unwrap(), event.observed_at.unwrap());
+            assert_eq!(event.fired_due_at, Some(due));
+            assert!(observed.duration_since(due) >= SignedDuration::from_mins(60));
+        }
+        // Per ticket, in due order: warnings before breaches, first response before resolution.
+        let mut by_ticket: BTreeMap<&str, Vec<Timestamp>> = BTreeMap::new();
+        for event in &events {
+            if let Some(due) = event.fired_due_at {
+                by_ticket.entry(&event.ticket).or_default().push(due);
+            }
+        }
+        for dues in by_ticket.values() {
+            assert!(dues.windows(2).all(|pair| pair[0] <= pair[1]), "{dues:?}");
+        }
+        db.cleanup().await;
+    }
+}
+
+/// A sink that dies after appending its `crash_after`-th item: the append is durable, but the
+/// driver never hears of it (a crash between the commit and the acknowledgement).
+struct CrashingSink {
+    inner: ApiSink,
+    crash_after: usize,
+    issued: Mutex<usize>,
+}
+
+impl CommandSink for CrashingSink {
+    async fn issue(&self, work: &Work) -> Result<Issued, SinkError> {
+        let dead = || SinkError {
+            message: "the process died".to_owned(),
+        };
+        {
+            let mut issued = self.issued.lock().unwrap();
+            if *issued >= self.crash_after {
+                return Err(dead());
+            }
+            *issued += 1;
+        }
+        let outcome = self.inner.issue(work).await?;
+        if *self.issued.lock().unwrap() >= self.crash_after {
+            return Err(dead());
+        }
+        Ok(outcome)
+    }
+}
+
+#[tokio::test]
+async fn a_crash_mid_fire_and_two_nodes_firing_at_once_record_each_breach_once() {
+    for db in ScratchDb::all().await {
+        let clock = ManualClock::new(start());
+        let node = Node::start(&db, clock.clone()).await;
+        let other = Node::start(&db, clock.clone()).await;
+        let policies = policies(POLICIES);
+        for n in 0..6 {
+            node.create(n).await;
+        }
+        let mut driver = node.driver(&policies);
+        driver.catch_up().await.unwrap();
+        driver.fire().await;
+        clock.advance_ms(59 * MINUTE_MS);
+        // The node crashes after its third append of the burst of warnings.
+        let mut crashing = node.driver_with(
+            CrashingSink {
+                inner: ApiSink::new(node.state.clone()),
+                crash_after: 3,
+                issued: Mutex::new(0),
+            },
+            &policies,
+        );
+        crashing.catch_up().await.unwrap();
+        crashing.fire().await;
+        drop(crashing);
+        // Two nodes (a leader and one that wrongly believes it leads) fire the same work.
+        clock.advance_ms(2 * 60 * MINUTE_MS);
+        let mut first = node.driver(&policies);
+        let mut second = other.driver(&policies);
+        first.catch_up().await.unwrap();
+        second.catch_up().await.unwrap();
+        let (a, b) = tokio::join!(first.fire(), second.fire());
+        let appended = a
+            .iter()
+            .chain(&b)
+            .filter(|fired| matches!(fired.issued, Issued::Appended { .. }))
+            .count();
+        let events = sla_events(&node.store).await;
+        assert_eq!(count(&events, "SlaWarningRaised"), 12, "{events:#?}");
+        assert_eq!(count(&events, "SlaBreached"), 12);
+        assert_eq!(count(&events, "PriorityChangedByRule"), 6);
+        // The crash left 3 first-response warnings; then 6 first-response breaches and 6
+        // resolution warnings and breaches: each appended by exactly one of the two nodes.
+        assert_eq!(appended, 3 + 18, "{a:#?} {b:#?}");
+        db.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn on_postgresql_one_node_leads_and_another_takes_over_within_five_seconds() {
+    let Some(db) = ScratchDb::postgres().await else {
+        return;
+    };
+    let store_a = Store::open_with(db.config.clone()).await.unwrap();
+    let store_b = Store::open_with(db.config.clone()).await.unwrap();
+    let fast = |store: &Store| match Leadership::for_store(store) {
+        Leadership::Postgres { pool, .. } => Leadership::Postgres {
+            pool,
+            retry: Duration::from_millis(100),
+        },
+        Leadership::Single => panic!("a PostgreSQL store elects"),
+    };
+    let (a, b) = (fast(&store_a), fast(&store_b));
+    let mut leader = a
+        .try_acquire()
+        .await
+        .unwrap()
+        .expect("the first node leads");
+    assert!(
+        b.try_acquire().await.unwrap().is_none(),
+        "one leader at a time"
+    );
+    assert!(leader.still_leading().await);
+    // The leader's connection is cut (its node died, or the network did).
+    let mut admin = db.postgres_connection().await.unwrap();
+    let killed: i64 = sqlx::query_scalar(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+    )
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert!(killed >= 1);
+    assert!(
+        !leader.still_leading().await,
+        "a lost connection is a lost lead"
+    );
+    let took_over = tokio::time::timeout(Duration::from_secs(5), b.acquire()).await;
+    let successor = took_over.expect("another node leads within 5 s");
+    assert!(a.try_acquire().await.unwrap().is_none());
+    successor.release().await;
+    leader.release().await;
+    assert!(
+        a.try_acquire().await.unwrap().is_some(),
+        "a released lock is free"
+    );
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn on_sqlite_the_single_node_leads() {
+    let db = ScratchDb::sqlite().await;
+    let store = Store::open_with(db.config.clone()).await.unwrap();
+    let leadership = Leadership::for_store(&store);
+    assert!(matches!(leadership, Leadership::Single));
+    let mut leader = leadership.acquire().await;
+    assert!(leader.still_leading().await);
+    db.cleanup().await;
+}
