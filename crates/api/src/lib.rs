@@ -51,6 +51,8 @@ pub struct ApiConfig {
     pub rate_limit: RateLimit,
     /// The longest a query with `?min_position=` waits for the read side to catch up.
     pub read_wait_max: Duration,
+    /// Macros (applied with `apply_macro`) and the rest of `[automation]`.
+    pub automation: Arc<automation::Automation>,
 }
 
 impl Default for ApiConfig {
@@ -58,6 +60,7 @@ impl Default for ApiConfig {
         ApiConfig {
             rate_limit: RateLimit::default(),
             read_wait_max: Duration::from_secs(5),
+            automation: Arc::default(),
         }
     }
 }

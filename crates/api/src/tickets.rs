@@ -53,6 +53,67 @@ pub struct CreateTicketRequest {
     pub attachments: Vec<AttachmentInput>,
 }
 
+/// `{"type": "apply_macro", "macro": "refund_done"}`: the macro's actions (reply, note, tags,
+/// priority, transition), decided in order as one command and appended atomically.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyMacro {
+    #[serde(rename = "type")]
+    #[expect(
+        dead_code,
+        reason = "the tag only selects this shape; serde checks its value"
+    )]
+    kind: ApplyMacroType,
+    /// The id of a macro configured in `[automation]`.
+    #[serde(rename = "macro")]
+    pub macro_id: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplyMacroType {
+    ApplyMacro,
+}
+
+/// The body of `POST /v1/tickets/{id}/commands`: a domain command, or `apply_macro`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per request, never stored: boxing would only add an allocation"
+)]
+pub enum TicketCommand {
+    ApplyMacro(ApplyMacro),
+    Domain(Command),
+}
+
+impl TicketCommand {
+    /// Parses the body by its `type`, so that a bad domain command gets the domain's precise
+    /// error (an untagged enum would only say that nothing matched).
+    fn parse(bytes: &[u8]) -> Result<TicketCommand, ApiError> {
+        #[derive(Deserialize)]
+        struct Peek<'a> {
+            #[serde(rename = "type", borrow, default)]
+            kind: Option<std::borrow::Cow<'a, str>>,
+        }
+        let kind = serde_json::from_slice::<Peek<'_>>(bytes)
+            .ok()
+            .and_then(|peek| peek.kind);
+        if kind.as_deref() == Some("apply_macro") {
+            crate::body::parse(bytes).map(TicketCommand::ApplyMacro)
+        } else {
+            crate::body::parse(bytes).map(TicketCommand::Domain)
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            TicketCommand::ApplyMacro(_) => "apply_macro",
+            TicketCommand::Domain(command) => command.name(),
+        }
+    }
+}
+
 /// An event as the API shows it.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct EventView {
@@ -119,7 +180,7 @@ pub async fn create_ticket(
         &principal,
         &headers,
         ticket_id,
-        &command,
+        &TicketCommand::Domain(command),
         command_id,
         &fingerprint,
     )
@@ -140,10 +201,11 @@ pub async fn post_command(
     principal: Principal,
     Path(ticket_id): Path<String>,
     headers: HeaderMap,
-    body: JsonBody<Command>,
+    body: JsonBody<serde::de::IgnoredAny>,
 ) -> Result<Response, ApiError> {
     let ticket_id = parse_ticket_id(&ticket_id)?;
-    if matches!(body.value, Command::CreateTicket(_)) {
+    let request = TicketCommand::parse(&body.bytes)?;
+    if matches!(request, TicketCommand::Domain(Command::CreateTicket(_))) {
         return Err(ApiError::BadRequest(
             "create tickets with POST /v1/tickets".to_owned(),
         ));
@@ -171,7 +233,7 @@ pub async fn post_command(
         &principal,
         &headers,
         ticket_id,
-        &body.value,
+        &request,
         command_id,
         &fingerprint,
     )
@@ -391,7 +453,7 @@ async fn execute(
     principal: &Principal,
     headers: &HeaderMap,
     ticket_id: TicketId,
-    command: &Command,
+    command: &TicketCommand,
     command_id: Uuid,
     fingerprint: &str,
 ) -> Result<CommandResponse, ApiError> {
@@ -451,7 +513,7 @@ pub async fn command_as(
             &issuer,
             &HeaderMap::new(),
             ticket_id,
-            command,
+            &TicketCommand::Domain(command.clone()),
             command_id,
             "",
         )
@@ -496,7 +558,7 @@ pub async fn system_command(
             &issuer,
             &HeaderMap::new(),
             ticket_id,
-            command,
+            &TicketCommand::Domain(command.clone()),
             command_id,
             "",
         )
@@ -509,7 +571,7 @@ async fn execute_as(
     issuer: &Issuer,
     headers: &HeaderMap,
     ticket_id: TicketId,
-    command: &Command,
+    command: &TicketCommand,
     command_id: Uuid,
     fingerprint: &str,
 ) -> Result<CommandResponse, ApiError> {
@@ -539,7 +601,14 @@ async fn execute_as(
         let at = state.now();
         let mut context = CommandContext::new(at, command_id, actor, &state.inner.blueprints);
         context.correlation_id = correlation_id;
-        let decided = domain::decide(command, &ticket, &context);
+        let decided = match command {
+            TicketCommand::Domain(command) => {
+                domain::decide(command, &ticket, &context).map_err(ApiError::from)
+            }
+            TicketCommand::ApplyMacro(apply) => {
+                decide_macro(state, &apply.macro_id, &ticket, &context).await
+            }
+        };
         // Only "append these events" may rest on a cached ticket: the append checks its version.
         // A rejection or a no-op is confirmed against the log first.
         if !fresh && !matches!(&decided, Ok(events) if !events.is_empty()) {
@@ -571,6 +640,10 @@ async fn execute_as(
             command: command.name(),
             command_id,
             correlation_id,
+            macro_id: match command {
+                TicketCommand::ApplyMacro(apply) => Some(apply.macro_id.as_str()),
+                _ => None,
+            },
             request_sha256: fingerprint,
             scheduler: issuer.scheduler.as_ref(),
         };
@@ -658,6 +731,58 @@ async fn execute_as(
     })
 }
 
+/// Expands macro `macro_id` for this ticket and actor and decides its commands as one batch.
+/// The template values come from the directory (the customer's and the agent's names), else
+/// from the ticket's creation (the requester's name as the channel gave it).
+async fn decide_macro(
+    state: &AppState,
+    macro_id: &str,
+    ticket: &Ticket,
+    context: &CommandContext<'_>,
+) -> Result<Vec<Event>, ApiError> {
+    let details = ticket
+        .details
+        .as_ref()
+        .ok_or_else(|| ApiError::from(domain::Rejection::TicketNotFound))?;
+    let mut values = automation::TemplateValues {
+        ticket_number: Some(details.number.0),
+        ticket_subject: Some(details.subject.clone()),
+        ..automation::TemplateValues::default()
+    };
+    {
+        let directory = state.directory();
+        if let Some(customer) = directory.customers.get(&details.requester.0) {
+            values.customer_name = Some(customer.name.clone());
+            values.customer_email = customer.email.clone();
+        }
+        if let Some(agent) = directory.agents.get(&context.actor.id.0) {
+            values.agent_name = Some(agent.name.clone());
+        }
+    }
+    if values.customer_name.is_none() {
+        let first = state
+            .inner
+            .store
+            .read_stream(&stream_id(details.id)?, 1, 1)
+            .await?;
+        if let Some(Ok(Event::TicketCreated(created))) = first.first().map(|record| {
+            Event::from_stored(&record.event_type, record.schema_version, &record.payload)
+        }) {
+            values.customer_name = created.pii.requester_name;
+            values.customer_email = values.customer_email.or(created.pii.requester_email);
+        }
+    }
+    let commands = state
+        .inner
+        .config
+        .automation
+        .macros
+        .expand(macro_id, &values, automation::AppliedBy::Agent)
+        .map_err(|error| ApiError::Unprocessable(error.to_string()))?;
+    automation::decide_sequence(&commands, ticket, context)
+        .map_err(|rejected| ApiError::from(rejected.rejection))
+}
+
 /// The metadata of a command's events, serialized straight to text. Fields are in alphabetical
 /// order, so the bytes are those the same object built as a `serde_json::Value` had (its maps
 /// are sorted): the stored metadata did not change shape with this struct.
@@ -669,6 +794,8 @@ struct CommandMetadata<'a> {
     command: &'a str,
     command_id: Uuid,
     correlation_id: Uuid,
+    #[serde(rename = "macro", skip_serializing_if = "Option::is_none")]
+    macro_id: Option<&'a str>,
     request_sha256: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     scheduler: Option<&'a Value>,
@@ -738,8 +865,16 @@ async fn follow_up(
         let mut headers = headers.clone();
         headers.remove(header::IF_MATCH);
         headers.remove("idempotency-key");
-        if let Err(error) =
-            execute(state, principal, &headers, other, &command, command_id, "").await
+        if let Err(error) = execute(
+            state,
+            principal,
+            &headers,
+            other,
+            &TicketCommand::Domain(command),
+            command_id,
+            "",
+        )
+        .await
         {
             tracing::warn!(%error, ticket = %other, "follow-up command on the other ticket failed");
         }
@@ -967,7 +1102,11 @@ mod tests {
         let at: jiff::Timestamp = "2026-11-24T07:00:00.123456Z".parse().unwrap();
         let actor = principal.actor_json();
         let scheduler = json!({"source": "sla", "due_at": at});
-        for (causation, scheduler) in [(None, None), (Some(Uuid::from_u128(5)), Some(&scheduler))] {
+        let cases = [
+            (None, None, None),
+            (Some(Uuid::from_u128(5)), Some("greeting"), Some(&scheduler)),
+        ];
+        for (causation, macro_id, scheduler) in cases {
             let typed = CommandMetadata {
                 actor: &actor,
                 at,
@@ -975,6 +1114,7 @@ mod tests {
                 command: "assign_agent",
                 command_id: Uuid::from_u128(3),
                 correlation_id: Uuid::from_u128(4),
+                macro_id,
                 request_sha256: "00ff",
                 scheduler,
             };
@@ -989,6 +1129,9 @@ mod tests {
             });
             if let Some(scheduler) = scheduler {
                 untyped["scheduler"] = scheduler.clone();
+            }
+            if let Some(macro_id) = macro_id {
+                untyped["macro"] = Value::from(macro_id);
             }
             assert_eq!(
                 serde_json::to_string(&typed).unwrap(),
