@@ -83,23 +83,21 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
             }
         });
     }
+    let mut api_config = config.api_config();
     match std::env::var("DOCKET_WEBHOOK_SIGNING_KEY") {
         Ok(key) if !key.is_empty() => {
-            let dispatcher = automation::Dispatcher::open(store.clone(), Arc::from(key.as_bytes()))
+            let key: Arc<[u8]> = Arc::from(key.as_bytes());
+            let dispatcher = automation::Dispatcher::open(store.clone(), key.clone())
                 .await
                 .context("opening the webhook dispatcher")?;
             tokio::spawn(dispatcher.run(Arc::new(SystemClock)));
+            api_config.webhook_signing_key = Some(key);
         }
         _ => tracing::info!("DOCKET_WEBHOOK_SIGNING_KEY is not set: webhooks are off"),
     }
-    let state = api::AppState::start(
-        store.clone(),
-        blueprints,
-        Arc::new(SystemClock),
-        config.api_config(),
-    )
-    .await
-    .context("reading the directory from the log")?;
+    let state = api::AppState::start(store.clone(), blueprints, Arc::new(SystemClock), api_config)
+        .await
+        .context("reading the directory from the log")?;
     let admin_token = std::env::var("DOCKET_ADMIN_TOKEN")
         .ok()
         .filter(|token| !token.is_empty());
