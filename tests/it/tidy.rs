@@ -43,6 +43,7 @@ const ALLOWED_ARROWS: &[(&str, &[&str])] = &[
             "api",
             "sla-scheduler",
             "automation",
+            "routing",
         ],
     ),
 ];

@@ -27,7 +27,7 @@ use store::Record;
 use uuid::Uuid;
 
 use crate::config::{RoutingConfig, TeamConfig};
-use crate::priority::{PriorityRules, Proposal};
+use crate::priority::{PriorityRules, Proposal, TicketFacts};
 
 /// Queued tickets of one team looked at per decision before giving up: when the head of the
 /// queue needs a skill no free agent has, the tickets behind it still get routed, but a queue
@@ -471,7 +471,7 @@ impl Engine {
                 language: crate::language::detect(&text),
                 upset: false,
             };
-            self.propose(id, &slot, Some(&text));
+            self.propose(id, &slot, Some(&text), true);
             self.tickets.insert(id, slot);
             return;
         }
@@ -485,7 +485,13 @@ impl Engine {
         slot.clocks.apply(&event.event, event.at);
         let mut message = None;
         match &event.event {
-            Event::PriorityChanged(changed) => slot.priority = changed.to,
+            Event::PriorityChanged(changed) => {
+                slot.priority = changed.to;
+                // A person decided: a rule still waiting to raise the priority stands down.
+                if let Some(proposal) = self.proposals.get_mut(&id) {
+                    proposal.priority = None;
+                }
+            }
             Event::PriorityChangedByRule(changed) => slot.priority = changed.to,
             Event::TagsAdded(added) => {
                 for tag in &added.tags {
@@ -521,7 +527,7 @@ impl Engine {
         self.moved(id, before_queue, &slot);
         self.reload(before_load, slot.open_load());
         self.reown(id, before_owner, slot.owner());
-        self.propose(id, &slot, message.as_deref());
+        self.propose(id, &slot, message.as_deref(), false);
         if slot.category() == Some(StateCategory::Closed) {
             self.proposals.remove(&id);
         } else {
@@ -531,16 +537,14 @@ impl Engine {
 
     /// Keeps a ticket's priority proposal in step with the ticket: a new text may add one, and
     /// one that is carried out (or overtaken by a person) goes away.
-    fn propose(&mut self, id: TicketId, slot: &TicketSlot, text: Option<&str>) {
+    fn propose(&mut self, id: TicketId, slot: &TicketSlot, text: Option<&str>, created: bool) {
         if let Some(text) = text {
-            let tier = self.customer_tiers.get(&slot.requester).map(String::as_str);
-            if let Some(proposal) = self.rules.evaluate(
-                text,
-                tier,
-                slot.channel,
-                &slot.ticket_type,
-                self.last_event_id,
-            ) {
+            let facts = created.then(|| TicketFacts {
+                tier: self.customer_tiers.get(&slot.requester).map(String::as_str),
+                channel: slot.channel,
+                ticket_type: &slot.ticket_type,
+            });
+            if let Some(proposal) = self.rules.evaluate(text, facts, self.last_event_id) {
                 let merged = match self.proposals.remove(&id) {
                     Some(earlier) => earlier.merge(proposal),
                     None => proposal,
