@@ -54,10 +54,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 max: BODY_BYTES_MAX,
             })?;
         let value = parse(&bytes)?;
-        let sha256 = Sha256::digest(&bytes)
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect();
+        let sha256 = crate::directory::hex(&Sha256::digest(&bytes));
         Ok(JsonBody {
             value,
             sha256,

@@ -276,12 +276,19 @@ async fn follow_directory(shared: Weak<Shared>, mut subscription: store::Subscri
         };
         match next {
             Ok(record) => {
+                // Whatever else is at hand is applied under the same lock.
+                let more = subscription.take_buffered().unwrap_or_else(|error| {
+                    tracing::warn!(%error, "directory follower: reading the log");
+                    Vec::new()
+                });
                 let mut directory = shared
                     .directory
                     .write()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
-                if record.position > directory.position {
-                    directory.apply(&record);
+                for record in std::iter::once(&record).chain(&more) {
+                    if record.position > directory.position {
+                        directory.apply(record);
+                    }
                 }
                 let position = directory.position;
                 drop(directory);
