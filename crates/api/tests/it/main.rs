@@ -10,6 +10,7 @@
 //! - `feed`: the global feed's pages and its live, resumable Server-Sent Events stream.
 //! - `roles`: every route against every role.
 //! - `macros`: `apply_macro` applies a configured macro as one atomic command.
+//! - `webhooks`: subscriptions and the delivery log over the admin API.
 //! - `openapi`: `docs/openapi.json` is the generated document, and real traffic matches it.
 
 mod access;
@@ -21,3 +22,4 @@ mod openapi;
 mod read;
 mod roles;
 mod support;
+mod webhooks;
