@@ -11,9 +11,12 @@
 //!   restarts, a crash mid-fire, three hours of downtime, two nodes, a leader failover.
 //! - `sla_sim`: a seeded simulation of tickets, pauses, priority changes, clock jumps, crashes
 //!   and leader changes, every warning and breach checked against a minute-by-minute oracle.
+//! - `routing`: routing through the API: agents come online, tickets given to a team are
+//!   assigned by the routing process manager, an agent's vacation hands theirs to the others.
 //! - `tidy`: project rules: dependency arrows, a pure domain, a `//!` header on every file.
 
 mod crash;
+mod routing;
 mod sla;
 mod sla_sim;
 mod stress;

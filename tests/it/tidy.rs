@@ -11,7 +11,17 @@ const ALLOWED_ARROWS: &[(&str, &[&str])] = &[
     ("projections", &["domain", "store"]),
     ("sla-scheduler", &["domain", "store"]),
     ("routing", &["domain", "projections", "store"]),
-    ("api", &["domain", "projections", "store", "sla-scheduler"]),
+    ("automation", &["domain", "store"]),
+    (
+        "api",
+        &[
+            "domain",
+            "projections",
+            "store",
+            "sla-scheduler",
+            "automation",
+        ],
+    ),
     (
         "docket",
         &[
@@ -21,11 +31,20 @@ const ALLOWED_ARROWS: &[(&str, &[&str])] = &[
             "api",
             "sla-scheduler",
             "routing",
+            "automation",
         ],
     ),
     (
         "tests",
-        &["domain", "store", "projections", "api", "sla-scheduler"],
+        &[
+            "domain",
+            "store",
+            "projections",
+            "api",
+            "sla-scheduler",
+            "automation",
+            "routing",
+        ],
     ),
 ];
 

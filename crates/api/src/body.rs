@@ -19,6 +19,8 @@ pub struct JsonBody<T> {
     pub value: T,
     /// SHA-256 of the body as received, hex.
     pub sha256: String,
+    /// The body as received, for a second parse into a more specific type.
+    pub bytes: Bytes,
 }
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
@@ -52,11 +54,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 max: BODY_BYTES_MAX,
             })?;
         let value = parse(&bytes)?;
-        let sha256 = Sha256::digest(&bytes)
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect();
-        Ok(JsonBody { value, sha256 })
+        let sha256 = crate::directory::hex(&Sha256::digest(&bytes));
+        Ok(JsonBody {
+            value,
+            sha256,
+            bytes,
+        })
     }
 }
 

@@ -51,6 +51,8 @@ pub struct ApiConfig {
     pub rate_limit: RateLimit,
     /// The longest a query with `?min_position=` waits for the read side to catch up.
     pub read_wait_max: Duration,
+    /// Macros (applied with `apply_macro`) and the rest of `[automation]`.
+    pub automation: Arc<automation::Automation>,
 }
 
 impl Default for ApiConfig {
@@ -58,6 +60,7 @@ impl Default for ApiConfig {
         ApiConfig {
             rate_limit: RateLimit::default(),
             read_wait_max: Duration::from_secs(5),
+            automation: Arc::default(),
         }
     }
 }
@@ -273,12 +276,19 @@ async fn follow_directory(shared: Weak<Shared>, mut subscription: store::Subscri
         };
         match next {
             Ok(record) => {
+                // Whatever else is at hand is applied under the same lock.
+                let more = subscription.take_buffered().unwrap_or_else(|error| {
+                    tracing::warn!(%error, "directory follower: reading the log");
+                    Vec::new()
+                });
                 let mut directory = shared
                     .directory
                     .write()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
-                if record.position > directory.position {
-                    directory.apply(&record);
+                for record in std::iter::once(&record).chain(&more) {
+                    if record.position > directory.position {
+                        directory.apply(record);
+                    }
                 }
                 let position = directory.position;
                 drop(directory);

@@ -23,9 +23,16 @@ struct Histogram {
 
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
-    latency: Mutex<BTreeMap<String, Histogram>>,
+    /// By route: counts by (method, status) and the latency histogram. One lock and, once a
+    /// route has been seen, no allocation per request.
+    routes: Mutex<BTreeMap<String, RouteMetrics>>,
     sse_clients: Arc<AtomicI64>,
+}
+
+#[derive(Debug, Default)]
+struct RouteMetrics {
+    requests: BTreeMap<(String, u16), u64>,
+    latency: Histogram,
 }
 
 /// Counts an open SSE client while it lives.
@@ -40,20 +47,28 @@ impl Drop for SseClient {
 
 impl Metrics {
     pub fn observe(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
-        let mut requests = self
+        let mut routes = self
+            .routes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !routes.contains_key(route) {
+            routes.insert(route.to_owned(), RouteMetrics::default());
+        }
+        let Some(metrics) = routes.get_mut(route) else {
+            return;
+        };
+        match metrics
             .requests
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *requests
-            .entry((route.to_owned(), method.to_owned(), status))
-            .or_default() += 1;
-        drop(requests);
+            .iter_mut()
+            .find(|((known, known_status), _)| known == method && *known_status == status)
+        {
+            Some((_, count)) => *count += 1,
+            None => {
+                metrics.requests.insert((method.to_owned(), status), 1);
+            }
+        }
         let seconds = elapsed.as_secs_f64();
-        let mut latency = self
-            .latency
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let histogram = latency.entry(route.to_owned()).or_default();
+        let histogram = &mut metrics.latency;
         for (bucket, bound) in histogram.buckets.iter_mut().zip(BUCKETS_SECONDS) {
             if seconds <= bound {
                 *bucket += 1;
@@ -75,26 +90,22 @@ impl Metrics {
             "# HELP docket_http_requests_total HTTP requests by route, method and status.\n",
         );
         out.push_str("# TYPE docket_http_requests_total counter\n");
-        for ((route, method, status), count) in self
-            .requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "docket_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {count}"
-            );
+        let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        for (route, metrics) in routes.iter() {
+            for ((method, status), count) in &metrics.requests {
+                let _ = writeln!(
+                    out,
+                    "docket_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {count}"
+                );
+            }
         }
         out.push_str(
             "# HELP docket_http_request_duration_seconds HTTP request latency by route.\n",
         );
         out.push_str("# TYPE docket_http_request_duration_seconds histogram\n");
-        for (route, histogram) in self
-            .latency
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        for (route, histogram) in routes
             .iter()
+            .map(|(route, metrics)| (route, &metrics.latency))
         {
             for (bucket, bound) in histogram.buckets.iter().zip(BUCKETS_SECONDS) {
                 let _ = writeln!(
@@ -118,6 +129,7 @@ impl Metrics {
                 histogram.count
             );
         }
+        drop(routes);
         let (batches, appends, events, failed) = store.stats().snapshot();
         let counters = [
             (

@@ -642,7 +642,7 @@ fn operations(schemas: &mut Schemas) -> Vec<Operation> {
             tag: "tickets",
             authenticated: true,
             parameters: [vec![ticket_id.clone()], command_headers].concat(),
-            request_body: Some(schemas.request::<domain::Command>()),
+            request_body: Some(schemas.request::<crate::tickets::TicketCommand>()),
             success: (
                 StatusCode::OK,
                 "The command is decided: the ticket's stream version, the global position and \

@@ -126,20 +126,21 @@ pub async fn method_not_allowed(method: axum::http::Method) -> ApiError {
 
 pub async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    // A matched path is a shared string: cloning it allocates nothing.
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let method = request.method().clone();
     let request_id = Uuid::now_v7();
-    let span = tracing::info_span!("request", %request_id, %method, %route);
+    let span = tracing::info_span!("request", %request_id, method = %method.as_str(), %route);
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status();
     state
         .inner
         .metrics
-        .observe(&route, &method, status.as_u16(), started.elapsed());
-    if let Ok(value) = HeaderValue::from_str(&request_id.to_string()) {
+        .observe(route, method.as_str(), status.as_u16(), started.elapsed());
+    let mut id_text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let id_text = request_id.hyphenated().encode_lower(&mut id_text);
+    if let Ok(value) = HeaderValue::from_str(id_text) {
         response.headers_mut().insert("x-request-id", value);
     }
     if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {

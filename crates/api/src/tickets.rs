@@ -15,7 +15,7 @@ use domain::{
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::value::to_raw_value;
+use serde_json::value::{to_raw_value, RawValue};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use store::{AppendError, ExpectedVersion, NewEvent, Record, StreamId};
@@ -53,6 +53,67 @@ pub struct CreateTicketRequest {
     pub attachments: Vec<AttachmentInput>,
 }
 
+/// `{"type": "apply_macro", "macro": "refund_done"}`: the macro's actions (reply, note, tags,
+/// priority, transition), decided in order as one command and appended atomically.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyMacro {
+    #[serde(rename = "type")]
+    #[expect(
+        dead_code,
+        reason = "the tag only selects this shape; serde checks its value"
+    )]
+    kind: ApplyMacroType,
+    /// The id of a macro configured in `[automation]`.
+    #[serde(rename = "macro")]
+    pub macro_id: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplyMacroType {
+    ApplyMacro,
+}
+
+/// The body of `POST /v1/tickets/{id}/commands`: a domain command, or `apply_macro`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(untagged)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per request, never stored: boxing would only add an allocation"
+)]
+pub enum TicketCommand {
+    ApplyMacro(ApplyMacro),
+    Domain(Command),
+}
+
+impl TicketCommand {
+    /// Parses the body by its `type`, so that a bad domain command gets the domain's precise
+    /// error (an untagged enum would only say that nothing matched).
+    fn parse(bytes: &[u8]) -> Result<TicketCommand, ApiError> {
+        #[derive(Deserialize)]
+        struct Peek<'a> {
+            #[serde(rename = "type", borrow, default)]
+            kind: Option<std::borrow::Cow<'a, str>>,
+        }
+        let kind = serde_json::from_slice::<Peek<'_>>(bytes)
+            .ok()
+            .and_then(|peek| peek.kind);
+        if kind.as_deref() == Some("apply_macro") {
+            crate::body::parse(bytes).map(TicketCommand::ApplyMacro)
+        } else {
+            crate::body::parse(bytes).map(TicketCommand::Domain)
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            TicketCommand::ApplyMacro(_) => "apply_macro",
+            TicketCommand::Domain(command) => command.name(),
+        }
+    }
+}
+
 /// An event as the API shows it.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct EventView {
@@ -62,7 +123,9 @@ pub struct EventView {
     #[serde(rename = "type")]
     pub event_type: String,
     pub schema_version: u32,
-    pub data: Value,
+    // The payload as stored: no parse and re-serialization on the way out.
+    #[schemars(with = "Value")]
+    pub data: Box<RawValue>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -117,7 +180,7 @@ pub async fn create_ticket(
         &principal,
         &headers,
         ticket_id,
-        &command,
+        &TicketCommand::Domain(command),
         command_id,
         &fingerprint,
     )
@@ -138,10 +201,11 @@ pub async fn post_command(
     principal: Principal,
     Path(ticket_id): Path<String>,
     headers: HeaderMap,
-    body: JsonBody<Command>,
+    body: JsonBody<serde::de::IgnoredAny>,
 ) -> Result<Response, ApiError> {
     let ticket_id = parse_ticket_id(&ticket_id)?;
-    if matches!(body.value, Command::CreateTicket(_)) {
+    let request = TicketCommand::parse(&body.bytes)?;
+    if matches!(request, TicketCommand::Domain(Command::CreateTicket(_))) {
         return Err(ApiError::BadRequest(
             "create tickets with POST /v1/tickets".to_owned(),
         ));
@@ -169,7 +233,7 @@ pub async fn post_command(
         &principal,
         &headers,
         ticket_id,
-        &body.value,
+        &request,
         command_id,
         &fingerprint,
     )
@@ -195,16 +259,15 @@ pub async fn post_command(
 /// What an idempotent retry must repeat exactly: the method, the path and the body. Stored in
 /// the metadata of the events a request wrote, and compared when its key comes again.
 fn fingerprint(method: &str, path: &str, body_sha256: &str) -> String {
-    Sha256::new()
-        .chain_update(method.as_bytes())
-        .chain_update(b" ")
-        .chain_update(path.as_bytes())
-        .chain_update(b"\n")
-        .chain_update(body_sha256.as_bytes())
-        .finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    crate::directory::hex(
+        &Sha256::new()
+            .chain_update(method.as_bytes())
+            .chain_update(b" ")
+            .chain_update(path.as_bytes())
+            .chain_update(b"\n")
+            .chain_update(body_sha256.as_bytes())
+            .finalize(),
+    )
 }
 
 pub fn parse_ticket_id(text: &str) -> Result<TicketId, ApiError> {
@@ -327,6 +390,21 @@ pub async fn load(state: &AppState, ticket_id: TicketId) -> Result<Ticket, ApiEr
     catch_up(state, ticket_id, Ticket::initial()).await
 }
 
+/// The ticket as of the latest event in the log: the cached fold (a fold of the stream's first
+/// versions, cached only once they were committed) caught up with whatever the log holds after
+/// it, so a read costs one query that usually returns nothing rather than a replay.
+async fn load_latest(state: &AppState, ticket_id: TicketId) -> Result<Ticket, ApiError> {
+    let Some(cached) = state.inner.tickets.get(ticket_id) else {
+        return load(state, ticket_id).await;
+    };
+    let version = cached.version;
+    let ticket = catch_up(state, ticket_id, cached).await?;
+    if ticket.version != version {
+        state.inner.tickets.put(ticket_id, ticket.clone());
+    }
+    Ok(ticket)
+}
+
 /// Folds the events of the ticket's stream that `ticket` has not seen yet.
 async fn catch_up(
     state: &AppState,
@@ -375,7 +453,7 @@ async fn execute(
     principal: &Principal,
     headers: &HeaderMap,
     ticket_id: TicketId,
-    command: &Command,
+    command: &TicketCommand,
     command_id: Uuid,
     fingerprint: &str,
 ) -> Result<CommandResponse, ApiError> {
@@ -435,7 +513,7 @@ pub async fn command_as(
             &issuer,
             &HeaderMap::new(),
             ticket_id,
-            command,
+            &TicketCommand::Domain(command.clone()),
             command_id,
             "",
         )
@@ -480,7 +558,7 @@ pub async fn system_command(
             &issuer,
             &HeaderMap::new(),
             ticket_id,
-            command,
+            &TicketCommand::Domain(command.clone()),
             command_id,
             "",
         )
@@ -493,7 +571,7 @@ async fn execute_as(
     issuer: &Issuer,
     headers: &HeaderMap,
     ticket_id: TicketId,
-    command: &Command,
+    command: &TicketCommand,
     command_id: Uuid,
     fingerprint: &str,
 ) -> Result<CommandResponse, ApiError> {
@@ -523,7 +601,14 @@ async fn execute_as(
         let at = state.now();
         let mut context = CommandContext::new(at, command_id, actor, &state.inner.blueprints);
         context.correlation_id = correlation_id;
-        let decided = domain::decide(command, &ticket, &context);
+        let decided = match command {
+            TicketCommand::Domain(command) => {
+                domain::decide(command, &ticket, &context).map_err(ApiError::from)
+            }
+            TicketCommand::ApplyMacro(apply) => {
+                decide_macro(state, &apply.macro_id, &ticket, &context).await
+            }
+        };
         // Only "append these events" may rest on a cached ticket: the append checks its version.
         // A rejection or a no-op is confirmed against the log first.
         if !fresh && !matches!(&decided, Ok(events) if !events.is_empty()) {
@@ -548,18 +633,20 @@ async fn execute_as(
                 duplicate: false,
             });
         }
-        let mut metadata = json!({
-            "actor": issuer.actor_json,
-            "command": command.name(),
-            "command_id": command_id,
-            "correlation_id": correlation_id,
-            "causation_id": Value::Null,
-            "at": at,
-            "request_sha256": fingerprint,
-        });
-        if let Some(scheduler) = &issuer.scheduler {
-            metadata["scheduler"] = scheduler.clone();
-        }
+        let metadata = CommandMetadata {
+            actor: &issuer.actor_json,
+            at,
+            causation_id: None,
+            command: command.name(),
+            command_id,
+            correlation_id,
+            macro_id: match command {
+                TicketCommand::ApplyMacro(apply) => Some(apply.macro_id.as_str()),
+                _ => None,
+            },
+            request_sha256: fingerprint,
+            scheduler: issuer.scheduler.as_ref(),
+        };
         let metadata =
             to_raw_value(&metadata).map_err(|error| ApiError::Internal(error.to_string()))?;
         let new_events = events
@@ -569,7 +656,7 @@ async fn execute_as(
                     event_id: Uuid::now_v7(),
                     event_type: event.event_type().to_owned(),
                     schema_version: event.schema_version(),
-                    payload: serde_json::value::RawValue::from_string(event.to_payload_json())
+                    payload: RawValue::from_string(event.to_payload_json())
                         .map_err(|error| ApiError::Internal(error.to_string()))?,
                     metadata: metadata.clone(),
                 })
@@ -601,7 +688,7 @@ async fn execute_as(
                         event_id: event.event_id,
                         event_type: event.event_type.clone(),
                         schema_version: event.schema_version,
-                        data: serde_json::from_str(event.payload.get()).unwrap_or(Value::Null),
+                        data: event.payload.clone(),
                     })
                     .collect();
                 return Ok(CommandResponse {
@@ -644,6 +731,76 @@ async fn execute_as(
     })
 }
 
+/// Expands macro `macro_id` for this ticket and actor and decides its commands as one batch.
+/// The template values come from the directory (the customer's and the agent's names), else
+/// from the ticket's creation (the requester's name as the channel gave it).
+async fn decide_macro(
+    state: &AppState,
+    macro_id: &str,
+    ticket: &Ticket,
+    context: &CommandContext<'_>,
+) -> Result<Vec<Event>, ApiError> {
+    let details = ticket
+        .details
+        .as_ref()
+        .ok_or_else(|| ApiError::from(domain::Rejection::TicketNotFound))?;
+    let mut values = automation::TemplateValues {
+        ticket_number: Some(details.number.0),
+        ticket_subject: Some(details.subject.clone()),
+        ..automation::TemplateValues::default()
+    };
+    {
+        let directory = state.directory();
+        if let Some(customer) = directory.customers.get(&details.requester.0) {
+            values.customer_name = Some(customer.name.clone());
+            values.customer_email = customer.email.clone();
+        }
+        if let Some(agent) = directory.agents.get(&context.actor.id.0) {
+            values.agent_name = Some(agent.name.clone());
+        }
+    }
+    if values.customer_name.is_none() {
+        let first = state
+            .inner
+            .store
+            .read_stream(&stream_id(details.id)?, 1, 1)
+            .await?;
+        if let Some(Ok(Event::TicketCreated(created))) = first.first().map(|record| {
+            Event::from_stored(&record.event_type, record.schema_version, &record.payload)
+        }) {
+            values.customer_name = created.pii.requester_name;
+            values.customer_email = values.customer_email.or(created.pii.requester_email);
+        }
+    }
+    let commands = state
+        .inner
+        .config
+        .automation
+        .macros
+        .expand(macro_id, &values, automation::AppliedBy::Agent)
+        .map_err(|error| ApiError::Unprocessable(error.to_string()))?;
+    automation::decide_sequence(&commands, ticket, context)
+        .map_err(|rejected| ApiError::from(rejected.rejection))
+}
+
+/// The metadata of a command's events, serialized straight to text. Fields are in alphabetical
+/// order, so the bytes are those the same object built as a `serde_json::Value` had (its maps
+/// are sorted): the stored metadata did not change shape with this struct.
+#[derive(Serialize)]
+struct CommandMetadata<'a> {
+    actor: &'a Value,
+    at: jiff::Timestamp,
+    causation_id: Option<Uuid>,
+    command: &'a str,
+    command_id: Uuid,
+    correlation_id: Uuid,
+    #[serde(rename = "macro", skip_serializing_if = "Option::is_none")]
+    macro_id: Option<&'a str>,
+    request_sha256: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scheduler: Option<&'a Value>,
+}
+
 /// Commands that touch two tickets are decided on one and mirrored on the other here: a merge
 /// is recorded on the survivor, a link on the linked ticket. The mirror is caused by the first
 /// command and shares its correlation id; a failure leaves the first command standing.
@@ -654,11 +811,15 @@ async fn follow_up(
     response: &CommandResponse,
 ) {
     for view in &response.events {
-        let Ok(event) = Event::from_stored(
-            &view.event_type,
-            view.schema_version,
-            &view.data.to_string(),
-        ) else {
+        // Only these two events have a mirror; nothing else is worth decoding here.
+        if !matches!(
+            view.event_type.as_str(),
+            "TicketMergedInto" | "TicketLinked"
+        ) {
+            continue;
+        }
+        let Ok(event) = Event::from_stored(&view.event_type, view.schema_version, view.data.get())
+        else {
             continue;
         };
         let (other, command) = match &event {
@@ -704,8 +865,16 @@ async fn follow_up(
         let mut headers = headers.clone();
         headers.remove(header::IF_MATCH);
         headers.remove("idempotency-key");
-        if let Err(error) =
-            execute(state, principal, &headers, other, &command, command_id, "").await
+        if let Err(error) = execute(
+            state,
+            principal,
+            &headers,
+            other,
+            &TicketCommand::Domain(command),
+            command_id,
+            "",
+        )
+        .await
         {
             tracing::warn!(%error, ticket = %other, "follow-up command on the other ticket failed");
         }
@@ -727,7 +896,8 @@ fn event_view(record: &Record) -> EventView {
         event_id: record.event_id,
         event_type: record.event_type.clone(),
         schema_version: record.schema_version,
-        data: serde_json::from_str(&record.payload).unwrap_or(Value::Null),
+        data: RawValue::from_string(record.payload.clone())
+            .unwrap_or_else(|_| RawValue::NULL.to_owned()),
     }
 }
 
@@ -748,17 +918,16 @@ pub fn redact_for_customer(data: &mut Value) {
 fn respond(mut response: CommandResponse, principal: &Principal, status: StatusCode) -> Response {
     if !principal.role.reads_everything() {
         response.events.retain(|view| {
-            Event::from_stored(
-                &view.event_type,
-                view.schema_version,
-                &view.data.to_string(),
-            )
-            .is_ok_and(|event| event.visibility() == Visibility::Public)
+            Event::from_stored(&view.event_type, view.schema_version, view.data.get())
+                .is_ok_and(|event| event.visibility() == Visibility::Public)
         });
-        response
-            .events
-            .iter_mut()
-            .for_each(|view| redact_for_customer(&mut view.data));
+        for view in &mut response.events {
+            let mut data: Value = serde_json::from_str(view.data.get()).unwrap_or(Value::Null);
+            redact_for_customer(&mut data);
+            if let Ok(redacted) = to_raw_value(&data) {
+                view.data = redacted;
+            }
+        }
     }
     let etag = format!("\"{}\"", response.stream_version);
     let location = format!("/v1/tickets/{}", response.ticket_id);
@@ -801,7 +970,7 @@ pub async fn get_ticket(
     Path(ticket_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let ticket_id = parse_ticket_id(&ticket_id)?;
-    let ticket = load(&state, ticket_id).await?;
+    let ticket = load_latest(&state, ticket_id).await?;
     check_can_read(&principal, &ticket)?;
     let details = ticket.details.as_ref().expect("checked above");
     let public_attachments: Vec<Value> = details
@@ -917,4 +1086,57 @@ pub async fn ticket_events(
     Ok(Json(
         json!({ "ticket_id": ticket_id, "events": events, "next_from_version": next }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_metadata_has_the_bytes_of_the_sorted_json_object() {
+        let principal = Principal {
+            token_id: Uuid::from_u128(1),
+            role: ApiRole::Agent,
+            subject: Some(Uuid::from_u128(2)),
+        };
+        let at: jiff::Timestamp = "2026-11-24T07:00:00.123456Z".parse().unwrap();
+        let actor = principal.actor_json();
+        let scheduler = json!({"source": "sla", "due_at": at});
+        let cases = [
+            (None, None, None),
+            (Some(Uuid::from_u128(5)), Some("greeting"), Some(&scheduler)),
+        ];
+        for (causation, macro_id, scheduler) in cases {
+            let typed = CommandMetadata {
+                actor: &actor,
+                at,
+                causation_id: causation,
+                command: "assign_agent",
+                command_id: Uuid::from_u128(3),
+                correlation_id: Uuid::from_u128(4),
+                macro_id,
+                request_sha256: "00ff",
+                scheduler,
+            };
+            let mut untyped = json!({
+                "actor": principal.actor_json(),
+                "command": "assign_agent",
+                "command_id": Uuid::from_u128(3),
+                "correlation_id": Uuid::from_u128(4),
+                "causation_id": causation,
+                "at": at,
+                "request_sha256": "00ff",
+            });
+            if let Some(scheduler) = scheduler {
+                untyped["scheduler"] = scheduler.clone();
+            }
+            if let Some(macro_id) = macro_id {
+                untyped["macro"] = Value::from(macro_id);
+            }
+            assert_eq!(
+                serde_json::to_string(&typed).unwrap(),
+                serde_json::to_string(&untyped).unwrap()
+            );
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! defaults. A bad file is an error that names the file, the line and the field.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -23,6 +24,12 @@ pub struct Config {
     /// SLA policies and calendars; the shipped defaults when absent (see docs/sla.md).
     #[serde(default)]
     pub sla: Option<sla_scheduler::SlaConfig>,
+    /// Triggers, macros and time-based rules, as written.
+    #[serde(default)]
+    pub automation: automation::AutomationSection,
+    /// `automation`, compiled and checked when the file is parsed.
+    #[serde(skip)]
+    pub compiled_automation: Arc<automation::Automation>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,12 +127,13 @@ impl Config {
                 per_second: self.api.rate_limit_per_second,
             },
             read_wait_max: Duration::from_millis(self.api.read_wait_max_ms),
+            automation: self.compiled_automation.clone(),
         }
     }
 }
 
 fn parse(path: &Path, text: &str) -> anyhow::Result<Config> {
-    let config: Config = toml::from_str(text).map_err(|error| {
+    let mut config: Config = toml::from_str(text).map_err(|error| {
         // toml names unknown fields itself; for a bad value, name the key on the offending line.
         let (location, key) = error
             .span()
@@ -172,6 +180,10 @@ fn parse(path: &Path, text: &str) -> anyhow::Result<Config> {
             .unwrap_or_default();
         bail!("{}{line}: {key}: {problem}", path.display());
     }
+    let automation = config.automation.compile().map_err(|error| {
+        anyhow::anyhow!("{}", error.display_in(&path.display().to_string(), text))
+    })?;
+    config.compiled_automation = Arc::new(automation);
     Ok(config)
 }
 
@@ -245,6 +257,7 @@ mod tests {
             "[sla]\nversion = 1\n[[sla.policies]]\nid = \"p\"\ncalendar = \"office\"\ntargets.first_response = \"2h\"\n",
             "[sla]\nversion = 1\n[[sla.policies]]\nid = \"p\"\ntargets.first_response = \"2 days\"\n",
             "[sla]\nversion = 1\n[[sla.policies]]\nid = \"p\"\ntargets.first_response = \"2h\"\n[[sla.policies]]\nid = \"q\"\ntargets.resolution = \"2h\"\n",
+            "[api]\nrate_limit_burst = 5\n\n[[automation.macros]]\nid = \"m\"\ntitle = \"M\"\nreply = \"Hi {{customer.nmae}}\"\n",
         ];
         let actual: Vec<String> = cases.iter().map(|text| check(text)).collect();
         expect_test::expect![[r#"
@@ -261,6 +274,7 @@ mod tests {
             ok burst=2000
             docket.toml:5: sla.policies[0].calendar: unknown calendar "office" (define it under [sla.calendars.office] or use "24x7")
             docket.toml:5: targets.first_response: "2 days" is not a duration such as "2h", "90m" or "1h30m"
-            docket.toml:6: sla.policies[1]: unreachable: policy "p" before it has no conditions and matches every ticket"#]].assert_eq(&actual.join("\n"));
+            docket.toml:6: sla.policies[1]: unreachable: policy "p" before it has no conditions and matches every ticket
+            docket.toml:7: automation.macros[0].reply: unknown placeholder {{customer.nmae}} at byte 3; known: {{customer.name}}, {{customer.email}}, {{ticket.number}}, {{ticket.subject}}, {{agent.name}}"#]].assert_eq(&actual.join("\n"));
     }
 }

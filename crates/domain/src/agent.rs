@@ -14,9 +14,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::context::{CommandContext, Role};
 use crate::ids::{AgentId, TeamId};
-use crate::limits::{EMAIL_BYTES_MAX, NAME_BYTES_MAX, REASON_BYTES_MAX};
+use crate::limits::{EMAIL_BYTES_MAX, REASON_BYTES_MAX};
 use crate::rejection::{InputProblem, Rejection};
 
+/// An agent's display name: the directory's 200 characters, at up to 4 bytes each.
+pub const AGENT_NAME_BYTES_MAX: usize = 800;
 /// Teams one agent belongs to.
 pub const AGENT_TEAMS_MAX: usize = 50;
 /// Skills one agent has.
@@ -438,7 +440,7 @@ pub fn decide_agent(
             if agent.details.is_some() {
                 return Err(Rejection::AgentAlreadyRegistered);
             }
-            check_text("name", &register.name, NAME_BYTES_MAX)?;
+            check_text("name", &register.name, AGENT_NAME_BYTES_MAX)?;
             if let Some(email) = &register.email {
                 check_text("email", email, EMAIL_BYTES_MAX)?;
             }

@@ -24,8 +24,8 @@ pub use agent::{
     agent_command_roles, decide_agent, evolve_agent, Agent, AgentCommand, AgentDetails, AgentEvent,
     AgentPii, AgentPresenceChanged, AgentProfile, AgentProfileUpdated, AgentRegistered,
     ChangePresence, Presence, RegisterAgent, UpdateAgent, AGENT_CATEGORY, AGENT_EVENT_TYPES,
-    AGENT_LANGUAGES_MAX, AGENT_SKILLS_MAX, AGENT_TEAMS_MAX, CAPACITY_DEFAULT, CAPACITY_MAX,
-    SKILL_BYTES_MAX,
+    AGENT_LANGUAGES_MAX, AGENT_NAME_BYTES_MAX, AGENT_SKILLS_MAX, AGENT_TEAMS_MAX, CAPACITY_DEFAULT,
+    CAPACITY_MAX, SKILL_BYTES_MAX,
 };
 pub use blueprint::{
     content_type_matches, AllowedTransition, Blueprint, BlueprintCatalog, BlueprintError,

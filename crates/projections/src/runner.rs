@@ -575,9 +575,10 @@ async fn run<P: Projection>(
         let step = tokio::select! {
             record = subscription.next() => match record {
                 Ok(record) => {
-                    // Fold whatever else is already buffered under the same write lock.
+                    // Fold whatever else is already at hand under the same write lock (no read
+                    // of the database: the subscription reads when it has to).
                     let mut records = vec![record];
-                    match subscription.poll_available().await {
+                    match subscription.take_buffered() {
                         Ok(more) => records.extend(more),
                         Err(error) => tracing::warn!(projection = P::NAME, %error, "reading the log"),
                     }

@@ -27,7 +27,7 @@ use store::Record;
 use uuid::Uuid;
 
 use crate::config::{RoutingConfig, TeamConfig};
-use crate::priority::{PriorityRules, Proposal};
+use crate::priority::{PriorityRules, Proposal, TicketFacts};
 
 /// Queued tickets of one team looked at per decision before giving up: when the head of the
 /// queue needs a skill no free agent has, the tickets behind it still get routed, but a queue
@@ -41,23 +41,30 @@ pub fn priority_weight(priority: Priority) -> u32 {
     projections::agents::priority_weight(priority)
 }
 
+/// What every decision reads of every member, kept apart from the rest (`AgentDetail`) so
+/// that a scan over a thousand members reads a few cache lines, not a few hundred.
 #[derive(Clone, Debug)]
 struct AgentSlot {
     id: AgentId,
-    presence: Presence,
-    teams: Vec<TeamId>,
-    skills: Vec<String>,
-    languages: Vec<String>,
+    /// Log position of the last assignment to this agent (0: never).
+    last_assigned: u64,
     capacity: u32,
-    weighted: bool,
     /// Owned tickets in a `new` or `open` category.
     open: u32,
     /// Their summed priority weights.
     open_weight: u32,
+    presence: Presence,
+    weighted: bool,
+}
+
+/// What only some decisions read of an agent.
+#[derive(Clone, Debug, Default)]
+struct AgentDetail {
+    teams: Vec<TeamId>,
+    skills: Vec<String>,
+    languages: Vec<String>,
     /// Owned tickets not solved or closed, for hand-backs.
     owned: BTreeSet<TicketId>,
-    /// Log position of the last assignment to this agent (0: never).
-    last_assigned: u64,
 }
 
 impl AgentSlot {
@@ -209,6 +216,8 @@ pub struct Engine {
     /// The id of the last record folded: what decisions taken now are caused by.
     last_event_id: Uuid,
     agents: Vec<AgentSlot>,
+    /// Indexed like `agents`.
+    details: Vec<AgentDetail>,
     agent_index: HashMap<AgentId, u32>,
     teams: HashMap<TeamId, TeamSlot>,
     team_names: HashMap<String, TeamId>,
@@ -229,6 +238,7 @@ impl Engine {
             position: 0,
             last_event_id: Uuid::nil(),
             agents: Vec::new(),
+            details: Vec::new(),
             agent_index: HashMap::new(),
             teams: HashMap::new(),
             team_names: HashMap::new(),
@@ -282,11 +292,18 @@ impl Engine {
         self.position = record.position;
         self.last_event_id = record.event_id;
         match record.category.as_str() {
-            projections::TICKET_CATEGORY => {
-                if let Some(event) = TicketEvent::decode(record.view()) {
-                    self.apply_ticket(&event);
+            projections::TICKET_CATEGORY => match TicketEvent::decode(record.view()) {
+                Some(event) => self.apply_ticket(&event),
+                // An event this build cannot read still moves the ticket's version, so that
+                // routing's commands expect the version the stream really has.
+                None => {
+                    let slot = uuid_suffix(&record.stream_id, "ticket-")
+                        .and_then(|id| self.tickets.get_mut(&TicketId(id)));
+                    if let Some(slot) = slot {
+                        slot.version = record.stream_version;
+                    }
                 }
-            }
+            },
             domain::AGENT_CATEGORY => {
                 if let Some(Ok(event)) = AgentEvent::from_stored(
                     &record.event_type,
@@ -361,17 +378,14 @@ impl Engine {
                 let index = u32::try_from(self.agents.len()).expect("fewer than 2^32 agents");
                 self.agents.push(AgentSlot {
                     id,
-                    presence: Presence::Offline,
-                    teams: vec![],
-                    skills: vec![],
-                    languages: vec![],
+                    last_assigned: 0,
                     capacity: domain::CAPACITY_DEFAULT,
-                    weighted: false,
                     open: 0,
                     open_weight: 0,
-                    owned: BTreeSet::new(),
-                    last_assigned: 0,
+                    presence: Presence::Offline,
+                    weighted: false,
                 });
+                self.details.push(AgentDetail::default());
                 self.agent_index.insert(id, index);
                 index
             }
@@ -382,9 +396,10 @@ impl Engine {
             }
             AgentEvent::AgentProfileUpdated(updated) => {
                 self.set_teams(index, &updated.teams);
+                let detail = &mut self.details[index as usize];
+                detail.skills = updated.skills.clone();
+                detail.languages = updated.languages.clone();
                 let agent = &mut self.agents[index as usize];
-                agent.skills = updated.skills.clone();
-                agent.languages = updated.languages.clone();
                 agent.capacity = updated.capacity;
                 agent.weighted = updated.weighted;
             }
@@ -395,7 +410,7 @@ impl Engine {
     }
 
     fn set_teams(&mut self, index: u32, teams: &[TeamId]) {
-        let old = std::mem::take(&mut self.agents[index as usize].teams);
+        let old = std::mem::take(&mut self.details[index as usize].teams);
         let id = self.agents[index as usize].id;
         for team in &old {
             if let Some(slot) = self.teams.get_mut(team) {
@@ -430,7 +445,7 @@ impl Engine {
                 slot.members.insert(at, index);
             }
         }
-        self.agents[index as usize].teams = teams.to_vec();
+        self.details[index as usize].teams = teams.to_vec();
     }
 
     fn apply_ticket(&mut self, event: &TicketEvent) {
@@ -456,7 +471,7 @@ impl Engine {
                 language: crate::language::detect(&text),
                 upset: false,
             };
-            self.propose(id, &slot, Some(&text));
+            self.propose(id, &slot, Some(&text), true);
             self.tickets.insert(id, slot);
             return;
         }
@@ -470,7 +485,13 @@ impl Engine {
         slot.clocks.apply(&event.event, event.at);
         let mut message = None;
         match &event.event {
-            Event::PriorityChanged(changed) => slot.priority = changed.to,
+            Event::PriorityChanged(changed) => {
+                slot.priority = changed.to;
+                // A person decided: a rule still waiting to raise the priority stands down.
+                if let Some(proposal) = self.proposals.get_mut(&id) {
+                    proposal.priority = None;
+                }
+            }
             Event::PriorityChangedByRule(changed) => slot.priority = changed.to,
             Event::TagsAdded(added) => {
                 for tag in &added.tags {
@@ -506,7 +527,7 @@ impl Engine {
         self.moved(id, before_queue, &slot);
         self.reload(before_load, slot.open_load());
         self.reown(id, before_owner, slot.owner());
-        self.propose(id, &slot, message.as_deref());
+        self.propose(id, &slot, message.as_deref(), false);
         if slot.category() == Some(StateCategory::Closed) {
             self.proposals.remove(&id);
         } else {
@@ -516,16 +537,14 @@ impl Engine {
 
     /// Keeps a ticket's priority proposal in step with the ticket: a new text may add one, and
     /// one that is carried out (or overtaken by a person) goes away.
-    fn propose(&mut self, id: TicketId, slot: &TicketSlot, text: Option<&str>) {
+    fn propose(&mut self, id: TicketId, slot: &TicketSlot, text: Option<&str>, created: bool) {
         if let Some(text) = text {
-            let tier = self.customer_tiers.get(&slot.requester).map(String::as_str);
-            if let Some(proposal) = self.rules.evaluate(
-                text,
-                tier,
-                slot.channel,
-                &slot.ticket_type,
-                self.last_event_id,
-            ) {
+            let facts = created.then(|| TicketFacts {
+                tier: self.customer_tiers.get(&slot.requester).map(String::as_str),
+                channel: slot.channel,
+                ticket_type: &slot.ticket_type,
+            });
+            if let Some(proposal) = self.rules.evaluate(text, facts, self.last_event_id) {
                 let merged = match self.proposals.remove(&id) {
                     Some(earlier) => earlier.merge(proposal),
                     None => proposal,
@@ -592,10 +611,10 @@ impl Engine {
             return;
         }
         if let Some(index) = before.and_then(|agent| self.agent_index.get(&agent)) {
-            self.agents[*index as usize].owned.remove(&id);
+            self.details[*index as usize].owned.remove(&id);
         }
         if let Some(index) = after.and_then(|agent| self.agent_index.get(&agent)) {
-            self.agents[*index as usize].owned.insert(id);
+            self.details[*index as usize].owned.insert(id);
         }
     }
 
@@ -653,7 +672,7 @@ impl Engine {
         let language = ticket.language.filter(|language| {
             config.route_by_language
                 && slot.members.iter().any(|member| {
-                    self.agents[*member as usize]
+                    self.details[*member as usize]
                         .languages
                         .iter()
                         .any(|spoken| spoken == language)
@@ -664,25 +683,32 @@ impl Engine {
             .as_ref()
             .filter(|_| self.vip_customers.contains(&ticket.requester))
             .and_then(|group| self.resolve_team(group));
-        let eligible = |agent: &AgentSlot| -> Result<(), SkipReason> {
+        let units_of = |agent: &AgentSlot| agent.units(ticket.priority);
+        // The cheap checks read the hot slot only; skills and languages only when asked for.
+        let eligible = |index: u32| -> Result<(), SkipReason> {
+            let agent = &self.agents[index as usize];
             if agent.presence != Presence::Online {
                 return Err(SkipReason::NotAvailable {
                     presence: agent.presence,
                 });
             }
-            if agent.load() + agent.units(ticket.priority) > agent.capacity {
+            if agent.load() + units_of(agent) > agent.capacity {
                 return Err(SkipReason::AtCapacity {
                     load: agent.load(),
                     capacity: agent.capacity,
                 });
             }
-            if let Some(skill) = required.iter().find(|skill| !agent.skills.contains(skill)) {
+            if required.is_empty() && language.is_none() {
+                return Ok(());
+            }
+            let detail = &self.details[index as usize];
+            if let Some(skill) = required.iter().find(|skill| !detail.skills.contains(skill)) {
                 return Err(SkipReason::MissingSkill {
                     skill: skill.clone(),
                 });
             }
             if let Some(language) = language {
-                if !agent.languages.iter().any(|spoken| spoken == language) {
+                if !detail.languages.iter().any(|spoken| spoken == language) {
                     return Err(SkipReason::NoLanguage {
                         language: language.to_owned(),
                     });
@@ -690,23 +716,36 @@ impl Engine {
             }
             Ok(())
         };
-        let in_group =
-            |agent: &AgentSlot| vip_group.is_some_and(|group| agent.teams.contains(&group));
+        // Without skills or a language to check, an online agent with room is a candidate:
+        // that test is inlined in the loops, and `eligible` runs only to say why not.
+        let plain = required.is_empty() && language.is_none();
+        let verdict = |index: u32| -> Result<(), SkipReason> {
+            let agent = &self.agents[index as usize];
+            let fits = agent.presence == Presence::Online
+                && agent.load() + units_of(agent) <= agent.capacity;
+            if plain && fits {
+                Ok(())
+            } else {
+                eligible(index)
+            }
+        };
+        let in_group = |index: u32| {
+            vip_group.is_some_and(|group| self.details[index as usize].teams.contains(&group))
+        };
         let mut skipped = Vec::new();
         let mut skipped_total = 0u32;
-        let mut skip = |agent: &AgentSlot, reason: SkipReason| {
+        let mut skip = |agent: AgentId, reason: SkipReason| {
             skipped_total += 1;
             if skipped.len() < ROUTING_SKIPPED_MAX {
-                skipped.push(SkippedAgent {
-                    agent: agent.id,
-                    reason,
-                });
+                skipped.push(SkippedAgent { agent, reason });
             }
         };
         let mut considered = 0u32;
         let mut candidates = 0u32;
-        // The chosen agent, and whether it is in the VIP group.
-        let mut chosen: Option<(&AgentSlot, bool)> = None;
+        // Candidates outside the VIP group, skipped if a group member is chosen.
+        let mut outside_group: Vec<AgentId> = Vec::new();
+        // The chosen agent's index, and whether it is in the VIP group.
+        let mut chosen: Option<(u32, bool)> = None;
         let members = &slot.members;
         let strategy = config.strategy;
         match strategy {
@@ -718,16 +757,19 @@ impl Engine {
                 // nobody past it is looked at; with one, the whole rotation is looked at so
                 // that a group member anywhere in it goes first.
                 for offset in 0..members.len() {
-                    let agent = &self.agents[members[(start + offset) % members.len()] as usize];
+                    let index = members[(start + offset) % members.len()];
                     considered += 1;
-                    match eligible(agent) {
-                        Err(reason) => skip(agent, reason),
+                    match verdict(index) {
+                        Err(reason) => skip(self.agents[index as usize].id, reason),
                         Ok(()) => {
                             candidates += 1;
-                            let grouped = in_group(agent);
+                            let grouped = in_group(index);
+                            if vip_group.is_some() && !grouped {
+                                outside_group.push(self.agents[index as usize].id);
+                            }
                             match chosen {
-                                None => chosen = Some((agent, grouped)),
-                                Some((_, false)) if grouped => chosen = Some((agent, true)),
+                                None => chosen = Some((index, grouped)),
+                                Some((_, false)) if grouped => chosen = Some((index, true)),
                                 _ => {}
                             }
                             if vip_group.is_none() || grouped {
@@ -738,38 +780,54 @@ impl Engine {
                 }
             }
             RoutingStrategy::LeastLoaded => {
-                let rank = |agent: &AgentSlot, grouped: bool| {
-                    (
-                        grouped,
-                        agent.capacity - agent.load(),
-                        std::cmp::Reverse(agent.last_assigned),
-                        std::cmp::Reverse(agent.id),
-                    )
-                };
+                // One number orders the candidates: VIP group first, then spare capacity, then
+                // the oldest last assignment. Members come in id order and only a strictly
+                // greater key replaces the best, so equal keys go to the lowest id.
+                // Every candidate's key is above 0 (its last-assignment part is). The best is
+                // kept with selects rather than branches: which member wins is unpredictable.
+                let mut best_key = 0u128;
+                let mut best_index = u32::MAX;
+                let mut best_grouped = false;
                 for member in members {
-                    let agent = &self.agents[*member as usize];
+                    let index = *member;
+                    let agent = &self.agents[index as usize];
                     considered += 1;
-                    match eligible(agent) {
-                        Err(reason) => skip(agent, reason),
-                        Ok(()) => {
-                            candidates += 1;
-                            let grouped = in_group(agent);
-                            let better = match chosen {
-                                None => true,
-                                Some((best, best_grouped)) => {
-                                    rank(agent, grouped) > rank(best, best_grouped)
-                                }
-                            };
-                            if better {
-                                chosen = Some((agent, grouped));
-                            }
+                    // The common case, inline: nothing to narrow by, online with room.
+                    let fits = plain
+                        && agent.presence == Presence::Online
+                        && agent.load() + agent.units(ticket.priority) <= agent.capacity;
+                    if !fits {
+                        if let Err(reason) = eligible(index) {
+                            skip(agent.id, reason);
+                            continue;
                         }
                     }
+                    candidates += 1;
+                    let grouped = vip_group.is_some() && in_group(index);
+                    if vip_group.is_some() && !grouped {
+                        outside_group.push(agent.id);
+                    }
+                    let key = (u128::from(grouped) << 127)
+                        | (u128::from(agent.capacity - agent.load()) << 64)
+                        | u128::from(u64::MAX - agent.last_assigned);
+                    let take = key > best_key;
+                    best_index = if take { index } else { best_index };
+                    best_grouped = if take { grouped } else { best_grouped };
+                    best_key = if take { key } else { best_key };
+                }
+                if best_index != u32::MAX {
+                    chosen = Some((best_index, best_grouped));
                 }
             }
         }
-        let (agent, grouped) = chosen?;
-        // Agents passed over only because a VIP group member was preferred.
+        let (index, grouped) = chosen?;
+        let agent = &self.agents[index as usize];
+        if grouped {
+            // Agents who could have taken it but for the VIP group going first.
+            for outside in outside_group {
+                skip(outside, SkipReason::NotInVipGroup);
+            }
+        }
         let record = RoutingRecord {
             team,
             strategy,
@@ -868,11 +926,11 @@ impl Engine {
     /// team in id order, each in queue order. Deterministic: the same log gives the same plan.
     pub fn plan(&mut self) -> Vec<Action> {
         let mut actions = Vec::new();
-        for agent in &self.agents {
-            if agent.presence == Presence::Online || agent.owned.is_empty() {
+        for (agent, detail) in self.agents.iter().zip(&self.details) {
+            if agent.presence == Presence::Online || detail.owned.is_empty() {
                 continue;
             }
-            for ticket_id in &agent.owned {
+            for ticket_id in &detail.owned {
                 let Some(ticket) = self.tickets.get(ticket_id) else {
                     continue;
                 };

@@ -44,6 +44,14 @@ impl Proposal {
     }
 }
 
+/// What the rules know of a ticket besides its text.
+#[derive(Clone, Copy, Debug)]
+pub struct TicketFacts<'a> {
+    pub tier: Option<&'a str>,
+    pub channel: Channel,
+    pub ticket_type: &'a str,
+}
+
 /// The configured rules, prepared for matching.
 #[derive(Clone, Debug)]
 pub struct PriorityRules {
@@ -75,12 +83,13 @@ impl PriorityRules {
 
     /// The highest priority any rule asks for on this text and ticket, and whether the
     /// customer is upset; `None` when no rule matches.
+    ///
+    /// `facts` are given when the ticket is created: tier, channel and type rules apply once,
+    /// so that a person who lowers the priority is not overruled by the next customer message.
     pub fn evaluate(
         &self,
         text: &str,
-        tier: Option<&str>,
-        channel: Channel,
-        ticket_type: &str,
+        facts: Option<TicketFacts<'_>>,
         cause: Uuid,
     ) -> Option<Proposal> {
         if !self.config.enabled {
@@ -109,6 +118,7 @@ impl PriorityRules {
                 );
             }
         }
+        let tier = facts.and_then(|facts| facts.tier);
         if let Some((tier, priority)) = tier.and_then(|tier| self.config.tiers.get_key_value(tier))
         {
             offer(
@@ -117,15 +127,20 @@ impl PriorityRules {
                 format!("customer tier {tier}"),
             );
         }
-        let channel = channel_name(channel);
-        if let Some(priority) = self.config.channels.get(channel) {
+        let channel = facts.map(|facts| channel_name(facts.channel));
+        if let Some((channel, priority)) =
+            channel.and_then(|channel| self.config.channels.get_key_value(channel))
+        {
             offer(
                 *priority,
                 format!("channel.{channel}"),
                 format!("channel {channel}"),
             );
         }
-        if let Some(priority) = self.config.types.get(ticket_type) {
+        let ticket_type = facts.map(|facts| facts.ticket_type);
+        if let Some((ticket_type, priority)) =
+            ticket_type.and_then(|ticket_type| self.config.types.get_key_value(ticket_type))
+        {
             offer(
                 *priority,
                 format!("type.{ticket_type}"),
@@ -170,7 +185,12 @@ mod tests {
         config.channels.insert("phone".to_owned(), Priority::High);
         config.types.insert("outage".to_owned(), Priority::Urgent);
         let rules = PriorityRules::new(&config);
-        match rules.evaluate(text, tier, channel, ticket_type, Uuid::nil()) {
+        let facts = TicketFacts {
+            tier,
+            channel,
+            ticket_type,
+        };
+        match rules.evaluate(text, Some(facts), Uuid::nil()) {
             None => "none".to_owned(),
             Some(proposal) => format!("{:?} upset={:?}", proposal.priority, proposal.upset),
         }

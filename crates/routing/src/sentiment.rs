@@ -191,17 +191,7 @@ pub fn score(text: &str) -> Upset {
     let mut evidence = Vec::new();
     // Longer phrases first claim their bytes, so "太差劲" is not also counted as "差劲".
     let mut claimed: Vec<(usize, usize)> = Vec::new();
-    let mut lexicon: Vec<(&str, u32, bool)> = ENGLISH
-        .iter()
-        .map(|(phrase, weight)| (*phrase, *weight, true))
-        .chain(
-            CHINESE
-                .iter()
-                .map(|(phrase, weight)| (*phrase, *weight, false)),
-        )
-        .collect();
-    lexicon.sort_by_key(|(phrase, _, _)| std::cmp::Reverse(phrase.len()));
-    for (phrase, weight, english) in lexicon {
+    for &(phrase, weight, english) in lexicon() {
         for (start, _) in lower.match_indices(phrase) {
             let end = start + phrase.len();
             if claimed.iter().any(|(s, e)| start < *e && *s < end) {
@@ -241,6 +231,25 @@ pub fn score(text: &str) -> Upset {
         }
     }
     Upset { score, evidence }
+}
+
+/// Both lexicons as `(phrase, weight, english)`, longest phrase first, sorted once.
+fn lexicon() -> &'static [(&'static str, u32, bool)] {
+    static LEXICON: std::sync::OnceLock<Vec<(&'static str, u32, bool)>> =
+        std::sync::OnceLock::new();
+    LEXICON.get_or_init(|| {
+        let mut lexicon: Vec<(&str, u32, bool)> = ENGLISH
+            .iter()
+            .map(|(phrase, weight)| (*phrase, *weight, true))
+            .chain(
+                CHINESE
+                    .iter()
+                    .map(|(phrase, weight)| (*phrase, *weight, false)),
+            )
+            .collect();
+        lexicon.sort_by_key(|(phrase, _, _)| std::cmp::Reverse(phrase.len()));
+        lexicon
+    })
 }
 
 /// `Some` when the message is strongly negative.

@@ -31,6 +31,10 @@ pub struct Subscription {
     buffer: VecDeque<Record>,
     committed: watch::Receiver<u64>,
     tail: broadcast::Receiver<Arc<[Record]>>,
+    /// Whether the database may hold records that neither the tail nor the committed position
+    /// announced: at the start, after the tail lagged, and when a poll interval passed (another
+    /// process may write to the same SQLite file without telling us).
+    unsure: bool,
 }
 
 impl Subscription {
@@ -46,6 +50,7 @@ impl Subscription {
             buffer: VecDeque::new(),
             committed,
             tail,
+            unsure: true,
         }
     }
 
@@ -75,7 +80,7 @@ impl Subscription {
                 Ok(batch) => self.take(&batch),
                 Err(TryRecvError::Empty | TryRecvError::Closed) => return,
                 // Missed batches are read from the database.
-                Err(TryRecvError::Lagged(_)) => {}
+                Err(TryRecvError::Lagged(_)) => self.unsure = true,
             }
         }
     }
@@ -98,20 +103,26 @@ impl Subscription {
                 self.position = record.position;
                 return Ok(record);
             }
+            // Mark the current value seen before draining the tail, so a commit that lands later
+            // wakes the wait below. The writer puts a batch on the tail before it moves the
+            // committed position, so every batch up to `committed` is on the tail by now.
+            let committed = *self.committed.borrow_and_update();
             self.drain_tail();
             if !self.buffer.is_empty() {
                 continue;
             }
-            // Mark the current value seen before reading, so a commit that lands after the read
-            // wakes the wait below.
-            self.committed.borrow_and_update();
-            let records = self
-                .store
-                .read_all(self.position, SUBSCRIBE_PAGE_MAX)
-                .await?;
-            if !records.is_empty() {
-                self.buffer.extend(records);
-                continue;
+            // Only read the database when there may be something the tail did not bring: on
+            // the happy path a caught-up follower costs no query per batch.
+            if self.unsure || committed > self.position {
+                let records = self
+                    .store
+                    .read_all(self.position, SUBSCRIBE_PAGE_MAX)
+                    .await?;
+                if !records.is_empty() {
+                    self.buffer.extend(records);
+                    continue;
+                }
+                self.unsure = false;
             }
             let wait = async {
                 tokio::select! {
@@ -124,8 +135,34 @@ impl Subscription {
                     _ = self.committed.changed() => {}
                 }
             };
-            let _ = tokio::time::timeout(POLL_INTERVAL, wait).await;
+            if tokio::time::timeout(POLL_INTERVAL, wait).await.is_err() {
+                self.unsure = true;
+            }
         }
+    }
+
+    /// The records already at hand (buffered, or on the in-process tail), without waiting and
+    /// without reading the database: what a follower folds together with the record `next`
+    /// returned.
+    pub fn take_buffered(&mut self) -> Result<Vec<Record>, StoreError> {
+        self.drain_tail();
+        let mut records = Vec::with_capacity(self.buffer.len());
+        while let Some(record) = self.buffer.pop_front() {
+            if record.position != self.position + 1 {
+                let found = record.position;
+                self.buffer.clear();
+                self.unsure = true;
+                return Err(StoreError::Corrupt {
+                    message: format!(
+                        "the log skips from position {} to {found}: a record was removed",
+                        self.position
+                    ),
+                });
+            }
+            self.position = record.position;
+            records.push(record);
+        }
+        Ok(records)
     }
 
     /// The records available right now (at most one page), without waiting; empty when caught up.

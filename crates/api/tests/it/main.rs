@@ -9,12 +9,14 @@
 //! - `errors`: every problem+json status, provoked as a client would, with its headers.
 //! - `feed`: the global feed's pages and its live, resumable Server-Sent Events stream.
 //! - `roles`: every route against every role.
+//! - `macros`: `apply_macro` applies a configured macro as one atomic command.
 //! - `openapi`: `docs/openapi.json` is the generated document, and real traffic matches it.
 
 mod access;
 mod errors;
 mod feed;
 mod flows;
+mod macros;
 mod openapi;
 mod read;
 mod roles;

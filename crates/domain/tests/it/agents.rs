@@ -215,3 +215,41 @@ fn agent_events_match_golden_files_and_read_back() {
         Some(Ok(AgentEvent::AgentRegistered(_)))
     ));
 }
+
+#[test]
+fn agent_bounds_hold_at_the_bound() {
+    let register = |name: String, skills: Vec<String>, capacity: u32| {
+        json!({"type": "register_agent", "agent_id": ANN, "name": name,
+            "skills": skills, "capacity": capacity})
+    };
+    let name_max = "张".repeat(domain::AGENT_NAME_BYTES_MAX / 3)
+        + &"a".repeat(domain::AGENT_NAME_BYTES_MAX % 3);
+    let skills = |count: usize| (0..count).map(|n| format!("skill{n}")).collect::<Vec<_>>();
+    let cases = [
+        register(
+            name_max.clone(),
+            skills(domain::AGENT_SKILLS_MAX),
+            domain::CAPACITY_MAX,
+        ),
+        register(name_max.clone() + "a", vec![], 1),
+        register("Ann".to_owned(), skills(domain::AGENT_SKILLS_MAX + 1), 1),
+        register("Ann".to_owned(), vec![], domain::CAPACITY_MAX + 1),
+    ];
+    let actual: Vec<String> = cases
+        .into_iter()
+        .map(|command| {
+            let text = run(&[], command, Role::Admin).1;
+            if text.starts_with("rejected") {
+                text
+            } else {
+                "accepted".to_owned()
+            }
+        })
+        .collect();
+    expect![[r#"
+        accepted
+        rejected: invalid name: longer than 800 bytes
+        rejected: invalid skills: more than 32 entries
+        rejected: invalid capacity: must be from 0 to 1000"#]]
+    .assert_eq(&actual.join("\n"));
+}

@@ -496,6 +496,67 @@ fn assign_agent_records_previous_owner() {
 }
 
 #[test]
+fn only_the_system_records_a_routing_decision() {
+    let routing = json!({"team": BILLING, "strategy": "least_loaded", "required_skills": [],
+        "language": null, "vip_group": false, "considered": 2, "candidates": 2, "skipped": [],
+        "skipped_total": 0});
+    check(
+        &in_progress(),
+        (
+            supervisor(),
+            command(
+                json!({"type": "assign_agent", "agent": BOB, "reason": "x", "routing": routing}),
+            ),
+        ),
+        expect![[r#"
+            rejected: invalid routing: expected no routing record: only the routing engine writes one
+            {"rule":"invalid_input","field":"routing","problem":{"kind":"malformed","expected":"no routing record: only the routing engine writes one"}}
+        "#]],
+    );
+    let too_many: Vec<_> = (0..17)
+        .map(|n| json!({"agent": uuid::Uuid::from_u128(n), "why": "not_available", "presence": "away"}))
+        .collect();
+    let mut crowded = routing.clone();
+    crowded["skipped"] = json!(too_many);
+    check(
+        &in_progress(),
+        (
+            system(),
+            command(
+                json!({"type": "assign_agent", "agent": BOB, "reason": "x", "routing": crowded}),
+            ),
+        ),
+        expect![[r#"
+            rejected: invalid routing.skipped: more than 16 entries
+            {"rule":"invalid_input","field":"routing.skipped","problem":{"kind":"too_many","max":16}}
+        "#]],
+    );
+}
+
+#[test]
+fn flag_customer_upset_once() {
+    let flag =
+        json!({"type": "flag_customer_upset", "rule_id": "sentiment.upset", "evidence": "太差劲"});
+    let mut given = in_progress();
+    given.push((system(), command(flag.clone())));
+    check(
+        &given,
+        (system(), command(flag.clone())),
+        expect![[r#"
+        no events
+    "#]],
+    );
+    check(
+        &in_progress(),
+        (agent(), command(flag)),
+        expect![[r#"
+        rejected: role agent may not flag_customer_upset
+        {"rule":"role_not_allowed","command":"flag_customer_upset","role":"agent"}
+    "#]],
+    );
+}
+
+#[test]
 fn assign_to_current_assignee_records_nothing() {
     check(
         &in_progress(),

@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use domain::{Presence, Priority, RoutingStrategy};
+use domain::{
+    BodyPii, CustomerMessageReceived, Event, Presence, Priority, PriorityChanged, ReasonPii,
+    RoutingStrategy,
+};
 use expect_test::expect;
 use routing::{Engine, RoutingConfig, TeamConfig};
 
@@ -160,7 +163,7 @@ fn skills_language_and_vip_group_narrow_the_candidates() {
         t2 -> a4 (round_robin; skills ["billing"] lang Some("zh") vip false; 3 considered, 1 candidates; skipped [a2:missing_skill a3:missing_skill])
         t3 -> a2 (round_robin; skills ["developer"] lang Some("zh") vip false; 2 considered, 1 candidates; skipped [a1:missing_skill])
         t5 -> a3 (round_robin; skills [] lang None vip false; 1 considered, 1 candidates; skipped [])
-        t4 -> a3 (round_robin; skills [] lang Some("en") vip true; 4 considered, 3 candidates; skipped [a4:no_language])"#]]
+        t4 -> a3 (round_robin; skills [] lang Some("en") vip true; 4 considered, 3 candidates; skipped [a4:no_language a1:not_in_vip_group a2:not_in_vip_group])"#]]
     .assert_eq(&sim.route().join("\n"));
 }
 
@@ -275,11 +278,43 @@ fn priority_rules_and_sentiment_raise_and_flag_once() {
         &[],
         "Not bad at all, thanks",
     );
+    let created = sim.route();
+    // A person lowers the VIP's ticket; the next calm message does not overrule them, an
+    // angry one raises and flags.
+    sim.ticket_event(
+        2,
+        Event::PriorityChanged(PriorityChanged {
+            from: Priority::High,
+            to: Priority::Normal,
+            pii: ReasonPii {
+                reason: "just an invoice".to_owned(),
+            },
+        }),
+    );
+    sim.ticket_event(2, message("Thanks, the invoice arrived."));
+    let calm = sim.route();
+    assert!(calm.is_empty(), "{calm:?}");
+    sim.ticket_event(
+        5,
+        message("Third time asking. Unacceptable, I'm done with you."),
+    );
+    let angry = sim.route();
     expect![[r#"
         t1 priority normal -> urgent by keyword.outage: text contains "系统崩溃"
         t2 priority low -> high by tier.vip: customer tier vip
         t3 priority normal -> high by sentiment.upset: negative sentiment score 6: 再也不买 / 太差劲
         t3 customer upset: negative sentiment score 6: 再也不买 / 太差劲
-        t4 customer upset: negative sentiment score 6: cancel my account / worst"#]]
-    .assert_eq(&sim.route().join("\n"));
+        t4 customer upset: negative sentiment score 6: cancel my account / worst
+        t5 priority normal -> high by sentiment.upset: negative sentiment score 4: unacceptable / third time
+        t5 customer upset: negative sentiment score 4: unacceptable / third time"#]]
+    .assert_eq(&[created, angry].concat().join("\n"));
+}
+
+fn message(body: &str) -> Event {
+    Event::CustomerMessageReceived(CustomerMessageReceived {
+        attachments: vec![],
+        pii: BodyPii {
+            body: body.to_owned(),
+        },
+    })
 }

@@ -249,3 +249,63 @@ async fn one_node_on_sqlite_routes_everything_it_can() {
     two_nodes_assign_each_ticket_once(&db, 1).await;
     db.cleanup().await;
 }
+
+/// The two mechanisms one at a time, without a race to hope for: nodes that planned on the same
+/// log prefix issue the same command ids (the second finds the first's appends and writes
+/// nothing); a node that planned on an older prefix than the writer is refused by the ticket
+/// versions its plan expected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_prefix_same_commands_older_prefix_conflicts() {
+    let db = ScratchDb::sqlite().await;
+    let store = Store::open_with(db.config.clone()).await.unwrap();
+    setup(&store).await;
+    for n in 1..=6 {
+        new_ticket(&store, n).await;
+    }
+    let manager = |node: &str| {
+        Manager::new(
+            store.clone(),
+            Engine::new(RoutingConfig::default()),
+            BlueprintCatalog::builtin(),
+            Arc::new(Timestamp::now),
+            node,
+        )
+    };
+    let (mut first, mut twin, mut late) = (manager("first"), manager("twin"), manager("late"));
+    for node in [&mut first, &mut twin, &mut late] {
+        node.catch_up(&mut store.subscribe(0)).await.unwrap();
+    }
+    // `late` planned before this record; `first` and `twin` see it.
+    new_ticket(&store, 7).await;
+    first.catch_up(&mut store.subscribe(0)).await.unwrap();
+    twin.catch_up(&mut store.subscribe(0)).await.unwrap();
+    let written = first.round().await.unwrap();
+    let again = twin.round().await.unwrap();
+    let refused = late.round().await.unwrap();
+    assert_eq!(
+        (written.planned, written.written, written.conflicts),
+        (7, 7, 0)
+    );
+    // The twin's commands are the first's: found, not written again.
+    assert_eq!((again.planned, again.written, again.conflicts), (7, 7, 0));
+    assert_eq!(again.position, written.position);
+    // The late node planned six tickets on versions that have moved on.
+    assert_eq!(
+        (refused.planned, refused.written, refused.conflicts),
+        (6, 0, 6)
+    );
+    let mut subscription = store.subscribe(0);
+    let mut assigned = 0;
+    loop {
+        let records = subscription.poll_available().await.unwrap();
+        if records.is_empty() {
+            break;
+        }
+        assigned += records
+            .iter()
+            .filter(|record| record.event_type == "AgentAssigned")
+            .count();
+    }
+    assert_eq!(assigned, 7);
+    db.cleanup().await;
+}

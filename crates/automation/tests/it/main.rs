@@ -1,0 +1,8 @@
+//! Tests of the automation crate, by boundary: configuration errors, trigger evaluation and
+//! planning, macros.
+
+mod config;
+mod manager;
+mod support;
+mod triggers;
+mod webhooks;

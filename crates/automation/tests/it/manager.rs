@@ -1,0 +1,147 @@
+//! The trigger manager against a real store: firings are appended with the trigger and the
+//! evidence in their metadata, a record handled twice fires once, chains stop at the depth
+//! limit, and the checkpoint makes a restarted manager continue where it stopped.
+
+use std::sync::Arc;
+
+use automation::manager::{firing_command_id, TriggerManager};
+use domain::{Role, Ticket};
+use serde_json::{json, Value};
+use store::scratch::ScratchDb;
+use store::{ExpectedVersion, NewEvent, Store, StreamId};
+use uuid::Uuid;
+
+use crate::support::*;
+
+const CONFIG: &str = r#"
+[[automation.triggers]]
+id = "refund-tag"
+on = ["TicketCreated"]
+all = [{ text_contains = "refund" }]
+actions = [{ add_tags = ["refund"] }, { set_priority = "high" }]
+
+[[automation.triggers]]
+id = "echo"
+on = ["TagsAdded", "InternalNoteAdded"]
+actions = [{ add_note = "echo on {{ticket.number}}" }]
+"#;
+
+/// Appends what `command` decides on the ticket, as a person would through the API.
+async fn issue(store: &Store, role: Role, command: domain::Command) {
+    let stream = StreamId::new(TICKET.stream_id()).unwrap();
+    let records = store.read_stream(&stream, 1, 1000).await.unwrap();
+    let ticket = records.iter().fold(Ticket::initial(), |ticket, record| {
+        let event =
+            domain::Event::from_stored(&record.event_type, record.schema_version, &record.payload)
+                .unwrap();
+        domain::evolve(ticket, &event)
+    });
+    let events = domain::decide(&command, &ticket, &context(role, at(0))).unwrap();
+    let metadata = serde_json::value::to_raw_value(&json!({"at": at(0)})).unwrap();
+    let new_events = events
+        .iter()
+        .map(|event| NewEvent {
+            event_id: Uuid::now_v7(),
+            event_type: event.event_type().to_owned(),
+            schema_version: event.schema_version(),
+            payload: serde_json::value::RawValue::from_string(event.to_payload_json()).unwrap(),
+            metadata: metadata.clone(),
+        })
+        .collect();
+    let expected = match ticket.version {
+        0 => ExpectedVersion::NoStream,
+        version => ExpectedVersion::Exact(version),
+    };
+    store
+        .append(&stream, expected, new_events, Uuid::now_v7())
+        .await
+        .unwrap();
+}
+
+/// Handles every record after `after` (including those the handling appends) until none is
+/// left; returns the last position handled.
+async fn drain(manager: &mut TriggerManager, store: &Store, mut after: u64) -> u64 {
+    loop {
+        let page = store.read_all(after, 100).await.unwrap();
+        if page.is_empty() {
+            return after;
+        }
+        for record in &page {
+            manager.handle(record).await.unwrap();
+            after = record.position;
+        }
+    }
+}
+
+async fn trail(store: &Store) -> String {
+    let stream = StreamId::new(TICKET.stream_id()).unwrap();
+    let records = store.read_stream(&stream, 1, 1000).await.unwrap();
+    let mut out = String::new();
+    for record in records {
+        let metadata: Value = serde_json::from_str(&record.metadata).unwrap();
+        let automation = &metadata["automation"];
+        let mut line = format!("{} {}", record.stream_version, record.event_type);
+        if !automation.is_null() {
+            line.push_str(&format!(
+                " by {} depth {} because {}",
+                automation["trigger"].as_str().unwrap(),
+                automation["depth"],
+                automation["evidence"]
+            ));
+            assert_eq!(metadata["actor"]["role"], "system");
+            let cause: Uuid =
+                serde_json::from_value(automation["cause"]["event_id"].clone()).unwrap();
+            assert_eq!(metadata["causation_id"], json!(cause));
+            assert_eq!(
+                record.command_id,
+                firing_command_id(automation["trigger"].as_str().unwrap(), cause)
+            );
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+#[tokio::test]
+async fn firings_are_recorded_once_with_evidence_and_chains_stop_at_the_limit() {
+    for db in ScratchDb::all().await {
+        let store = Store::open_with(db.config.clone()).await.unwrap();
+        let automation = Arc::new(compile(CONFIG));
+        let mut manager = TriggerManager::new(
+            store.clone(),
+            automation.clone(),
+            Arc::new(catalog().clone()),
+            None,
+        );
+        issue(
+            &store,
+            Role::Customer,
+            create("Refund please", "the cup broke", json!({})),
+        )
+        .await;
+        let end = drain(&mut manager, &store, 0).await;
+        expect_test::expect![[r#"
+            1 TicketCreated
+            2 TagsAdded by refund-tag depth 1 because [{"condition":"text contains \"refund\"","matched":"subject and description at byte 0"}]
+            3 PriorityChangedByRule by refund-tag depth 1 because [{"condition":"text contains \"refund\"","matched":"subject and description at byte 0"}]
+            4 InternalNoteAdded by echo depth 2 because []
+            5 InternalNoteAdded by echo depth 3 because []
+        "#]]
+        .assert_eq(&trail(&store).await);
+        // Handling the whole log again (a crash before any checkpoint) appends nothing.
+        let head = store.head().await.unwrap().0;
+        assert_eq!(drain(&mut manager, &store, 0).await, end);
+        assert_eq!(store.head().await.unwrap().0, head);
+        let stats = manager.stats();
+        assert_eq!(
+            stats
+                .depth_limited
+                .load(std::sync::atomic::Ordering::Relaxed),
+            2,
+            "the depth-3 note is reached once per pass"
+        );
+        drop(store);
+        db.cleanup().await;
+    }
+}
