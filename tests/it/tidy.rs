@@ -11,7 +11,7 @@ const ALLOWED_ARROWS: &[(&str, &[&str])] = &[
     ("projections", &["domain", "store"]),
     ("sla-scheduler", &["domain", "store"]),
     ("routing", &["domain", "projections", "store"]),
-    ("automation", &["domain", "store"]),
+    ("automation", &["domain", "store", "sla-scheduler"]),
     (
         "api",
         &[

@@ -20,6 +20,7 @@ mod ratelimit;
 mod read;
 pub mod scheduler;
 mod tickets;
+mod webhooks;
 
 use std::fmt;
 use std::sync::{Arc, RwLock, Weak};
@@ -53,6 +54,9 @@ pub struct ApiConfig {
     pub read_wait_max: Duration,
     /// Macros (applied with `apply_macro`) and the rest of `[automation]`.
     pub automation: Arc<automation::Automation>,
+    /// The key webhook secrets derive from (`DOCKET_WEBHOOK_SIGNING_KEY`); webhooks are off
+    /// without it.
+    pub webhook_signing_key: Option<Arc<[u8]>>,
 }
 
 impl Default for ApiConfig {
@@ -61,6 +65,7 @@ impl Default for ApiConfig {
             rate_limit: RateLimit::default(),
             read_wait_max: Duration::from_secs(5),
             automation: Arc::default(),
+            webhook_signing_key: None,
         }
     }
 }
@@ -328,6 +333,18 @@ pub fn router(state: AppState) -> Router {
             post(admin::create_token).get(admin::list_tokens),
         )
         .route("/admin/tokens/{token_id}/revoke", post(admin::revoke_token))
+        .route(
+            "/admin/webhooks",
+            post(webhooks::create_webhook).get(webhooks::list_webhooks),
+        )
+        .route(
+            "/admin/webhooks/{subscription_id}/unsubscribe",
+            post(webhooks::unsubscribe_webhook),
+        )
+        .route(
+            "/admin/webhooks/{subscription_id}/deliveries",
+            get(webhooks::webhook_deliveries),
+        )
         .route(
             "/tickets",
             post(tickets::create_ticket).get(read::list_tickets),

@@ -261,16 +261,6 @@ impl TriggerManager {
             .and_then(|at| at.parse::<Timestamp>().ok())
             .unwrap_or(record.recorded_at);
         let requester = self.people.get(&details.requester.0);
-        let facts = Facts {
-            event: &event,
-            ticket: details,
-            customer_tier: requester.and_then(|person| person.tier.as_deref()),
-            at,
-        };
-        let firings = self.automation.triggers.evaluate(&facts);
-        if firings.is_empty() {
-            return Ok(());
-        }
         let values = TemplateValues {
             customer_name: requester
                 .and_then(|person| person.name.clone())
@@ -293,15 +283,36 @@ impl TriggerManager {
                 .and_then(|agent| self.people.get(&agent.0))
                 .and_then(|person| person.name.clone()),
         };
+        // Evaluated and planned before any await, into owned values: nothing borrowed from the
+        // configuration lives across an await point.
+        let planned: Vec<(String, Vec<crate::trigger::Evidence>, Result<_, _>)> = {
+            let facts = Facts {
+                event: &event,
+                ticket: details,
+                customer_tier: requester.and_then(|person| person.tier.as_deref()),
+                at,
+            };
+            self.automation
+                .triggers
+                .evaluate(&facts)
+                .into_iter()
+                .map(|firing| {
+                    let plan = firing.plan(&self.automation.macros, &values);
+                    (firing.trigger.id.clone(), firing.evidence, plan)
+                })
+                .collect()
+        };
+        if planned.is_empty() {
+            return Ok(());
+        }
         let correlation_id = metadata["correlation_id"]
             .as_str()
             .and_then(|id| Uuid::parse_str(id).ok())
             .unwrap_or(record.event_id);
         let mut current = ticket.clone();
-        for firing in firings {
+        for (trigger_id, evidence, plan) in planned {
             self.stats.firings.fetch_add(1, Ordering::Relaxed);
-            let trigger_id = firing.trigger.id.clone();
-            let plan = match firing.plan(&self.automation.macros, &values) {
+            let plan: crate::trigger::Plan = match plan {
                 Ok(plan) => plan,
                 Err(error) => {
                     self.stats.rejected.fetch_add(1, Ordering::Relaxed);
@@ -311,7 +322,7 @@ impl TriggerManager {
             };
             let provenance = json!({
                 "trigger": trigger_id,
-                "evidence": firing.evidence,
+                "evidence": evidence,
                 "depth": depth + 1,
                 "cause": {"event_id": record.event_id, "position": record.position, "event_type": record.event_type},
             });

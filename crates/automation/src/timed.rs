@@ -180,9 +180,14 @@ impl TimedRules {
                 None => Vec::new(),
             },
             TimedRule::CloseSolved => match &self.close_solved {
-                Some((_, transition)) => vec![Command::TransitionTicket(TransitionTicket {
-                    transition: transition.clone(),
-                })],
+                Some((_, transition)) => vec![
+                    Command::TransitionTicket(TransitionTicket {
+                        transition: transition.clone(),
+                    }),
+                    Command::SendSatisfactionSurvey(domain::SendSatisfactionSurvey {
+                        rule_id: "timed:close_solved".to_owned(),
+                    }),
+                ],
                 None => Vec::new(),
             },
         })
@@ -306,11 +311,12 @@ impl TimedCore {
         self.by_due.first().map(|(due_at, _, _)| *due_at)
     }
 
-    /// Removes and returns the timers due at `now`, oldest first, at most
-    /// `TIMED_FIRE_BATCH_MAX`.
-    pub fn fire_due(&mut self, now: Timestamp) -> Vec<TimedDue> {
+    /// Removes and returns the timers due at `now`, oldest first, at most `max` (and never
+    /// more than `TIMED_FIRE_BATCH_MAX`).
+    pub fn fire_due(&mut self, now: Timestamp, max: usize) -> Vec<TimedDue> {
+        let max = max.min(TIMED_FIRE_BATCH_MAX);
         let mut due = Vec::new();
-        while due.len() < TIMED_FIRE_BATCH_MAX {
+        while due.len() < max {
             let Some(&(due_at, ticket, rule)) = self.by_due.first() else {
                 break;
             };
@@ -334,5 +340,170 @@ impl TimedCore {
             });
         }
         due
+    }
+}
+
+/// The time-based rules as a source of the SLA scheduler's driver: it folds the log into a
+/// `TimedCore` and hands out due work, one domain command per item (a close and its survey are
+/// two items with their own command ids).
+#[derive(Debug)]
+pub struct TimedSource {
+    core: TimedCore,
+    tickets: HashMap<TicketId, TicketFacts>,
+    people: HashMap<Uuid, String>,
+    /// Work already taken from the core but beyond the driver's `max`.
+    queued: std::collections::VecDeque<sla_scheduler::Work>,
+}
+
+#[derive(Debug, Default)]
+struct TicketFacts {
+    category: Option<StateCategory>,
+    number: u64,
+    requester: Uuid,
+    requester_name: Option<String>,
+    requester_email: Option<String>,
+    subject: String,
+}
+
+/// The command id of the `index`-th command of a fire.
+fn work_id(base: Uuid, index: usize) -> Uuid {
+    if index == 0 {
+        return base;
+    }
+    let digest = Sha256::new()
+        .chain_update(base.as_bytes())
+        .chain_update((index as u64).to_be_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+impl TimedSource {
+    pub fn new(rules: TimedRules) -> TimedSource {
+        TimedSource {
+            core: TimedCore::new(rules),
+            tickets: HashMap::new(),
+            people: HashMap::new(),
+            queued: std::collections::VecDeque::new(),
+        }
+    }
+
+    fn values(&self, ticket: TicketId) -> TemplateValues {
+        let Some(facts) = self.tickets.get(&ticket) else {
+            return TemplateValues::default();
+        };
+        TemplateValues {
+            customer_name: self
+                .people
+                .get(&facts.requester)
+                .cloned()
+                .or_else(|| facts.requester_name.clone()),
+            customer_email: facts.requester_email.clone(),
+            ticket_number: Some(facts.number),
+            ticket_subject: Some(facts.subject.clone()),
+            agent_name: None,
+        }
+    }
+}
+
+impl sla_scheduler::TimerSource for TimedSource {
+    fn name(&self) -> &'static str {
+        "automation.timed"
+    }
+
+    fn observe(&mut self, record: &store::Record) {
+        if record.event_type == "CustomerRegistered" {
+            if let Ok(payload) = serde_json::from_str::<serde_json::Value>(&record.payload) {
+                let id = payload["customer_id"]
+                    .as_str()
+                    .and_then(|id| Uuid::parse_str(id).ok());
+                if let (Some(id), Some(name)) = (id, payload["pii"]["name"].as_str()) {
+                    self.people.insert(id, name.to_owned());
+                }
+            }
+            return;
+        }
+        if self.core.rules().is_empty() {
+            return;
+        }
+        let moves = matches!(
+            record.event_type.as_str(),
+            "TicketCreated" | "TicketTransitioned" | "TicketReopened" | "TicketMergedInto"
+        );
+        if !moves {
+            return;
+        }
+        let Some(ticket) = sla_scheduler::source::ticket_of(record) else {
+            return;
+        };
+        let Ok(event) =
+            domain::Event::from_stored(&record.event_type, record.schema_version, &record.payload)
+        else {
+            return;
+        };
+        let facts = self.tickets.entry(ticket).or_default();
+        let category = match &event {
+            domain::Event::TicketCreated(created) => {
+                facts.number = created.number.0;
+                facts.requester = created.requester.0;
+                facts.requester_name = created.pii.requester_name.clone();
+                facts.requester_email = created.pii.requester_email.clone();
+                facts.subject = created.pii.subject.clone();
+                created.category
+            }
+            domain::Event::TicketTransitioned(moved) => moved.to_category,
+            domain::Event::TicketReopened(reopened) => reopened.to_category,
+            domain::Event::TicketMergedInto(_) => StateCategory::Closed,
+            _ => return,
+        };
+        if facts.category == Some(category) {
+            return;
+        }
+        facts.category = Some(category);
+        let at = sla_scheduler::source::event_time(record);
+        self.core
+            .observe(ticket, category, at, record.stream_version);
+        if category == StateCategory::Closed {
+            // Nothing more happens to a closed ticket: forget what templates needed.
+            self.tickets.remove(&ticket);
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Timestamp> {
+        if let Some(work) = self.queued.front() {
+            return Some(work.due_at);
+        }
+        self.core.next_deadline()
+    }
+
+    fn fire_due(&mut self, now: Timestamp, max: usize) -> Vec<sla_scheduler::Work> {
+        if self.queued.len() < max {
+            for due in self.core.fire_due(now, max) {
+                let values = self.values(due.ticket);
+                let commands = match self.core.rules().commands(due.rule, &values) {
+                    Ok(commands) => commands,
+                    Err(error) => {
+                        tracing::warn!(%error, ticket = %due.ticket, rule = due.rule.name(), "time-based rule cannot fire");
+                        continue;
+                    }
+                };
+                for (index, command) in commands.into_iter().enumerate() {
+                    self.queued.push_back(sla_scheduler::Work {
+                        ticket: due.ticket,
+                        command,
+                        command_id: work_id(due.command_id, index),
+                        due_at: due.due_at,
+                        source: "automation.timed",
+                    });
+                }
+            }
+        }
+        let take = max.min(self.queued.len());
+        self.queued.drain(..take).collect()
+    }
+
+    fn timers(&self) -> usize {
+        self.core.len() + self.queued.len()
     }
 }

@@ -128,6 +128,8 @@ impl Config {
             },
             read_wait_max: Duration::from_millis(self.api.read_wait_max_ms),
             automation: self.compiled_automation.clone(),
+            // From the environment, never from the file: serve sets it.
+            webhook_signing_key: None,
         }
     }
 }

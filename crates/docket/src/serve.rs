@@ -39,6 +39,12 @@ impl api::Clock for SystemClock {
     }
 }
 
+impl automation::Clock for SystemClock {
+    fn now(&self) -> jiff::Timestamp {
+        jiff::Timestamp::now()
+    }
+}
+
 pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config_path = args
         .config
@@ -59,14 +65,39 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
         );
         tokio::spawn(manager.run(routing_shutdown));
     }
-    let state = api::AppState::start(
-        store.clone(),
-        blueprints,
-        Arc::new(SystemClock),
-        config.api_config(),
-    )
-    .await
-    .context("reading the directory from the log")?;
+    let automation = config.compiled_automation.clone();
+    if !automation.triggers.is_empty() {
+        let manager = automation::TriggerManager::new(
+            store.clone(),
+            automation.clone(),
+            Arc::new(blueprints.clone()),
+            Some(automation::webhook::WebhookRequests::new(store.clone())),
+        );
+        // The manager's future cannot be proven `Send` (sqlx's higher-ranked executor bounds,
+        // rust-lang/rust#102211), so it runs on a blocking thread of this runtime: same
+        // runtime, same I/O driver, no `Send` needed.
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            if let Err(error) = runtime.block_on(manager.run()) {
+                tracing::error!(%error, "the trigger manager stopped");
+            }
+        });
+    }
+    let mut api_config = config.api_config();
+    match std::env::var("DOCKET_WEBHOOK_SIGNING_KEY") {
+        Ok(key) if !key.is_empty() => {
+            let key: Arc<[u8]> = Arc::from(key.as_bytes());
+            let dispatcher = automation::Dispatcher::open(store.clone(), key.clone())
+                .await
+                .context("opening the webhook dispatcher")?;
+            tokio::spawn(dispatcher.run(Arc::new(SystemClock)));
+            api_config.webhook_signing_key = Some(key);
+        }
+        _ => tracing::info!("DOCKET_WEBHOOK_SIGNING_KEY is not set: webhooks are off"),
+    }
+    let state = api::AppState::start(store.clone(), blueprints, Arc::new(SystemClock), api_config)
+        .await
+        .context("reading the directory from the log")?;
     let admin_token = std::env::var("DOCKET_ADMIN_TOKEN")
         .ok()
         .filter(|token| !token.is_empty());
@@ -78,9 +109,18 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
         Err(error) => anyhow::bail!("setting up the admin token: {error}"),
     }
     let (stop_scheduler, stop) = tokio::sync::watch::channel(false);
+    let timed_rules = automation.timed.clone();
+    let timed: Option<api::scheduler::SourceFactory> = (!timed_rules.is_empty()).then(|| {
+        Arc::new(move || {
+            vec![
+                Box::new(automation::timed::TimedSource::new(timed_rules.clone()))
+                    as Box<dyn sla_scheduler::TimerSource>,
+            ]
+        }) as api::scheduler::SourceFactory
+    });
     state.start_scheduler(
         Arc::new(config.sla_policies()),
-        None,
+        timed,
         sla_scheduler::Leadership::for_store(&store),
         stop,
     );

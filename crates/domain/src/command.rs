@@ -48,6 +48,7 @@ pub enum Command {
     RecomputeSla(RecomputeSla),
     Escalate(Escalate),
     FlagCustomerUpset(FlagCustomerUpset),
+    SendSatisfactionSurvey(SendSatisfactionSurvey),
 }
 
 impl Command {
@@ -82,6 +83,7 @@ impl Command {
             Command::RecomputeSla(_) => "recompute_sla",
             Command::Escalate(_) => "escalate",
             Command::FlagCustomerUpset(_) => "flag_customer_upset",
+            Command::SendSatisfactionSurvey(_) => "send_satisfaction_survey",
         }
     }
 }
@@ -430,4 +432,13 @@ pub struct Escalate {
 pub struct FlagCustomerUpset {
     pub rule_id: String,
     pub evidence: String,
+}
+
+/// A time-based automation asks the customer to rate the latest resolution. Once per
+/// resolution; the ticket may be solved or already closed, and a surveyed closed ticket still
+/// accepts the customer's rating.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendSatisfactionSurvey {
+    pub rule_id: String,
 }

@@ -22,9 +22,10 @@ use crate::event::{
     CustomerMessageReceived, CustomerUpsetFlagged, DuplicateMerged, Escalated, Event, EvidencePii,
     FieldsUpdatedPii, FileAttached, FileNamePii, InternalNoteAdded, NotePii, OptionalNotePii,
     PriorityChanged, PriorityChangedByRule, PublicReplyPosted, ReasonPii, ReopenCause, ReopenPii,
-    SatisfactionRated, SlaApplied, SlaBreached, SlaRecomputed, SlaWarningRaised, TagsAdded,
-    TagsRemoved, TeamAssigned, TeamTransferred, TicketCreated, TicketCreatedPii,
-    TicketFieldsUpdated, TicketLinked, TicketMergedInto, TicketReopened, TicketTransitioned,
+    SatisfactionRated, SatisfactionSurveySent, SlaApplied, SlaBreached, SlaRecomputed,
+    SlaWarningRaised, TagsAdded, TagsRemoved, TeamAssigned, TeamTransferred, TicketCreated,
+    TicketCreatedPii, TicketFieldsUpdated, TicketLinked, TicketMergedInto, TicketReopened,
+    TicketTransitioned,
 };
 use crate::ids::{AttachmentId, FieldValue, Visibility};
 use crate::limits::*;
@@ -53,10 +54,15 @@ pub fn decide(
     if role == Role::Customer && !ctx.actor.id.is_customer(details.requester) {
         return Err(Rejection::NotOwnTicket);
     }
+    // A survey may follow the close, and the customer it asked may still answer it.
+    let surveyed =
+        details.resolutions > 0 && details.surveyed_resolution == Some(details.resolutions);
     let accepted_when_closed = matches!(
         command,
-        Command::LinkTicket(_) | Command::RecordMergedDuplicate(_)
-    );
+        Command::LinkTicket(_)
+            | Command::RecordMergedDuplicate(_)
+            | Command::SendSatisfactionSurvey(_)
+    ) || (surveyed && matches!(command, Command::RateSatisfaction(_)));
     if details.category == StateCategory::Closed && !accepted_when_closed {
         return Err(Rejection::TicketClosed);
     }
@@ -111,6 +117,28 @@ pub fn decide(
         Command::RecordSlaBreach(breach) => record_sla_breach(breach, details, ctx),
         Command::RecomputeSla(recompute) => recompute_sla(recompute, details),
         Command::Escalate(escalate) => escalate_ticket(escalate, details, role),
+        Command::SendSatisfactionSurvey(survey) => {
+            check_token("rule_id", &survey.rule_id, IDENTIFIER_BYTES_MAX)?;
+            let rated_or_asked = details.rated_resolution == Some(details.resolutions) || surveyed;
+            let ends_a_resolution = matches!(
+                details.category,
+                StateCategory::Solved | StateCategory::Closed
+            ) && details.resolutions > 0;
+            if !ends_a_resolution {
+                return Err(Rejection::NotSolved {
+                    category: details.category,
+                });
+            }
+            if rated_or_asked {
+                return Ok(vec![]);
+            }
+            Ok(vec![Event::SatisfactionSurveySent(
+                SatisfactionSurveySent {
+                    resolution: details.resolutions,
+                    rule_id: survey.rule_id.clone(),
+                },
+            )])
+        }
         Command::FlagCustomerUpset(flag) => {
             check_token("rule_id", &flag.rule_id, IDENTIFIER_BYTES_MAX)?;
             check_text("evidence", &flag.evidence, REASON_BYTES_MAX)?;
@@ -159,7 +187,8 @@ pub fn allowed_roles(command: &Command) -> &'static [Role] {
         | Command::RecordSlaWarning(_)
         | Command::RecordSlaBreach(_)
         | Command::RecomputeSla(_)
-        | Command::FlagCustomerUpset(_) => &[System],
+        | Command::FlagCustomerUpset(_)
+        | Command::SendSatisfactionSurvey(_) => &[System],
         Command::PostCustomerMessage(_) | Command::RateSatisfaction(_) => &[Customer, Integration],
         Command::ReopenTicket(_) => &[Customer, Agent, Supervisor, Admin, System],
     }
@@ -978,7 +1007,10 @@ fn rate_satisfaction(
         ));
     }
     check_optional_text("comment", rate.comment.as_ref(), REASON_BYTES_MAX)?;
-    if details.category != StateCategory::Solved {
+    let surveyed_and_closed = details.category == StateCategory::Closed
+        && details.resolutions > 0
+        && details.surveyed_resolution == Some(details.resolutions);
+    if details.category != StateCategory::Solved && !surveyed_and_closed {
         return Err(Rejection::NotSolved {
             category: details.category,
         });

@@ -119,6 +119,7 @@ events! {
     SlaRecomputed = 1,
     Escalated = 1,
     CustomerUpsetFlagged = 1,
+    SatisfactionSurveySent = 1,
 }
 
 impl Event {
@@ -136,7 +137,8 @@ impl Event {
             | Event::DuplicateMerged(_)
             | Event::TicketTransitioned(_)
             | Event::TicketReopened(_)
-            | Event::SatisfactionRated(_) => Visibility::Public,
+            | Event::SatisfactionRated(_)
+            | Event::SatisfactionSurveySent(_) => Visibility::Public,
             Event::FileAttached(attached) => attached.visibility,
             Event::PriorityChanged(_)
             | Event::PriorityChangedByRule(_)
@@ -505,4 +507,13 @@ pub struct SlaRecomputed {
 pub struct CustomerUpsetFlagged {
     pub rule_id: String,
     pub pii: EvidencePii,
+}
+
+/// The customer was asked to rate resolution `resolution` (1 for the first time the ticket was
+/// solved), by the automation rule `rule_id`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SatisfactionSurveySent {
+    pub resolution: u32,
+    pub rule_id: String,
 }

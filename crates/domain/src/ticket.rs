@@ -61,6 +61,8 @@ pub struct TicketDetails {
     pub escalation_level: u8,
     /// The sentiment rule flagged the customer as upset.
     pub customer_upset: bool,
+    /// The resolution the customer was last asked to rate.
+    pub surveyed_resolution: Option<u32>,
 }
 
 /// What rules need to know about an attachment; its name is personal and stays in the event.
@@ -125,6 +127,7 @@ impl TicketDetails {
             sla_clocks: Vec::new(),
             escalation_level: 0,
             customer_upset: false,
+            surveyed_resolution: None,
         }
     }
 
@@ -289,6 +292,9 @@ pub fn evolve(mut ticket: Ticket, event: &Event) -> Ticket {
         }
         Event::Escalated(escalated) => details.escalation_level = escalated.to_level,
         Event::CustomerUpsetFlagged(_) => details.customer_upset = true,
+        Event::SatisfactionSurveySent(sent) => {
+            details.surveyed_resolution = Some(sent.resolution);
+        }
     }
     ticket
 }

@@ -10,6 +10,7 @@
 //! - `feed`: the global feed's pages and its live, resumable Server-Sent Events stream.
 //! - `roles`: every route against every role.
 //! - `macros`: `apply_macro` applies a configured macro as one atomic command.
+//! - `webhooks`: subscriptions and the delivery log over the admin API.
 //! - `openapi`: `docs/openapi.json` is the generated document, and real traffic matches it.
 
 mod access;
@@ -20,4 +21,6 @@ mod macros;
 mod openapi;
 mod read;
 mod roles;
+mod sla;
 mod support;
+mod webhooks;

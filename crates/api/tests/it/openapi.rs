@@ -29,6 +29,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/admin/tokens"),
     ("get", "/v1/admin/tokens"),
     ("post", "/v1/admin/tokens/{token_id}/revoke"),
+    ("post", "/v1/admin/webhooks"),
+    ("get", "/v1/admin/webhooks"),
+    ("post", "/v1/admin/webhooks/{subscription_id}/unsubscribe"),
+    ("get", "/v1/admin/webhooks/{subscription_id}/deliveries"),
     ("post", "/v1/tickets"),
     ("get", "/v1/tickets"),
     ("get", "/v1/queues/next"),
@@ -171,7 +175,11 @@ fn command_bodies_validate_as_serde_reads_them() {
 #[tokio::test]
 async fn real_responses_match_the_document() {
     let document = api::openapi::document();
-    let api = TestApi::start(ScratchDb::sqlite().await).await;
+    let config = ApiConfig {
+        webhook_signing_key: Some(std::sync::Arc::from(&b"openapi test key"[..])),
+        ..ApiConfig::default()
+    };
+    let api = TestApi::start_with(ScratchDb::sqlite().await, config).await;
     let mut seen = BTreeSet::new();
     let mut check = |method: &str, template: &str, reply: &Reply| {
         conforms(&document, method, template, reply);
@@ -515,6 +523,65 @@ async fn real_responses_match_the_document() {
         .request(Method::POST, &revoke, Some(&admin), None, &[])
         .await;
     check("post", "/v1/admin/tokens/{token_id}/revoke", &revoked);
+
+    let webhook = api
+        .post(
+            "/v1/admin/webhooks",
+            &admin,
+            json!({"name": "crm", "url": "http://127.0.0.1:9/hook", "event_types": ["*"]}),
+        )
+        .await;
+    assert_eq!(webhook.status, StatusCode::CREATED, "{}", webhook.body);
+    check("post", "/v1/admin/webhooks", &webhook);
+    let refused = api
+        .post(
+            "/v1/admin/webhooks",
+            &admin,
+            json!({"name": "crm", "url": "ftp://nowhere", "event_types": ["*"]}),
+        )
+        .await;
+    check("post", "/v1/admin/webhooks", &refused);
+    let webhooks = api.get("/v1/admin/webhooks", &admin).await;
+    check("get", "/v1/admin/webhooks", &webhooks);
+    let subscription = webhook.body["subscription_id"].as_str().unwrap();
+    let deliveries = api
+        .get(
+            &format!("/v1/admin/webhooks/{subscription}/deliveries?state=pending&limit=5"),
+            &admin,
+        )
+        .await;
+    assert_eq!(deliveries.status, StatusCode::OK, "{}", deliveries.body);
+    check(
+        "get",
+        "/v1/admin/webhooks/{subscription_id}/deliveries",
+        &deliveries,
+    );
+    let bad_query = api
+        .get(
+            &format!("/v1/admin/webhooks/{subscription}/deliveries?state=lost"),
+            &admin,
+        )
+        .await;
+    check(
+        "get",
+        "/v1/admin/webhooks/{subscription_id}/deliveries",
+        &bad_query,
+    );
+    let ended = api
+        .request(
+            Method::POST,
+            &format!("/v1/admin/webhooks/{subscription}/unsubscribe"),
+            Some(&admin),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(ended.status, StatusCode::OK, "{}", ended.body);
+    check(
+        "post",
+        "/v1/admin/webhooks/{subscription_id}/unsubscribe",
+        &ended,
+    );
 
     let routes: BTreeSet<(String, String)> = ROUTES
         .iter()

@@ -40,7 +40,7 @@ fn errors_name_the_line_and_the_key() {
         ok: 0 triggers, 0 macros
         ok: 1 triggers, 0 macros
         docket.toml:2: automation.triggers[0].id: "Bad Id" must be 1 to 64 of a-z, 0-9, `_` and `-`
-        docket.toml:3: automation.triggers[0].on: unknown event type "TicketDeleted"; known: TicketCreated, TicketFieldsUpdated, PriorityChanged, PriorityChangedByRule, TagsAdded, TagsRemoved, TeamAssigned, TeamTransferred, AgentAssigned, AgentUnassigned, CollaboratorAdded, CollaboratorRemoved, PublicReplyPosted, CustomerMessageReceived, InternalNoteAdded, FileAttached, TicketLinked, TicketMergedInto, DuplicateMerged, TicketTransitioned, TicketReopened, SatisfactionRated, SlaApplied, SlaWarningRaised, SlaBreached, SlaRecomputed, Escalated, CustomerUpsetFlagged
+        docket.toml:3: automation.triggers[0].on: unknown event type "TicketDeleted"; known: TicketCreated, TicketFieldsUpdated, PriorityChanged, PriorityChangedByRule, TagsAdded, TagsRemoved, TeamAssigned, TeamTransferred, AgentAssigned, AgentUnassigned, CollaboratorAdded, CollaboratorRemoved, PublicReplyPosted, CustomerMessageReceived, InternalNoteAdded, FileAttached, TicketLinked, TicketMergedInto, DuplicateMerged, TicketTransitioned, TicketReopened, SatisfactionRated, SlaApplied, SlaWarningRaised, SlaBreached, SlaRecomputed, Escalated, CustomerUpsetFlagged, SatisfactionSurveySent
         docket.toml:4: automation.triggers[0].all[0].text_matches: "(unclosed" is not a regular expression: error: unclosed group
         docket.toml:6: automation.triggers[0].actions[1].apply_macro: no macro "nope"; known: none
         docket.toml:4: automation.triggers[0].actions[0].add_tags: tag "two words" must be 1 to 64 bytes without whitespace

@@ -4,5 +4,6 @@
 mod config;
 mod manager;
 mod support;
+mod timed;
 mod triggers;
 mod webhooks;

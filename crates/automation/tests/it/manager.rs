@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use automation::manager::{firing_command_id, TriggerManager};
-use domain::{Role, Ticket};
+use domain::Role;
 use serde_json::{json, Value};
 use store::scratch::ScratchDb;
-use store::{ExpectedVersion, NewEvent, Store, StreamId};
+use store::{Store, StreamId};
 use uuid::Uuid;
 
 use crate::support::*;
@@ -25,38 +25,6 @@ id = "echo"
 on = ["TagsAdded", "InternalNoteAdded"]
 actions = [{ add_note = "echo on {{ticket.number}}" }]
 "#;
-
-/// Appends what `command` decides on the ticket, as a person would through the API.
-async fn issue(store: &Store, role: Role, command: domain::Command) {
-    let stream = StreamId::new(TICKET.stream_id()).unwrap();
-    let records = store.read_stream(&stream, 1, 1000).await.unwrap();
-    let ticket = records.iter().fold(Ticket::initial(), |ticket, record| {
-        let event =
-            domain::Event::from_stored(&record.event_type, record.schema_version, &record.payload)
-                .unwrap();
-        domain::evolve(ticket, &event)
-    });
-    let events = domain::decide(&command, &ticket, &context(role, at(0))).unwrap();
-    let metadata = serde_json::value::to_raw_value(&json!({"at": at(0)})).unwrap();
-    let new_events = events
-        .iter()
-        .map(|event| NewEvent {
-            event_id: Uuid::now_v7(),
-            event_type: event.event_type().to_owned(),
-            schema_version: event.schema_version(),
-            payload: serde_json::value::RawValue::from_string(event.to_payload_json()).unwrap(),
-            metadata: metadata.clone(),
-        })
-        .collect();
-    let expected = match ticket.version {
-        0 => ExpectedVersion::NoStream,
-        version => ExpectedVersion::Exact(version),
-    };
-    store
-        .append(&stream, expected, new_events, Uuid::now_v7())
-        .await
-        .unwrap();
-}
 
 /// Handles every record after `after` (including those the handling appends) until none is
 /// left; returns the last position handled.
@@ -114,10 +82,11 @@ async fn firings_are_recorded_once_with_evidence_and_chains_stop_at_the_limit() 
             Arc::new(catalog().clone()),
             None,
         );
-        issue(
+        issue_at(
             &store,
             Role::Customer,
             create("Refund please", "the cup broke", json!({})),
+            at(0),
         )
         .await;
         let end = drain(&mut manager, &store, 0).await;

@@ -10,6 +10,7 @@ use domain::{
 use jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use store::{ExpectedVersion, NewEvent, Store, StreamId};
 use uuid::Uuid;
 
 pub const TICKET: TicketId = TicketId(Uuid::from_u128(0x7000));
@@ -96,4 +97,35 @@ pub fn run(script: &[(Role, Command)]) -> (Ticket, Vec<Event>) {
 
 pub fn render_event(event: &Event) -> String {
     format!("{} {}", event.event_type(), event.to_payload_json())
+}
+
+/// Appends what `command` decides on the ticket, as a person would through the API.
+pub async fn issue_at(store: &Store, role: Role, command: Command, when: Timestamp) {
+    let stream = StreamId::new(TICKET.stream_id()).unwrap();
+    let records = store.read_stream(&stream, 1, 1000).await.unwrap();
+    let ticket = records.iter().fold(Ticket::initial(), |ticket, record| {
+        let event =
+            Event::from_stored(&record.event_type, record.schema_version, &record.payload).unwrap();
+        domain::evolve(ticket, &event)
+    });
+    let events = domain::decide(&command, &ticket, &context(role, when)).unwrap();
+    let metadata = serde_json::value::to_raw_value(&json!({"at": when})).unwrap();
+    let new_events = events
+        .iter()
+        .map(|event| NewEvent {
+            event_id: Uuid::now_v7(),
+            event_type: event.event_type().to_owned(),
+            schema_version: event.schema_version(),
+            payload: serde_json::value::RawValue::from_string(event.to_payload_json()).unwrap(),
+            metadata: metadata.clone(),
+        })
+        .collect();
+    let expected = match ticket.version {
+        0 => ExpectedVersion::NoStream,
+        version => ExpectedVersion::Exact(version),
+    };
+    store
+        .append(&stream, expected, new_events, Uuid::now_v7())
+        .await
+        .unwrap();
 }

@@ -1334,6 +1334,61 @@ fn rate_a_resolution_once() {
 }
 
 #[test]
+fn a_survey_after_the_close_lets_the_customer_rate_the_closed_ticket() {
+    let survey = json!({"type": "send_satisfaction_survey", "rule_id": "timed:close_solved"});
+    let rate = json!({"type": "rate_satisfaction", "score": 4});
+    // Closed without a survey: no rating.
+    check(
+        &closed(),
+        (customer(), command(rate.clone())),
+        expect![[r#"
+            rejected: the ticket is closed; it accepts nothing but links
+            {"rule":"ticket_closed"}
+        "#]],
+    );
+    check(
+        &closed(),
+        (system(), command(survey.clone())),
+        expect![[r#"
+            SatisfactionSurveySent v1 {"resolution":1,"rule_id":"timed:close_solved"}
+        "#]],
+    );
+    let surveyed = with(closed(), system(), survey.clone());
+    // Once per resolution.
+    check(
+        &surveyed,
+        (system(), command(survey.clone())),
+        expect![[r#"
+        no events
+    "#]],
+    );
+    check(
+        &surveyed,
+        (customer(), command(rate)),
+        expect![[r#"
+        SatisfactionRated v1 {"score":4,"resolution":1,"pii":{"comment":null}}
+    "#]],
+    );
+    // Only a resolution can be surveyed, and only by the system.
+    check(
+        &in_progress(),
+        (system(), command(survey.clone())),
+        expect![[r#"
+        rejected: only a solved ticket can be rated; this one is open
+        {"rule":"not_solved","category":"open"}
+    "#]],
+    );
+    check(
+        &resolved(),
+        (agent(), command(survey)),
+        expect![[r#"
+        rejected: role agent may not send_satisfaction_survey
+        {"rule":"role_not_allowed","command":"send_satisfaction_survey","role":"agent"}
+    "#]],
+    );
+}
+
+#[test]
 fn rating_needs_a_solved_ticket_and_a_score_from_1_to_5() {
     check(
         &in_progress(),

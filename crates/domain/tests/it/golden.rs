@@ -176,6 +176,10 @@ fn samples() -> BTreeMap<&'static str, Event> {
             command(json!({"type": "transition_ticket", "transition": "mark_refunded"})),
         ),
         (
+            system(),
+            command(json!({"type": "send_satisfaction_survey", "rule_id": "timed:close_solved"})),
+        ),
+        (
             customer(),
             command(
                 json!({"type": "rate_satisfaction", "score": 4, "comment": "快，但第一次回复慢"}),
@@ -381,6 +385,7 @@ fn customers_see_only_public_events() {
         PriorityChangedByRule: Internal
         PublicReplyPosted: Public
         SatisfactionRated: Public
+        SatisfactionSurveySent: Public
         SlaApplied: Internal
         SlaBreached: Internal
         SlaRecomputed: Internal

@@ -28,7 +28,7 @@ fn commands_are_tagged_and_strict() {
     expect![[r#"
         ok assign_agent
         error: unknown field `agnet`, expected one of `agent`, `reason`, `routing`
-        error: unknown variant `assign_agnet`, expected one of `create_ticket`, `update_fields`, `set_priority`, `change_priority_by_rule`, `add_tags`, `remove_tags`, `assign_team`, `transfer_team`, `assign_agent`, `unassign_agent`, `add_collaborator`, `remove_collaborator`, `post_public_reply`, `post_customer_message`, `add_internal_note`, `attach_file`, `link_ticket`, `merge_into`, `record_merged_duplicate`, `transition_ticket`, `reopen_ticket`, `rate_satisfaction`, `apply_sla`, `record_sla_warning`, `record_sla_breach`, `recompute_sla`, `escalate`, `flag_customer_upset`
+        error: unknown variant `assign_agnet`, expected one of `create_ticket`, `update_fields`, `set_priority`, `change_priority_by_rule`, `add_tags`, `remove_tags`, `assign_team`, `transfer_team`, `assign_agent`, `unassign_agent`, `add_collaborator`, `remove_collaborator`, `post_public_reply`, `post_customer_message`, `add_internal_note`, `attach_file`, `link_ticket`, `merge_into`, `record_merged_duplicate`, `transition_ticket`, `reopen_ticket`, `rate_satisfaction`, `apply_sla`, `record_sla_warning`, `record_sla_breach`, `recompute_sla`, `escalate`, `flag_customer_upset`, `send_satisfaction_survey`
         error: missing field `type`
         ok unassign_agent
         error: invalid value: integer `300`, expected u8
