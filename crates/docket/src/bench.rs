@@ -29,6 +29,17 @@ pub enum BenchCommand {
         #[arg(long, env = "DOCKET_TEST_DATABASE_URL")]
         postgres_url: Option<String>,
     },
+    /// The SLA scheduler on SQLite: time and memory to load `--timers` active timers, and the
+    /// lag from due to appended for a burst of `--burst` breaches due in the same second,
+    /// beside the raw append limit of the same store.
+    Sla {
+        /// Active timers (two per ticket).
+        #[arg(long, default_value_t = 1_000_000)]
+        timers: u64,
+        /// Timers due in the same second.
+        #[arg(long, default_value_t = 100_000)]
+        burst: u64,
+    },
     /// The HTTP API on a loopback socket under a realistic mix (create, assign, reply, note,
     /// transition, get, list) from keep-alive connections: requests/s, commands/s, p50/p99
     /// overall and per operation, and the group commit batch size.
@@ -88,6 +99,10 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
                 db.cleanup().await;
                 result?;
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Sla { timers, burst } => {
+            crate::bench_sla::run(timers, burst).await?;
             Ok(ExitCode::SUCCESS)
         }
         BenchCommand::Http {

@@ -12,6 +12,7 @@
 mod audit;
 mod bench;
 mod bench_http;
+mod bench_sla;
 mod config;
 mod projections_cli;
 mod serve;

@@ -21,7 +21,7 @@ use crate::source::{TimerSource, Work};
 /// Most work items taken out of the sources per round.
 pub const ROUND_WORK_MAX: usize = 10_000;
 /// Most tickets whose work is in flight at once (work for one ticket is issued in order).
-pub const TICKETS_IN_FLIGHT_MAX: usize = 64;
+pub const TICKETS_IN_FLIGHT_MAX: usize = 256;
 /// The longest the driver sleeps without looking at the clock again.
 pub const IDLE_WAKE_MAX: Duration = Duration::from_secs(1);
 /// How often a leader checks it still holds its lock.
@@ -233,7 +233,12 @@ impl<S: CommandSink> Driver<S> {
                     }
                 }
                 _ = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => {}
+                changed = stop.changed() => {
+                    // A dropped sender stops the scheduler too.
+                    if changed.is_err() {
+                        return;
+                    }
+                }
             }
         }
     }

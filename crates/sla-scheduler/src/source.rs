@@ -45,9 +45,13 @@ pub trait TimerSource: Send {
 
 /// The time an event happened: the command's `at` in the metadata, else when it was stored.
 pub fn event_time(record: &Record) -> Timestamp {
-    serde_json::from_str::<serde_json::Value>(&record.metadata)
+    #[derive(serde::Deserialize)]
+    struct Metadata {
+        at: Option<Timestamp>,
+    }
+    serde_json::from_str::<Metadata>(&record.metadata)
         .ok()
-        .and_then(|metadata| metadata.get("at")?.as_str()?.parse().ok())
+        .and_then(|metadata| metadata.at)
         .unwrap_or(record.recorded_at)
 }
 
@@ -66,7 +70,8 @@ pub const DEFAULT_TIER: &str = "normal";
 pub struct SlaSource {
     policies: Arc<Policies>,
     tiers: HashMap<CustomerId, String>,
-    tickets: HashMap<TicketId, TicketSla>,
+    /// Boxed: a map's spare slots then cost a pointer, not a whole ticket.
+    tickets: HashMap<TicketId, Box<TicketSla>>,
     timers: Timers,
     /// Tickets whose clocks moved, with when they moved, oldest first, once each.
     stale: VecDeque<(TicketId, Timestamp)>,
@@ -91,7 +96,7 @@ impl SlaSource {
     }
 
     pub fn ticket(&self, ticket_id: TicketId) -> Option<&TicketSla> {
-        self.tickets.get(&ticket_id)
+        self.tickets.get(&ticket_id).map(|ticket| &**ticket)
     }
 
     pub fn tickets(&self) -> usize {
@@ -140,7 +145,7 @@ impl SlaSource {
                     .get(&created.requester)
                     .map_or(DEFAULT_TIER, String::as_str);
                 if let Some(ticket) = TicketSla::created(event, at, tier, &self.policies) {
-                    self.tickets.insert(ticket_id, ticket);
+                    self.tickets.insert(ticket_id, Box::new(ticket));
                 }
             }
         }

@@ -21,5 +21,6 @@ mod macros;
 mod openapi;
 mod read;
 mod roles;
+mod sla;
 mod support;
 mod webhooks;
