@@ -78,9 +78,10 @@ pub struct RoutingRecord {
     pub language: Option<String>,
     /// Whether the ticket was routed within the team's VIP group.
     pub vip_group: bool,
-    /// Agents of the team looked at.
+    /// Agents of the team looked at (least loaded without narrowing reads its ranking of
+    /// online members from the top, and stops at the first that fits).
     pub considered: u32,
-    /// Agents that could have taken the ticket, the chosen one included.
+    /// Agents looked at that could have taken the ticket, the chosen one included.
     pub candidates: u32,
     /// The first `ROUTING_SKIPPED_MAX` agents skipped, with why.
     pub skipped: Vec<SkippedAgent>,

@@ -45,25 +45,38 @@ fn rate(events: u64, elapsed: Duration) -> String {
     format!("{:>12.0} events/s", events as f64 / elapsed.as_secs_f64())
 }
 
-fn percentiles(mut samples: Vec<Duration>) -> String {
-    samples.sort();
-    let at = |percent: usize| samples[(samples.len() * percent / 100).min(samples.len() - 1)];
+/// Wall-clock latencies of a query, and the CPU time all of them took.
+struct Samples {
+    wall: Vec<Duration>,
+    cpu: Duration,
+}
+
+fn percentiles(samples: Samples) -> String {
+    let Samples { mut wall, cpu } = samples;
+    wall.sort();
+    let at = |percent: usize| wall[(wall.len() * percent / 100).min(wall.len() - 1)];
     format!(
-        "p50 {:>9.1} µs  p99 {:>9.1} µs  ({} samples)",
+        "p50 {:>9.1} µs  p99 {:>9.1} µs  CPU {:>9.1} µs/query  ({} samples)",
         at(50).as_secs_f64() * 1e6,
         at(99).as_secs_f64() * 1e6,
-        samples.len()
+        cpu.as_secs_f64() * 1e6 / wall.len().max(1) as f64,
+        wall.len()
     )
 }
 
-fn time<T>(samples: usize, mut query: impl FnMut(usize) -> T) -> Vec<Duration> {
-    (0..samples)
+fn time<T>(samples: usize, mut query: impl FnMut(usize) -> T) -> Samples {
+    let cpu = cpu_time();
+    let wall = (0..samples)
         .map(|index| {
             let started = Instant::now();
             black_box(query(index));
             started.elapsed()
         })
-        .collect()
+        .collect();
+    Samples {
+        wall,
+        cpu: cpu_time().saturating_sub(cpu),
+    }
 }
 
 /// CPU time of the whole process so far (user + system, all threads), from /proc.

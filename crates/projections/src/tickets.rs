@@ -326,11 +326,20 @@ impl Tickets {
                 Some(list) => list,
                 None => postings.entry(token.to_owned()).or_default(),
             };
-            // A new ticket's ordinal is the largest: the common case is a push.
+            // A new ticket's ordinal is the largest: the common case is a push. Otherwise the
+            // ticket is usually recent, so the place is sought from the end, by galloping: a
+            // binary search over a list of a million ordinals misses the cache at every step.
             match list.last() {
                 Some(last) if *last >= ordinal => {
-                    if let Err(at) = list.binary_search(&ordinal) {
-                        list.insert(at, ordinal);
+                    let len = list.len();
+                    let mut step = 1;
+                    while step < len && list[len - 1 - step] > ordinal {
+                        step *= 2;
+                    }
+                    // Everything before `low` is at most list[low] ≤ ordinal.
+                    let low = len.saturating_sub(step + 1);
+                    if let Err(at) = list[low..].binary_search(&ordinal) {
+                        list.insert(low + at, ordinal);
                     }
                 }
                 _ => list.push(ordinal),
@@ -390,10 +399,21 @@ impl Tickets {
                     .map(|row| key(row, sort))
                     .filter(|candidate| beyond(candidate, after.as_ref(), sort))
                     .collect();
-                keys.sort_unstable();
-                if sort.descending() {
-                    keys.reverse();
+                // Only the page (and one more, for the cursor) is sorted: the rest is only
+                // partitioned away, in linear time, however many tickets matched.
+                let order = |x: &SortKey, y: &SortKey| {
+                    if sort.descending() {
+                        y.cmp(x)
+                    } else {
+                        x.cmp(y)
+                    }
+                };
+                let page = keys.len().min(query.limit + 1);
+                if page < keys.len() {
+                    keys.select_nth_unstable_by(page, order);
+                    keys.truncate(page);
                 }
+                keys.sort_unstable_by(order);
                 items.extend(
                     keys.iter()
                         .take(query.limit + 1)

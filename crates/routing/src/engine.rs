@@ -90,6 +90,9 @@ impl AgentSlot {
     }
 }
 
+/// `(spare capacity, reversed, last assigned, agent, slot index)`.
+type RankKey = (std::cmp::Reverse<u32>, u64, AgentId, u32);
+
 /// A team's routing settings, resolved from the configuration.
 #[derive(Clone, Debug, Default)]
 struct TeamSlot {
@@ -98,6 +101,10 @@ struct TeamSlot {
     /// Agent slots, in agent id order.
     members: Vec<u32>,
     queue: BTreeSet<QueueKey>,
+    /// Online members, most spare capacity first, then the oldest last assignment, then id:
+    /// least loaded's order, kept up to date so that a plain decision reads the first entries
+    /// instead of every member.
+    ranking: BTreeSet<RankKey>,
     /// The agent of the last round-robin assignment routed in this team.
     round_robin_last: Option<AgentId>,
 }
@@ -165,6 +172,19 @@ impl TicketSlot {
         )
         .then_some(agent)
     }
+}
+
+/// What reading a ranking found: the chosen slot, members read, those skipped.
+#[derive(Debug, Default)]
+struct Ranked {
+    chosen: Option<u32>,
+    considered: u32,
+    skipped: Vec<SkippedAgent>,
+    skipped_total: u32,
+}
+
+fn grouped_chosen(chosen: Option<(u32, bool)>) -> bool {
+    chosen.is_some_and(|(_, grouped)| grouped)
 }
 
 /// A routing decision: give `ticket` (at stream `version`) to `agent`.
@@ -390,6 +410,7 @@ impl Engine {
                 index
             }
         };
+        self.unrank(index);
         match event {
             AgentEvent::AgentRegistered(registered) => {
                 self.set_teams(index, &registered.teams);
@@ -407,6 +428,49 @@ impl Engine {
                 self.agents[index as usize].presence = changed.to;
             }
         }
+        self.rank(index);
+    }
+
+    fn rank_key(&self, index: u32) -> Option<RankKey> {
+        let agent = &self.agents[index as usize];
+        (agent.presence == Presence::Online).then(|| {
+            (
+                std::cmp::Reverse(agent.capacity.saturating_sub(agent.load())),
+                agent.last_assigned,
+                agent.id,
+                index,
+            )
+        })
+    }
+
+    /// Takes an agent out of their teams' rankings, before a change to what orders them.
+    fn unrank(&mut self, index: u32) {
+        let Some(key) = self.rank_key(index) else {
+            return;
+        };
+        for team in &self.details[index as usize].teams {
+            if let Some(slot) = self.teams.get_mut(team) {
+                slot.ranking.remove(&key);
+            }
+        }
+    }
+
+    /// Puts an agent back into their teams' rankings, after the change.
+    fn rank(&mut self, index: u32) {
+        let Some(key) = self.rank_key(index) else {
+            return;
+        };
+        for team in &self.details[index as usize].teams {
+            if let Some(slot) = self.teams.get_mut(team) {
+                slot.ranking.insert(key);
+            }
+        }
+    }
+
+    fn set_last_assigned(&mut self, index: u32, position: u64) {
+        self.unrank(index);
+        self.agents[index as usize].last_assigned = position;
+        self.rank(index);
     }
 
     fn set_teams(&mut self, index: u32, teams: &[TeamId]) {
@@ -510,8 +574,8 @@ impl Engine {
             }
             Event::AgentAssigned(assigned) => {
                 slot.assignee = Some(assigned.to);
-                if let Some(index) = self.agent_index.get(&assigned.to) {
-                    self.agents[*index as usize].last_assigned = event.position;
+                if let Some(index) = self.agent_index.get(&assigned.to).copied() {
+                    self.set_last_assigned(index, event.position);
                 }
                 if let Some(routing) = &assigned.routing {
                     if routing.strategy == RoutingStrategy::RoundRobin && !routing.vip_group {
@@ -591,17 +655,21 @@ impl Engine {
             return;
         }
         if let Some((agent, priority)) = before {
-            if let Some(index) = self.agent_index.get(&agent) {
-                let slot = &mut self.agents[*index as usize];
+            if let Some(index) = self.agent_index.get(&agent).copied() {
+                self.unrank(index);
+                let slot = &mut self.agents[index as usize];
                 slot.open = slot.open.saturating_sub(1);
                 slot.open_weight = slot.open_weight.saturating_sub(priority_weight(priority));
+                self.rank(index);
             }
         }
         if let Some((agent, priority)) = after {
-            if let Some(index) = self.agent_index.get(&agent) {
-                let slot = &mut self.agents[*index as usize];
+            if let Some(index) = self.agent_index.get(&agent).copied() {
+                self.unrank(index);
+                let slot = &mut self.agents[index as usize];
                 slot.open += 1;
                 slot.open_weight += priority_weight(priority);
+                self.rank(index);
             }
         }
     }
@@ -748,7 +816,36 @@ impl Engine {
         let mut chosen: Option<(u32, bool)> = None;
         let members = &slot.members;
         let strategy = config.strategy;
+        // Least loaded with nothing to narrow by reads the team's ranking from the top: the
+        // first online member the ticket fits is the one the full scan would choose. Only the
+        // members read count as considered. Debug builds run the full scan too and compare.
+        let ranked = strategy == RoutingStrategy::LeastLoaded && plain && vip_group.is_none();
+        let mut fast = Ranked::default();
+        if ranked {
+            for &(std::cmp::Reverse(spare), _, id, index) in &slot.ranking {
+                if spare == 0 {
+                    break;
+                }
+                let agent = &self.agents[index as usize];
+                fast.considered += 1;
+                if agent.load() + agent.units(ticket.priority) <= agent.capacity {
+                    fast.chosen = Some(index);
+                    break;
+                }
+                fast.skipped_total += 1;
+                if fast.skipped.len() < ROUTING_SKIPPED_MAX {
+                    fast.skipped.push(SkippedAgent {
+                        agent: id,
+                        reason: SkipReason::AtCapacity {
+                            load: agent.load(),
+                            capacity: agent.capacity,
+                        },
+                    });
+                }
+            }
+        }
         match strategy {
+            RoutingStrategy::LeastLoaded if ranked && !cfg!(debug_assertions) => {}
             RoutingStrategy::RoundRobin => {
                 let start = slot.round_robin_last.map_or(0, |last| {
                     members.partition_point(|member| self.agents[*member as usize].id <= last)
@@ -820,14 +917,26 @@ impl Engine {
                 }
             }
         }
-        let (index, grouped) = chosen?;
-        let agent = &self.agents[index as usize];
-        if grouped {
+        if grouped_chosen(chosen) {
             // Agents who could have taken it but for the VIP group going first.
             for outside in outside_group {
                 skip(outside, SkipReason::NotInVipGroup);
             }
         }
+        if ranked {
+            debug_assert_eq!(
+                chosen.map(|(index, _)| index),
+                fast.chosen,
+                "the ranking and the scan disagree"
+            );
+            chosen = fast.chosen.map(|index| (index, false));
+            considered = fast.considered;
+            candidates = u32::from(fast.chosen.is_some());
+            skipped = fast.skipped;
+            skipped_total = fast.skipped_total;
+        }
+        let (index, grouped) = chosen?;
+        let agent = &self.agents[index as usize];
         let record = RoutingRecord {
             team,
             strategy,
@@ -890,7 +999,7 @@ impl Engine {
         self.reown(assignment.ticket, before_owner, slot.owner());
         self.tickets.insert(assignment.ticket, slot);
         // A stand-in for the position the event will get: after everything folded so far.
-        self.agents[index as usize].last_assigned = self.position + 1;
+        self.set_last_assigned(index, self.position + 1);
         if assignment.record.strategy == RoutingStrategy::RoundRobin && !assignment.record.vip_group
         {
             self.team_slot(team).round_robin_last = Some(assignment.agent);
@@ -914,8 +1023,8 @@ impl Engine {
             self.reload(before_load, slot.open_load());
             self.reown(undo.ticket, before_owner, slot.owner());
             self.tickets.insert(undo.ticket, slot);
-            if let Some(index) = self.agent_index.get(&undo.agent) {
-                self.agents[*index as usize].last_assigned = undo.last_assigned;
+            if let Some(index) = self.agent_index.get(&undo.agent).copied() {
+                self.set_last_assigned(index, undo.last_assigned);
             }
             self.team_slot(undo.team).round_robin_last = undo.round_robin_last;
         }

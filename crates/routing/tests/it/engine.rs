@@ -83,14 +83,14 @@ fn least_loaded_breaks_ties_by_longest_wait() {
     sim.plain(7, 1).plain(8, 1);
     sim.route();
     expect![[r#"
-        t1 -> a3 (least_loaded; skills [] lang None vip false; 3 considered, 3 candidates; skipped [])
-        t2 -> a3 (least_loaded; skills [] lang None vip false; 3 considered, 3 candidates; skipped [])
-        t3 -> a1 (least_loaded; skills [] lang None vip false; 3 considered, 3 candidates; skipped [])
-        t4 -> a2 (least_loaded; skills [] lang None vip false; 3 considered, 3 candidates; skipped [])
-        t5 -> a3 (least_loaded; skills [] lang None vip false; 3 considered, 3 candidates; skipped [])
-        t6 -> a1 (least_loaded; skills [] lang None vip false; 3 considered, 3 candidates; skipped [])
-        t7 -> a3 (least_loaded; skills [] lang None vip false; 3 considered, 3 candidates; skipped [])
-        t8 -> a3 (least_loaded; skills [] lang None vip false; 3 considered, 3 candidates; skipped [])"#]]
+        t1 -> a3 (least_loaded; skills [] lang None vip false; 1 considered, 1 candidates; skipped [])
+        t2 -> a3 (least_loaded; skills [] lang None vip false; 1 considered, 1 candidates; skipped [])
+        t3 -> a1 (least_loaded; skills [] lang None vip false; 1 considered, 1 candidates; skipped [])
+        t4 -> a2 (least_loaded; skills [] lang None vip false; 1 considered, 1 candidates; skipped [])
+        t5 -> a3 (least_loaded; skills [] lang None vip false; 1 considered, 1 candidates; skipped [])
+        t6 -> a1 (least_loaded; skills [] lang None vip false; 1 considered, 1 candidates; skipped [])
+        t7 -> a3 (least_loaded; skills [] lang None vip false; 1 considered, 1 candidates; skipped [])
+        t8 -> a3 (least_loaded; skills [] lang None vip false; 1 considered, 1 candidates; skipped [])"#]]
     .assert_eq(&sim.trail.join("\n"));
 }
 

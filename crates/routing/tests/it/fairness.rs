@@ -77,3 +77,62 @@ proptest! {
         prop_assert!(max - min <= 1, "steady agents' counts {steady_counts:?}");
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Least loaded reads a ranking kept up to date by every event; debug builds (tests) run
+    /// the full scan beside it and panic if they choose differently. Whatever happens, nobody
+    /// goes over capacity.
+    #[test]
+    fn least_loaded_ranking_agrees_with_the_scan(
+        steps in proptest::collection::vec(step(), 1..120),
+        priorities in proptest::collection::vec(0usize..4, 120),
+    ) {
+        let config = RoutingConfig {
+            teams: [(
+                "Support".to_owned(),
+                routing::TeamConfig {
+                    strategy: domain::RoutingStrategy::LeastLoaded,
+                    ..routing::TeamConfig::default()
+                },
+            )]
+            .into_iter()
+            .collect(),
+            ..RoutingConfig::default()
+        };
+        let mut sim = Sim::new(config);
+        sim.team(1, "Support");
+        for n in 1..=3 {
+            sim.agent(n, &[1], 3, &[], &[]);
+        }
+        for n in 10..13 {
+            sim.agent(n, &[1], 2, &[], &[]);
+        }
+        let mut tickets = 0u64;
+        for step in steps {
+            match step {
+                Step::Ticket => {
+                    tickets += 1;
+                    let priority = domain::Priority::ALL[priorities[tickets as usize % 120]];
+                    sim.ticket(tickets, 1, 0, priority, "question", &[], "Where is my order?");
+                }
+                Step::Solve(pick) if tickets > 0 => {
+                    let n = 1 + (pick as u64 % tickets);
+                    if sim.engine.ticket_version(ticket(n)).is_some() {
+                        sim.solve(n);
+                    }
+                }
+                Step::Solve(_) => {}
+                Step::Presence(agent, presence) => {
+                    sim.presence(agent, presence);
+                }
+            }
+            sim.route();
+            for (n, capacity) in [(1, 3), (2, 3), (3, 3), (10, 2), (11, 2), (12, 2)] {
+                let load = sim.engine.load(agent(n)).unwrap();
+                prop_assert!(load <= capacity, "a{n} holds {load} of {capacity}");
+            }
+        }
+    }
+}
