@@ -114,3 +114,54 @@ async fn firings_are_recorded_once_with_evidence_and_chains_stop_at_the_limit() 
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn send_webhook_schedules_the_event_for_the_named_subscription_once() {
+    let db = ScratchDb::sqlite().await;
+    let store = Store::open_with(db.config.clone()).await.unwrap();
+    let pager = automation::webhook::subscribe(
+        &store,
+        "pager",
+        "http://127.0.0.1:9/page",
+        vec!["TicketLinked".to_owned()],
+        at(0),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let automation = Arc::new(compile(
+        r#"
+[[automation.triggers]]
+id = "page-on-refund"
+on = ["TicketCreated"]
+all = [{ text_contains = "refund" }]
+actions = [{ send_webhook = "pager" }, { send_webhook = "nobody" }]
+"#,
+    ));
+    let mut manager = TriggerManager::new(
+        store.clone(),
+        automation,
+        Arc::new(catalog().clone()),
+        Some(automation::webhook::WebhookRequests::new(store.clone())),
+    );
+    issue_at(
+        &store,
+        Role::Customer,
+        create("Refund", "please", json!({})),
+        at(0),
+    )
+    .await;
+    drain(&mut manager, &store, 0).await;
+    // Handled again (a crash before the checkpoint): still one delivery.
+    drain(&mut manager, &store, 0).await;
+    let log = automation::webhook::delivery_log(&store, pager.subscription_id)
+        .await
+        .unwrap();
+    assert_eq!(log.deliveries.len(), 1);
+    let delivery = &log.deliveries[0];
+    assert_eq!(delivery.event_type, "TicketCreated");
+    assert_eq!(delivery.trigger.as_deref(), Some("page-on-refund"));
+    assert_eq!(delivery.state, automation::webhook::DeliveryState::Pending);
+    drop(store);
+    db.cleanup().await;
+}
