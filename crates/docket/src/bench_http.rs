@@ -1,7 +1,9 @@
 //! `docket bench http`: the API over a real socket under a realistic mix. The server runs
 //! in-process on 127.0.0.1:0 over a scratch store; the load generator is in the same process,
 //! with its own small HTTP/1.1 client (keep-alive, Content-Length requests; Content-Length or
-//! chunked responses). It measures and prints; it never asserts a time.
+//! chunked responses). Beside the API it runs what `docket serve` runs on its default
+//! configuration (the routing manager, the SLA scheduler). It measures and prints; it never
+//! asserts a time.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -113,6 +115,25 @@ async fn bench_backend(
     )
     .await
     .context("starting the API")?;
+    // What `docket serve` runs beside the API on its default configuration, so that the figure
+    // is the server's: the routing manager and the SLA scheduler with the shipped policies.
+    let (stop_background, background) = tokio::sync::watch::channel(false);
+    let router = routing::Manager::new(
+        store.clone(),
+        routing::Engine::new(routing::RoutingConfig::default()),
+        domain::BlueprintCatalog::builtin(),
+        Arc::new(jiff::Timestamp::now),
+        format!("docket-bench-{}", std::process::id()),
+    );
+    tokio::spawn(router.run(background.clone()));
+    let policies = sla_scheduler::Policies::compile(&sla_scheduler::SlaConfig::shipped())
+        .map_err(|error| anyhow::anyhow!("the shipped SLA policies: {error}"))?;
+    state.start_scheduler(
+        Arc::new(policies),
+        None,
+        sla_scheduler::Leadership::for_store(&store),
+        background,
+    );
     let admin = state
         .issue_token(api::ApiRole::Admin, None, "bench admin")
         .await
@@ -154,6 +175,7 @@ async fn bench_backend(
         .map(|(after, before)| after.saturating_sub(before));
     let (batches, appends, events, _) = store.stats().snapshot();
     server.abort();
+    let _ = stop_background.send(true);
     let seconds = elapsed.as_secs_f64();
     let requests: usize = latencies.iter().map(Vec::len).sum();
     let commands: usize = latencies
