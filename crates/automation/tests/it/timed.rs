@@ -13,14 +13,14 @@ use store::Store;
 
 use crate::support::*;
 
-// The shipped `general` blueprint has no system transition out of `waiting_on_customer` into
-// `closed`; an operator adds one (e.g. `expire`). The test uses `resume`, which exists.
+// The shipped `general` blueprint's system-only `expire` closes a ticket the customer left
+// unanswered.
 const CONFIG: &str = r#"
 [automation.timed]
 remind_pending_after_hours = 72
 reminder = "Hello {{customer.name}}, we are waiting for your answer on {{ticket.number}}."
 close_pending_after_hours = 168
-close_pending_transition = "resume"
+close_pending_transition = "expire"
 close_solved_after_hours = 48
 "#;
 
@@ -104,7 +104,7 @@ async fn waiting_and_solved_tickets_move_on_in_time() {
     let close = source.fire_due(pending_since + SignedDuration::from_hours(168), 10);
     expect_test::expect![[r#"
         due 2026-11-26T10:04:00Z {"type":"post_public_reply","body":"Hello 李雷, we are waiting for your answer on #10042.","attachments":[]} 997d4f29
-        due 2026-11-30T10:04:00Z {"type":"transition_ticket","transition":"resume"} afd85e8f
+        due 2026-11-30T10:04:00Z {"type":"transition_ticket","transition":"expire"} afd85e8f
     "#]].assert_eq(&(render(&remind) + &render(&close)));
 
     // A restart: a fresh source owes the same work under the same command ids.

@@ -85,7 +85,7 @@ fn shipped_blueprints_load() {
         })
         .collect();
     expect![[r#"
-        general v1 from general.toml: 6 states, 8 transitions
+        general v1 from general.toml: 6 states, 9 transitions
         refund v1 from refund.toml: 7 states, 8 transitions"#]]
     .assert_eq(&summary.join("\n"));
     assert_eq!(load_error(MINI), "loaded");
@@ -472,21 +472,22 @@ fn general_transition_matrix() {
     check_matrix(
         "general",
         expect![[r#"
-        general v1: state / transition / customer / agent / supervisor / admin / system / integration
-        new / start / role / →in_progress / →in_progress / →in_progress / →in_progress / role
-        new / resolve / role / →resolved / →resolved / →resolved / role / role   (bare ticket needs assignee+public_reply)
-        new / cancel / role / role / →closed / →closed / role / role   (bare ticket needs internal_note)
-        in_progress / ask_customer / role / →waiting_on_customer / →waiting_on_customer / →waiting_on_customer / role / role   (bare ticket needs public_reply)
-        in_progress / resolve / role / →resolved / →resolved / →resolved / role / role   (bare ticket needs assignee+public_reply)
-        waiting_on_customer / resume / role / →in_progress / →in_progress / →in_progress / →in_progress / role
-        waiting_on_customer / resolve / role / →resolved / →resolved / →resolved / role / role   (bare ticket needs assignee+public_reply)
-        resolved / schedule_follow_up / role / →follow_up / →follow_up / →follow_up / →follow_up / role   (bare ticket needs assignee)
-        resolved / confirm / →closed / role / role / role / role / →closed
-        resolved / close / role / →closed / →closed / →closed / →closed / role
-        follow_up / confirm / →closed / role / role / role / role / →closed
-        follow_up / close / role / →closed / →closed / →closed / →closed / role
-        closed / (no transitions: closed)
-    "#]],
+            general v1: state / transition / customer / agent / supervisor / admin / system / integration
+            new / start / role / →in_progress / →in_progress / →in_progress / →in_progress / role
+            new / resolve / role / →resolved / →resolved / →resolved / role / role   (bare ticket needs assignee+public_reply)
+            new / cancel / role / role / →closed / →closed / role / role   (bare ticket needs internal_note)
+            in_progress / ask_customer / role / →waiting_on_customer / →waiting_on_customer / →waiting_on_customer / role / role   (bare ticket needs public_reply)
+            in_progress / resolve / role / →resolved / →resolved / →resolved / role / role   (bare ticket needs assignee+public_reply)
+            waiting_on_customer / resume / role / →in_progress / →in_progress / →in_progress / →in_progress / role
+            waiting_on_customer / expire / role / role / role / role / →closed / role
+            waiting_on_customer / resolve / role / →resolved / →resolved / →resolved / role / role   (bare ticket needs assignee+public_reply)
+            resolved / schedule_follow_up / role / →follow_up / →follow_up / →follow_up / →follow_up / role   (bare ticket needs assignee)
+            resolved / confirm / →closed / role / role / role / role / →closed
+            resolved / close / role / →closed / →closed / →closed / →closed / role
+            follow_up / confirm / →closed / role / role / role / role / →closed
+            follow_up / close / role / →closed / →closed / →closed / →closed / role
+            closed / (no transitions: closed)
+        "#]],
     );
 }
 
