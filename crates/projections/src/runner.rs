@@ -145,11 +145,15 @@ impl Snapshots {
             .migrate(MIGRATION_COMPONENT, SQLITE_MIGRATIONS, POSTGRES_MIGRATIONS)
             .await?;
         if let Some(path) = snapshot_file(store) {
-            // A lost snapshot costs a catch-up, never a record: no fsync per commit.
+            // A lost snapshot costs a catch-up, never a record: no fsync per commit. A rollback
+            // journal rather than a WAL: a snapshot is written whole, and in WAL mode the WAL
+            // grew by every snapshot written between checkpoints. A rewritten snapshot's old
+            // pages are reused by the next, so the file stays within about twice the size of
+            // the snapshots it holds.
             let options = SqliteConnectOptions::new()
                 .filename(path)
                 .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
+                .journal_mode(SqliteJournalMode::Truncate)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(SNAPSHOT_BUSY_TIMEOUT)
                 .disable_statement_logging();

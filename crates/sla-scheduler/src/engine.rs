@@ -6,8 +6,8 @@
 
 use domain::calendar::BusinessCalendar;
 use domain::{
-    ApplySla, Channel, Command, Event, Priority, RecomputeCause, RecomputeSla,
-    RecordSlaBreach, RecordSlaWarning, SlaTarget, StateCategory, TeamId, TicketId,
+    ApplySla, Channel, Command, Event, Priority, RecomputeCause, RecomputeSla, RecordSlaBreach,
+    RecordSlaWarning, SlaTarget, StateCategory, TeamId, TicketId,
 };
 use jiff::{SignedDuration, Timestamp};
 
@@ -271,8 +271,7 @@ impl TicketSla {
             return;
         };
         let clock = &mut self.clocks[metric.index()];
-        if clock.recorded_policy == Some(policy_id) && clock.recorded_due == Some(due_at)
-        {
+        if clock.recorded_policy == Some(policy_id) && clock.recorded_due == Some(due_at) {
             if breached {
                 clock.breached = true;
             } else {

@@ -23,7 +23,9 @@ pub mod policy;
 pub mod source;
 pub mod timers;
 
-pub use driver::{Clock, CommandSink, Driver, Fired, Issued, SchedulerStats, SinkError};
+pub use driver::{
+    BatchOutcome, Clock, CommandSink, Driver, Fired, Issued, SchedulerStats, SinkError,
+};
 pub use leader::{Leader, Leadership};
 pub use policy::{Metric, Policies, PolicyError, SlaConfig};
 pub use source::{SlaSource, TimerSource, Work};

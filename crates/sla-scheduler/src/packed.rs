@@ -145,7 +145,10 @@ fn pack_policy(id: Option<&'static str>) -> u16 {
 
 fn unpack_policy(index: u16) -> Option<&'static str> {
     (index != NONE_U16).then(|| {
-        policy_ids().read().unwrap_or_else(PoisonError::into_inner).ids[usize::from(index)]
+        policy_ids()
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .ids[usize::from(index)]
     })
 }
 
@@ -385,7 +388,11 @@ mod tests {
         };
         ticket.clocks[Metric::Resolution.index()].breached = true;
         let packed = PackedTicket::pack(&ticket);
-        assert_eq!(packed.clocks.len(), 2, "clocks that never started are not kept");
+        assert_eq!(
+            packed.clocks.len(),
+            2,
+            "clocks that never started are not kept"
+        );
         assert_eq!(packed.unpack(), ticket);
         let mut repacked = packed.clone();
         ticket.clocks[Metric::FirstResponse.index()].cycle = 1;

@@ -42,6 +42,10 @@ pub trait TimerSource: Send {
     fn fire_due(&mut self, now: Timestamp, max: usize) -> Vec<Work>;
     /// How many timers it holds (for metrics).
     fn timers(&self) -> usize;
+    /// Bytes of the state it holds, by structure, where it counts them (benchmarks).
+    fn held_bytes(&self) -> usize {
+        0
+    }
 }
 
 /// The time an event happened: the command's `at` in the metadata, else when it was stored.
@@ -142,17 +146,21 @@ impl SlaSource {
     /// report beside the resident set.
     pub fn held_bytes(&self) -> usize {
         use std::mem::size_of;
+        // Each ticket's clocks are one allocation: the allocator adds 8 bytes and rounds to 16.
         let tickets = self.tickets.capacity() * size_of::<PackedTicket>()
             + self
                 .tickets
                 .iter()
-                .map(PackedTicket::heap_bytes)
+                .map(|ticket| (ticket.heap_bytes() + 8).next_multiple_of(16))
                 .sum::<usize>();
         // A hash map keeps one control byte per bucket, and at least 8 buckets per 7 entries.
-        let slots = self.slots.capacity() * 8 / 7 * (size_of::<(TicketId, u32)>() + 1);
-        // A B-tree leaf holds up to 11 entries; after random inserts they are about 2/3 full.
-        let timers = self.timers.len() * 3 / 2 * size_of::<SlaTimer>();
-        tickets + slots + timers
+        let map = |capacity: usize, entry: usize| capacity * 8 / 7 * (entry + 1);
+        let slots = map(self.slots.capacity(), size_of::<(TicketId, u32)>());
+        let stale = self.stale.capacity() * size_of::<(u32, i64)>()
+            + map(self.stale_since.capacity(), size_of::<(u32, i64)>());
+        // A B-tree leaf holds up to 11 entries; filled in due order they are about half full.
+        let timers = self.timers.len() * 2 * size_of::<SlaTimer>();
+        tickets + slots + stale + timers
     }
 
     /// Moves the ticket's timers from what it owed before an event to what it owes after.
@@ -172,8 +180,7 @@ impl SlaSource {
             ));
         }
         if ticket.is_stale(&self.policies) {
-            if let std::collections::hash_map::Entry::Vacant(entry) = self.stale_since.entry(slot)
-            {
+            if let std::collections::hash_map::Entry::Vacant(entry) = self.stale_since.entry(slot) {
                 entry.insert(due_nanos(at));
                 self.stale.push_back((slot, due_nanos(at)));
             }
@@ -258,11 +265,16 @@ impl TimerSource for SlaSource {
 
     fn next_deadline(&self) -> Option<Timestamp> {
         let stale = self.stale.front().map(|&(_, since)| {
-            Timestamp::from_nanosecond(i128::from(since)).expect("an i64 of nanoseconds is in range")
+            Timestamp::from_nanosecond(i128::from(since))
+                .expect("an i64 of nanoseconds is in range")
         });
-        match (stale, self.timers.first().map(|&(due, ..)| {
-            Timestamp::from_nanosecond(i128::from(due)).expect("an i64 of nanoseconds is in range")
-        })) {
+        match (
+            stale,
+            self.timers.first().map(|&(due, ..)| {
+                Timestamp::from_nanosecond(i128::from(due))
+                    .expect("an i64 of nanoseconds is in range")
+            }),
+        ) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -340,5 +352,9 @@ impl TimerSource for SlaSource {
 
     fn timers(&self) -> usize {
         self.timers.len()
+    }
+
+    fn held_bytes(&self) -> usize {
+        SlaSource::held_bytes(self)
     }
 }
