@@ -121,7 +121,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
     state.start_scheduler(
         Arc::new(config.sla_policies()),
         timed,
-        sla_scheduler::Leadership::for_store(&store),
+        sla_scheduler::Leadership::for_store(&store, sla_scheduler::SCHEDULER_LOCK),
         stop,
     );
     let router = api::router(state.clone());
