@@ -14,7 +14,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
 use sla_scheduler::{
     CommandSink, Driver, Issued, Leadership, Policies, SchedulerStats, SinkError, SlaConfig,
-    SlaSource, TimerSource, Work,
+    SlaSource, TimerSource, Work, SCHEDULER_LOCK,
 };
 use store::scratch::ScratchDb;
 use store::Store;
@@ -327,9 +327,10 @@ async fn on_postgresql_one_node_leads_and_another_takes_over_within_five_seconds
     };
     let store_a = Store::open_with(db.config.clone()).await.unwrap();
     let store_b = Store::open_with(db.config.clone()).await.unwrap();
-    let fast = |store: &Store| match Leadership::for_store(store) {
-        Leadership::Postgres { pool, .. } => Leadership::Postgres {
+    let fast = |store: &Store| match Leadership::for_store(store, SCHEDULER_LOCK) {
+        Leadership::Postgres { pool, lock, .. } => Leadership::Postgres {
             pool,
+            lock,
             retry: Duration::from_millis(100),
         },
         Leadership::Single => panic!("a PostgreSQL store elects"),
@@ -344,6 +345,13 @@ async fn on_postgresql_one_node_leads_and_another_takes_over_within_five_seconds
         b.try_acquire().await.unwrap().is_none(),
         "one leader at a time"
     );
+    // Another task's lock is another election: it does not wait for the scheduler's leader.
+    let other_task = Leadership::for_store(&store_b, "docket.test.other-task")
+        .try_acquire()
+        .await
+        .unwrap()
+        .expect("a differently named lock is free");
+    other_task.release().await;
     assert!(leader.still_leading().await);
     // The leader's connection is cut (its node died, or the network did).
     let mut admin = db.postgres_connection().await.unwrap();
@@ -374,7 +382,7 @@ async fn on_postgresql_one_node_leads_and_another_takes_over_within_five_seconds
 async fn on_sqlite_the_single_node_leads() {
     let db = ScratchDb::sqlite().await;
     let store = Store::open_with(db.config.clone()).await.unwrap();
-    let leadership = Leadership::for_store(&store);
+    let leadership = Leadership::for_store(&store, SCHEDULER_LOCK);
     assert!(matches!(leadership, Leadership::Single));
     let mut leader = leadership.acquire().await;
     assert!(leader.still_leading().await);

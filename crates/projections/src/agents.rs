@@ -124,9 +124,10 @@ impl Projection for AgentLoad {
             });
             return;
         }
-        let Some(before) = self.tickets.get(&id).cloned() else {
+        let Some(owned) = self.tickets.get_mut(&id) else {
             return;
         };
+        let before = owned.clone();
         let mut after = before.clone();
         match &event.event {
             Event::PriorityChanged(changed) => after.priority = changed.to,
@@ -144,13 +145,12 @@ impl Projection for AgentLoad {
         if before == after {
             return;
         }
-        self.count(&before, -1);
-        self.count(&after, 1);
+        owned.clone_from(&after);
         if after.category == StateCategory::Closed {
             self.tickets.remove(&id);
-        } else {
-            self.tickets.insert(id, after);
         }
+        self.count(&before, -1);
+        self.count(&after, 1);
     }
 }
 

@@ -52,11 +52,17 @@ pub struct Customers {
     requesters: HashMap<TicketId, (CustomerId, u32)>,
 }
 
-fn channel_name(channel: Channel) -> String {
-    serde_json::to_value(channel)
-        .ok()
-        .and_then(|value| value.as_str().map(str::to_owned))
-        .unwrap_or_default()
+/// The channel's name as the API spells it (its serde name, checked by a test).
+fn channel_name(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Email => "email",
+        Channel::Web => "web",
+        Channel::Chat => "chat",
+        Channel::Phone => "phone",
+        Channel::Social => "social",
+        Channel::App => "app",
+        Channel::Api => "api",
+    }
 }
 
 impl Projection for Customers {
@@ -78,10 +84,13 @@ impl Projection for Customers {
                 created_at: event.at,
                 category: created.category,
             });
-            *history
-                .channels
-                .entry(channel_name(created.channel))
-                .or_default() += 1;
+            let channel = channel_name(created.channel);
+            match history.channels.get_mut(channel) {
+                Some(count) => *count += 1,
+                None => {
+                    history.channels.insert(channel.to_owned(), 1);
+                }
+            }
             history.created += 1;
             self.requesters.insert(id, (created.requester, index));
             return;
@@ -152,6 +161,24 @@ mod tests {
     use super::*;
     use crate::synth;
     use crate::testkit::Log;
+
+    #[test]
+    fn channel_names_are_the_serde_names() {
+        for channel in [
+            Channel::Email,
+            Channel::Web,
+            Channel::Chat,
+            Channel::Phone,
+            Channel::Social,
+            Channel::App,
+            Channel::Api,
+        ] {
+            assert_eq!(
+                serde_json::to_value(channel).expect("a channel serializes"),
+                serde_json::Value::from(channel_name(channel))
+            );
+        }
+    }
 
     #[test]
     fn history_counts_channels_and_ratings() {

@@ -55,6 +55,17 @@ pub trait Projection: Default + Send + Sync + Serialize + DeserializeOwned + 'st
 
     /// Rebuilds what the snapshot does not carry (secondary indexes) after loading one.
     fn restore(&mut self) {}
+
+    /// Enters replay mode, on an empty model about to fold the log from the start: until
+    /// `finish_replay`, `apply_event` may leave secondary indexes (sort orders, ordered queues,
+    /// the reports' time index) unmaintained, and `finish_replay` builds them once, from the
+    /// folded state, sorting flat vectors instead of updating ordered structures per event.
+    /// Queries are only valid after `finish_replay`; the model then equals one folded
+    /// incrementally.
+    fn begin_replay(&mut self) {}
+
+    /// Leaves replay mode: builds what `begin_replay` let go.
+    fn finish_replay(&mut self) {}
 }
 
 /// A ticket event decoded from a record, with what every view needs to place it.

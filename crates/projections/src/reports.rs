@@ -412,21 +412,29 @@ fn sorted_remove(values: &mut Vec<i64>, value: i64) {
     values.remove(at);
 }
 
+/// How a contribution changes the index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Change {
+    Add,
+    Remove,
+    /// Added, but the sorted vectors are only appended to: `TimeIndex::build` sorts them once
+    /// at the end.
+    Append,
+}
+
 impl Bucket {
-    fn change(&mut self, contribution: &Contribution, add: bool) {
+    fn change(&mut self, contribution: &Contribution, change: Change) {
         let count = |value: &mut u64| {
-            if add {
-                *value += 1;
-            } else {
+            if change == Change::Remove {
                 *value -= 1;
+            } else {
+                *value += 1;
             }
         };
-        let list = |values: &mut Vec<i64>, value: i64| {
-            if add {
-                sorted_insert(values, value);
-            } else {
-                sorted_remove(values, value);
-            }
+        let list = |values: &mut Vec<i64>, value: i64| match change {
+            Change::Add => sorted_insert(values, value),
+            Change::Remove => sorted_remove(values, value),
+            Change::Append => values.push(value),
         };
         match *contribution {
             Contribution::Created { first_response, .. } => {
@@ -465,6 +473,13 @@ impl Bucket {
             Contribution::Clock { met: true, .. } => count(&mut self.sla_met),
             Contribution::Clock { met: false, .. } => count(&mut self.sla_breached),
         }
+    }
+
+    fn sort(&mut self) {
+        self.first_response.sort_unstable();
+        self.resolution.sort_unstable();
+        self.became_done.sort_unstable();
+        self.became_undone.sort_unstable();
     }
 
     /// Tickets created in the hour that are done at `at`.
@@ -566,18 +581,62 @@ impl TimeIndex {
         contribution: &Contribution,
         add: bool,
     ) {
+        let change = if add { Change::Add } else { Change::Remove };
+        self.change_as(id, dimensions, contribution, change);
+    }
+
+    fn change_as(
+        &mut self,
+        id: TicketId,
+        dimensions: &[Option<Dimension>; 6],
+        contribution: &Contribution,
+        change: Change,
+    ) {
         let hour = hour_of(contribution.at());
         let index = self.hours.entry(hour).or_default();
         for dimension in dimensions.iter().flatten() {
-            index.bucket_mut(*dimension).change(contribution, add);
+            index.bucket_mut(*dimension).change(contribution, change);
         }
-        if add {
-            if let Err(at) = index.tickets.binary_search(&id) {
-                index.tickets.insert(at, id);
+        match change {
+            Change::Add => {
+                if let Err(at) = index.tickets.binary_search(&id) {
+                    index.tickets.insert(at, id);
+                }
             }
-            self.first_hour = Some(self.first_hour.map_or(hour, |first| first.min(hour)));
-            self.last_hour = Some(self.last_hour.map_or(hour, |last| last.max(hour)));
+            Change::Append => index.tickets.push(id),
+            Change::Remove => return,
         }
+        self.first_hour = Some(self.first_hour.map_or(hour, |first| first.min(hour)));
+        self.last_hour = Some(self.last_hour.map_or(hour, |last| last.max(hour)));
+    }
+
+    /// The index of these sheets, built in one pass: every contribution appended, then every
+    /// vector sorted once. Sheets are taken in id order, so that ticket types are interned
+    /// alike on every node.
+    fn build(tickets: &HashMap<TicketId, Facts>) -> TimeIndex {
+        let mut index = TimeIndex::default();
+        let mut contributions = Vec::new();
+        let mut ids: Vec<&TicketId> = tickets.keys().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let facts = &tickets[id];
+            let dimensions = index.dimensions(facts);
+            facts.contributions(&mut contributions);
+            for contribution in &contributions {
+                index.change_as(*id, &dimensions, contribution, Change::Append);
+            }
+        }
+        for hour in index.hours.values_mut() {
+            // Ids came in order; a ticket with several contributions in the hour came
+            // several times in a row.
+            hour.tickets.dedup();
+            for buckets in &mut hour.buckets {
+                for (_, bucket) in buckets {
+                    bucket.sort();
+                }
+            }
+        }
+        index
     }
 }
 
@@ -593,6 +652,9 @@ pub struct Reports {
     after: Vec<Contribution>,
     #[serde(skip)]
     kept: Vec<bool>,
+    /// In replay mode the index is left empty and built once at the end.
+    #[serde(skip)]
+    replaying: bool,
 }
 
 /// The index is derived from the sheets; two views are equal when their sheets are.
@@ -616,6 +678,7 @@ impl Projection for Reports {
             before,
             after,
             kept,
+            replaying,
         } = self;
         if let Event::TicketCreated(created) = &event.event {
             if tickets.contains_key(&id) {
@@ -646,10 +709,12 @@ impl Projection for Reports {
             ) {
                 facts.change_done(at, true);
             }
-            let dimensions = index.dimensions(&facts);
-            facts.contributions(after);
-            for contribution in after.iter() {
-                index.change(id, &dimensions, contribution, true);
+            if !*replaying {
+                let dimensions = index.dimensions(&facts);
+                facts.contributions(after);
+                for contribution in after.iter() {
+                    index.change(id, &dimensions, contribution, true);
+                }
             }
             tickets.insert(id, facts);
             return;
@@ -668,6 +733,10 @@ impl Projection for Reports {
                     event.event.event_type()
                 );
             }
+            return;
+        }
+        if *replaying {
+            facts.fold(&event.event, at);
             return;
         }
         let dimensions_before = index.dimensions(facts);
@@ -702,20 +771,16 @@ impl Projection for Reports {
     }
 
     fn restore(&mut self) {
-        let mut index = TimeIndex::default();
-        let mut contributions = Vec::new();
-        // In a fixed order, so that ticket types are interned alike on every node.
-        let mut ids: Vec<&TicketId> = self.tickets.keys().collect();
-        ids.sort_unstable();
-        for id in ids {
-            let facts = &self.tickets[id];
-            let dimensions = index.dimensions(facts);
-            facts.contributions(&mut contributions);
-            for contribution in &contributions {
-                index.change(*id, &dimensions, contribution, true);
-            }
-        }
-        self.index = index;
+        self.index = TimeIndex::build(&self.tickets);
+    }
+
+    fn begin_replay(&mut self) {
+        self.replaying = true;
+    }
+
+    fn finish_replay(&mut self) {
+        self.replaying = false;
+        self.restore();
     }
 }
 

@@ -492,6 +492,7 @@ impl<P: Projection> ProjectionHandle<P> {
     ) -> Result<u64, RunnerError> {
         let (total, _) = self.store.head().await?;
         let mut shadow = Checkpointed::<P>::empty();
+        shadow.model.begin_replay();
         replay(&self.store, 0, Some(total), &mut |page| {
             for record in page.iter() {
                 shadow.apply(record);
@@ -499,6 +500,7 @@ impl<P: Projection> ProjectionHandle<P> {
             progress(shadow.position, total.max(shadow.position));
         })
         .await?;
+        shadow.model.finish_replay();
         self.swap(shadow).await
     }
 
@@ -776,6 +778,41 @@ impl AllModels {
         }
     }
 
+    /// Puts every model in replay mode (`Projection::begin_replay`): for a fold from the
+    /// start of the log, finished by `finish_replay`.
+    pub fn begin_replay(&mut self) {
+        self.tickets.begin_replay();
+        self.queues.begin_replay();
+        self.agents.begin_replay();
+        self.sla.begin_replay();
+        self.customers.begin_replay();
+        self.reports.begin_replay();
+    }
+
+    /// Builds what replay mode let go, in every model, on two threads.
+    pub fn finish_replay(&mut self) {
+        let AllModels {
+            tickets,
+            queues,
+            agents,
+            sla,
+            customers,
+            reports,
+            ..
+        } = self;
+        std::thread::scope(|scope| {
+            let other = scope.spawn(|| {
+                tickets.finish_replay();
+                customers.finish_replay();
+                agents.finish_replay();
+            });
+            reports.finish_replay();
+            queues.finish_replay();
+            sla.finish_replay();
+            other.join().expect("building indexes does not panic");
+        });
+    }
+
     /// Folds the log from position 0 up to its head when called (or further, to the end of
     /// the page that reaches it); `progress(applied, total)` after each page.
     pub async fn fold(
@@ -784,11 +821,13 @@ impl AllModels {
     ) -> Result<AllModels, RunnerError> {
         let (total, _) = store.head().await?;
         let mut models = AllModels::default();
+        models.begin_replay();
         replay(store, 0, Some(total), &mut |page| {
             models.apply_page(page);
             progress(models.position, total.max(models.position));
         })
         .await?;
+        models.finish_replay();
         Ok(models)
     }
 }

@@ -48,7 +48,17 @@ actions = [{ add_tags = ["urgent"] }]
 "#;
 
 fn check(script: &[(Role, domain::Command)], tier: Option<&str>, at: Timestamp, expect: Expect) {
-    let automation = compile(CONFIG);
+    check_with(CONFIG, script, tier, at, expect);
+}
+
+fn check_with(
+    config: &str,
+    script: &[(Role, domain::Command)],
+    tier: Option<&str>,
+    at: Timestamp,
+    expect: Expect,
+) {
+    let automation = compile(config);
     let (ticket, events) = run(script);
     let details = ticket
         .details
@@ -182,6 +192,46 @@ fn an_action_that_changes_nothing_is_no_event() {
             fires urgent-already
               because priority >= urgent (urgent)
               changes nothing: no events
+        "#]],
+    );
+}
+
+#[test]
+fn assign_agent_and_remove_tags_act_as_the_system() {
+    // The actions the other scenarios do not use; the second trigger's condition reads the
+    // ticket as of the event, so it fires although the first one removes the tag it looks at.
+    check_with(
+        r#"
+[[automation.triggers]]
+id = "phone-to-ann"
+on = ["TicketCreated"]
+all = [{ channel = "phone" }]
+actions = [{ assign_agent = "00000000-0000-0000-0000-00000000a001" }, { remove_tags = ["triage"] }]
+
+[[automation.triggers]]
+id = "triage-note"
+on = ["TicketCreated"]
+all = [{ has_tag = "triage" }]
+actions = [{ add_note = "was in triage" }]
+"#,
+        &[(
+            Role::Agent,
+            create(
+                "Call back",
+                "please call",
+                json!({"channel": "phone", "tags": ["triage"]}),
+            ),
+        )],
+        None,
+        at(0),
+        expect![[r#"
+            fires phone-to-ann
+              because channel = phone (phone)
+              => AgentAssigned {"from":null,"to":"00000000-0000-0000-0000-00000000a001","reason":"trigger phone-to-ann: channel = phone (phone)","routing":null}
+              => TagsRemoved {"tags":["triage"]}
+            fires triage-note
+              because has tag triage (present)
+              => InternalNoteAdded {"mentions":[],"pii":{"body":"was in triage"}}
         "#]],
     );
 }
