@@ -260,6 +260,9 @@ pub struct Delivery {
 }
 
 /// The deliveries of one subscription: a fold of its stream, in the order they were scheduled.
+/// The first `WebhookDelivered` or `WebhookDeadLettered` ends a delivery, and an attempt number
+/// is counted once: two dispatchers overlapping in a failover may both record an attempt, and
+/// the log must not turn a delivered event into a dead letter.
 #[derive(Clone, Debug, Default)]
 pub struct DeliveryLog {
     pub deliveries: Vec<Delivery>,
@@ -295,7 +298,7 @@ impl DeliveryLog {
                 else {
                     return;
                 };
-                if let Some(delivery) = self.get_mut(failed.event_id) {
+                if let Some(delivery) = self.get_mut(failed.event_id, failed.attempt) {
                     delivery.attempts.push(AttemptView {
                         attempt: failed.attempt,
                         at: failed.at,
@@ -310,7 +313,7 @@ impl DeliveryLog {
                 else {
                     return;
                 };
-                if let Some(delivery) = self.get_mut(delivered.event_id) {
+                if let Some(delivery) = self.get_mut(delivered.event_id, delivered.attempt) {
                     delivery.attempts.push(AttemptView {
                         attempt: delivered.attempt,
                         at: delivered.at,
@@ -325,7 +328,7 @@ impl DeliveryLog {
                 let Ok(dead) = serde_json::from_str::<WebhookDeadLettered>(&record.payload) else {
                     return;
                 };
-                if let Some(delivery) = self.get_mut(dead.event_id) {
+                if let Some(delivery) = self.get_mut(dead.event_id, dead.attempts) {
                     delivery.attempts.push(AttemptView {
                         attempt: dead.attempts,
                         at: dead.at,
@@ -340,9 +343,16 @@ impl DeliveryLog {
         }
     }
 
-    fn get_mut(&mut self, event_id: Uuid) -> Option<&mut Delivery> {
+    /// The delivery of `event_id` while it is pending and `attempt` is new to it.
+    fn get_mut(&mut self, event_id: Uuid, attempt: u32) -> Option<&mut Delivery> {
         let index = *self.index.get(&event_id)?;
-        self.deliveries.get_mut(index)
+        self.deliveries.get_mut(index).filter(|delivery| {
+            delivery.state == DeliveryState::Pending
+                && delivery
+                    .attempts
+                    .last()
+                    .is_none_or(|last| last.attempt < attempt)
+        })
     }
 
     pub fn get(&self, event_id: Uuid) -> Option<&Delivery> {
@@ -1038,25 +1048,15 @@ impl Dispatcher {
             // Folded when the dispatcher opened; later ones are new.
             "webhooks" | "webhook" if record.position <= self.folded_until => {}
             "webhooks" => self.subscriptions.apply(record),
-            "webhook" if record.event_type == "WebhookDeliveryScheduled" => {
-                let subscription = record
+            "webhook" => {
+                let Some(subscription) = record
                     .stream_id
                     .strip_prefix("webhook-")
-                    .and_then(|id| Uuid::parse_str(id).ok());
-                let scheduled =
-                    serde_json::from_str::<WebhookDeliveryScheduled>(&record.payload).ok();
-                if let (Some(subscription), Some(scheduled)) = (subscription, scheduled) {
-                    let known = self
-                        .pending
-                        .contains_key(&(subscription, scheduled.event_id));
-                    if !known && self.subscriptions.by_id.contains_key(&subscription) {
-                        let mut log = DeliveryLog::default();
-                        log.apply(record);
-                        if let Some(delivery) = log.deliveries.first() {
-                            self.enqueue(subscription, delivery);
-                        }
-                    }
-                }
+                    .and_then(|id| Uuid::parse_str(id).ok())
+                else {
+                    return Ok(());
+                };
+                self.fold_outcome(subscription, record);
             }
             "ticket" => {
                 let matching: Vec<Uuid> = self
@@ -1078,6 +1078,61 @@ impl Dispatcher {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Folds a record of a deliveries stream written after the dispatcher opened, by itself or
+    /// by another dispatcher (a previous leader's last attempts): a newly scheduled delivery is
+    /// queued, a recorded failure moves the delivery to its next attempt, a delivery or dead
+    /// letter ends it. Folding its own records again changes nothing.
+    fn fold_outcome(&mut self, subscription: Uuid, record: &Record) {
+        let key = |event_id: Uuid| (subscription, event_id);
+        match record.event_type.as_str() {
+            "WebhookDeliveryScheduled" => {
+                let Ok(scheduled) =
+                    serde_json::from_str::<WebhookDeliveryScheduled>(&record.payload)
+                else {
+                    return;
+                };
+                let known = self.pending.contains_key(&key(scheduled.event_id));
+                if !known && self.subscriptions.by_id.contains_key(&subscription) {
+                    let mut log = DeliveryLog::default();
+                    log.apply(record);
+                    if let Some(delivery) = log.deliveries.first() {
+                        self.enqueue(subscription, delivery);
+                    }
+                }
+            }
+            "WebhookAttemptFailed" => {
+                let Ok(failed) = serde_json::from_str::<WebhookAttemptFailed>(&record.payload)
+                else {
+                    return;
+                };
+                let Some((old, pending)) = self.pending.get_mut(&key(failed.event_id)) else {
+                    return;
+                };
+                if pending.attempts_made >= failed.attempt {
+                    return;
+                }
+                pending.attempts_made = failed.attempt;
+                self.queue.remove(old);
+                old.due_at = failed.next_attempt_at;
+                self.queue.insert(*old);
+            }
+            "WebhookDelivered" | "WebhookDeadLettered" => {
+                let event_id = match record.event_type.as_str() {
+                    "WebhookDelivered" => serde_json::from_str::<WebhookDelivered>(&record.payload)
+                        .map(|delivered| delivered.event_id),
+                    _ => serde_json::from_str::<WebhookDeadLettered>(&record.payload)
+                        .map(|dead| dead.event_id),
+                };
+                if let Ok(event_id) = event_id {
+                    if let Some((old, _)) = self.pending.remove(&key(event_id)) {
+                        self.queue.remove(&old);
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Makes the attempts due at `now` (at most `DELIVERIES_PER_STEP_MAX`) and records each
@@ -1439,6 +1494,64 @@ mod tests {
                 assert!(delay >= nominal * 8 / 10 && delay <= nominal * 12 / 10);
             }
         }
+    }
+
+    #[test]
+    fn the_first_outcome_of_an_attempt_and_the_first_end_win() {
+        let event_id = Uuid::from_u128(9);
+        let at: Timestamp = "2026-11-24T08:00:00Z".parse().unwrap();
+        let record = |n: u64, event_type: &str, payload: Value| Record {
+            position: n,
+            stream_id: "webhook-00000000-0000-0000-0000-000000000001".to_owned(),
+            category: "webhook".to_owned(),
+            stream_version: n,
+            event_id: Uuid::from_u128(u128::from(n)),
+            event_type: event_type.to_owned(),
+            schema_version: 1,
+            payload: payload.to_string(),
+            metadata: "{}".to_owned(),
+            command_id: Uuid::from_u128(u128::from(n)),
+            recorded_at: at,
+            stream_hash: [0; 32],
+            global_hash: [0; 32],
+        };
+        let failed = |attempt: u32, error: &str| {
+            json!({"event_id": event_id, "attempt": attempt, "at": at, "status": null,
+                "error": error, "next_attempt_at": at})
+        };
+        let mut log = DeliveryLog::default();
+        let records = [
+            record(
+                1,
+                "WebhookDeliveryScheduled",
+                json!({"event_id": event_id,
+                "event_type": "TicketCreated", "position": 7, "trigger": null}),
+            ),
+            record(2, "WebhookAttemptFailed", failed(1, "first node")),
+            record(3, "WebhookAttemptFailed", failed(1, "second node")),
+            record(
+                4,
+                "WebhookDelivered",
+                json!({"event_id": event_id, "attempt": 2, "at": at,
+                "status": 200}),
+            ),
+            record(5, "WebhookAttemptFailed", failed(3, "late")),
+            record(
+                6,
+                "WebhookDeadLettered",
+                json!({"event_id": event_id, "attempts": 8,
+                "at": at, "status": null, "error": "late"}),
+            ),
+        ];
+        records.iter().for_each(|record| log.apply(record));
+        let delivery = log.get(event_id).unwrap();
+        assert_eq!(delivery.state, DeliveryState::Delivered);
+        let attempts: Vec<(u32, Option<&str>)> = delivery
+            .attempts
+            .iter()
+            .map(|attempt| (attempt.attempt, attempt.error.as_deref()))
+            .collect();
+        assert_eq!(attempts, [(1, Some("first node")), (2, None)]);
     }
 
     #[test]

@@ -283,3 +283,53 @@ async fn deliveries_are_signed_retried_with_backoff_and_dead_lettered() {
     drop(store);
     db.cleanup().await;
 }
+
+/// Regression: a dispatcher learned other writers' outcomes only when it opened, so one that
+/// opened before a previous leader's last deliveries were recorded (a failover overlap) made
+/// those attempts again, and could record a failure, even a dead letter, after `Delivered`.
+#[tokio::test]
+async fn outcomes_recorded_by_another_dispatcher_are_not_attempted_again() {
+    let db = ScratchDb::sqlite().await;
+    let store = Store::open_with(db.config.clone()).await.unwrap();
+    let clock = Arc::new(Mutex::new(at(0)));
+    let receiver = Receiver::reliable(clock.clone());
+    let url = start_receiver(receiver.clone()).await;
+    let subscription = subscribe(&store, "crm", &url, vec!["TagsAdded".to_owned()], at(0))
+        .await
+        .unwrap()
+        .unwrap()
+        .subscription_id;
+    receiver
+        .lock()
+        .unwrap()
+        .set_secret(subscription_secret(SIGNING_KEY, subscription));
+    let ticket = Uuid::now_v7();
+    let mut sent = Vec::new();
+    for version in 1..=3 {
+        sent.push(append_ticket_event(&store, ticket, version).await);
+    }
+    let open = || async {
+        Dispatcher::open(
+            store.clone(),
+            Arc::from(SIGNING_KEY),
+            WebhookClient::new(None).unwrap(),
+        )
+        .await
+        .unwrap()
+    };
+    let (mut old, mut new) = (open().await, open().await);
+    let now = at(0);
+    while old.catch_up(now).await.unwrap() > 0 {}
+    let delivered = old.deliver_due(now).await.unwrap();
+    assert_eq!(delivered.len(), sent.len());
+    while new.catch_up(now).await.unwrap() > 0 {}
+    assert_eq!(
+        new.pending(),
+        0,
+        "the other dispatcher's outcomes are folded"
+    );
+    assert!(new.deliver_due(now).await.unwrap().is_empty());
+    assert_eq!(receiver.lock().unwrap().received(), sent.as_slice());
+    drop(store);
+    db.cleanup().await;
+}
