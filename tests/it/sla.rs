@@ -388,3 +388,36 @@ async fn on_sqlite_the_single_node_leads() {
     assert!(leader.still_leading().await);
     db.cleanup().await;
 }
+
+/// Regression: the driver read the log on every wake, one query per batch the process
+/// committed. A caught-up driver folds what the in-process tail brings (new tickets, its own
+/// `SlaApplied`) and reads the database only at the start or when the tail may have missed
+/// something.
+#[tokio::test]
+async fn a_caught_up_driver_follows_the_tail_without_reading_the_log() {
+    let db = ScratchDb::sqlite().await;
+    let clock = ManualClock::new(start());
+    let node = Node::start(&db, clock.clone()).await;
+    let policies = policies(POLICIES);
+    let mut driver = node.driver(&policies);
+    driver.catch_up().await.unwrap();
+    let reads = driver.log_reads();
+    assert!(reads > 0, "the first catch-up reads the log");
+    for n in 0..20 {
+        node.create(n).await;
+        assert_eq!(driver.follow().await.unwrap(), 1, "ticket {n} created");
+        assert_eq!(driver.fire().await.len(), 1, "ticket {n}: one ApplySla");
+        assert_eq!(
+            driver.follow().await.unwrap(),
+            1,
+            "ticket {n}: its SlaApplied"
+        );
+    }
+    assert_eq!(driver.log_reads(), reads);
+    assert_eq!(
+        driver.timers(),
+        20 * 4,
+        "a warning and a breach for each ticket's first response and resolution"
+    );
+    db.cleanup().await;
+}
