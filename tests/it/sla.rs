@@ -14,7 +14,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
 use sla_scheduler::{
     BatchOutcome, CommandSink, Driver, Issued, Leadership, Policies, SchedulerStats, SinkError,
-    SlaConfig, SlaSource, TimerSource, Work,
+    SlaConfig, SlaSource, TimerSource, Work, SCHEDULER_LOCK,
 };
 use store::scratch::ScratchDb;
 use store::Store;
@@ -474,9 +474,10 @@ async fn on_postgresql_one_node_leads_and_another_takes_over_within_five_seconds
     };
     let store_a = Store::open_with(db.config.clone()).await.unwrap();
     let store_b = Store::open_with(db.config.clone()).await.unwrap();
-    let fast = |store: &Store| match Leadership::for_store(store) {
-        Leadership::Postgres { pool, .. } => Leadership::Postgres {
+    let fast = |store: &Store| match Leadership::for_store(store, SCHEDULER_LOCK) {
+        Leadership::Postgres { pool, lock, .. } => Leadership::Postgres {
             pool,
+            lock,
             retry: Duration::from_millis(100),
         },
         Leadership::Single => panic!("a PostgreSQL store elects"),
@@ -491,6 +492,13 @@ async fn on_postgresql_one_node_leads_and_another_takes_over_within_five_seconds
         b.try_acquire().await.unwrap().is_none(),
         "one leader at a time"
     );
+    // Another task's lock is another election: it does not wait for the scheduler's leader.
+    let other_task = Leadership::for_store(&store_b, "docket.test.other-task")
+        .try_acquire()
+        .await
+        .unwrap()
+        .expect("a differently named lock is free");
+    other_task.release().await;
     assert!(leader.still_leading().await);
     // The leader's connection is cut (its node died, or the network did).
     let mut admin = db.postgres_connection().await.unwrap();
@@ -521,9 +529,42 @@ async fn on_postgresql_one_node_leads_and_another_takes_over_within_five_seconds
 async fn on_sqlite_the_single_node_leads() {
     let db = ScratchDb::sqlite().await;
     let store = Store::open_with(db.config.clone()).await.unwrap();
-    let leadership = Leadership::for_store(&store);
+    let leadership = Leadership::for_store(&store, SCHEDULER_LOCK);
     assert!(matches!(leadership, Leadership::Single));
     let mut leader = leadership.acquire().await;
     assert!(leader.still_leading().await);
+    db.cleanup().await;
+}
+
+/// Regression: the driver read the log on every wake, one query per batch the process
+/// committed. A caught-up driver folds what the in-process tail brings (new tickets, its own
+/// `SlaApplied`) and reads the database only at the start or when the tail may have missed
+/// something.
+#[tokio::test]
+async fn a_caught_up_driver_follows_the_tail_without_reading_the_log() {
+    let db = ScratchDb::sqlite().await;
+    let clock = ManualClock::new(start());
+    let node = Node::start(&db, clock.clone()).await;
+    let policies = policies(POLICIES);
+    let mut driver = node.driver(&policies);
+    driver.catch_up().await.unwrap();
+    let reads = driver.log_reads();
+    assert!(reads > 0, "the first catch-up reads the log");
+    for n in 0..20 {
+        node.create(n).await;
+        assert_eq!(driver.follow().await.unwrap(), 1, "ticket {n} created");
+        assert_eq!(driver.fire().await.len(), 1, "ticket {n}: one ApplySla");
+        assert_eq!(
+            driver.follow().await.unwrap(),
+            1,
+            "ticket {n}: its SlaApplied"
+        );
+    }
+    assert_eq!(driver.log_reads(), reads);
+    assert_eq!(
+        driver.timers(),
+        20 * 4,
+        "a warning and a breach for each ticket's first response and resolution"
+    );
     db.cleanup().await;
 }

@@ -25,7 +25,8 @@ pub const DELIVERIES_PAGE_MAX: usize = 1_000;
 pub struct NewWebhook {
     /// 1 to 64 of a-z, 0-9, `_` and `-`; triggers name it in `send_webhook`.
     pub name: String,
-    /// An `http://` URL (put a TLS proxy in front of https receivers).
+    /// An `https://` URL (the receiver's certificate is verified against Mozilla's roots and
+    /// the server's `DOCKET_WEBHOOK_CA_FILE`), or `http://`.
     pub url: String,
     /// Event types such as `TicketCreated`, or `*` for every ticket event.
     pub event_types: Vec<String>,

@@ -46,10 +46,24 @@ pub enum Checkpoints {
 }
 
 impl Checkpoints {
+    /// Creates the table if it is missing, then connects.
     pub async fn open(store: &Store) -> Result<Checkpoints, CheckpointError> {
+        Checkpoints::migrate(store).await?;
+        Checkpoints::connect(store).await
+    }
+
+    /// Creates the table if it is missing. Its future cannot be proven `Send` (sqlx's
+    /// higher-ranked executor bounds, rust-lang/rust#102211), so a task that must be spawned
+    /// migrates first, outside the task, and connects inside it.
+    pub async fn migrate(store: &Store) -> Result<(), CheckpointError> {
         store
             .migrate(MIGRATION_COMPONENT, SQLITE_MIGRATIONS, POSTGRES_MIGRATIONS)
             .await?;
+        Ok(())
+    }
+
+    /// Connects to the table (`migrate` made it).
+    pub async fn connect(store: &Store) -> Result<Checkpoints, CheckpointError> {
         if let Some(pool) = store.sqlite_pool() {
             let options = pool.connect_options().as_ref().clone().read_only(false);
             let conn = options.connect().await?;

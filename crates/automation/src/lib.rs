@@ -25,4 +25,6 @@ pub use manager::{TriggerManager, AUTOMATION_ACTOR};
 pub use sequence::{decide_sequence, SequenceRejection};
 pub use template::{Template, TemplateError, TemplateValues};
 pub use trigger::{Evidence, Facts, Firing, Plan, Trigger, TriggerSet};
-pub use webhook::{Clock, Dispatcher};
+pub use webhook::{
+    run_elected, Clock, Dispatcher, DispatcherSetup, DispatcherStats, WebhookClient,
+};

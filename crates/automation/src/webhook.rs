@@ -13,10 +13,11 @@
 //! again. Receivers de-duplicate by `Docket-Event-Id`.
 //!
 //! The pure parts (signature, retry schedule, delivery fold) are at the top; the dispatcher and
-//! the minimal HTTP/1.1 client (hyper, plain `http://`) below.
+//! the minimal HTTP/1.1 client (hyper; `https://` with rustls, certificates verified) below.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +28,9 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use sla_scheduler::{Leader, Leadership};
 use store::{AppendError, ExpectedVersion, NewEvent, Record, Store, StoreError, StreamId};
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::checkpoint::{CheckpointError, Checkpoints};
@@ -60,6 +63,7 @@ pub const ERROR_BYTES_MAX: usize = 200;
 pub const CHECKPOINT_NAME: &str = "webhooks";
 
 type HmacSha256 = Hmac<Sha256>;
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 // ---------------------------------------------------------------------------------------------
 // Signatures
@@ -256,6 +260,9 @@ pub struct Delivery {
 }
 
 /// The deliveries of one subscription: a fold of its stream, in the order they were scheduled.
+/// The first `WebhookDelivered` or `WebhookDeadLettered` ends a delivery, and an attempt number
+/// is counted once: two dispatchers overlapping in a failover may both record an attempt, and
+/// the log must not turn a delivered event into a dead letter.
 #[derive(Clone, Debug, Default)]
 pub struct DeliveryLog {
     pub deliveries: Vec<Delivery>,
@@ -291,7 +298,7 @@ impl DeliveryLog {
                 else {
                     return;
                 };
-                if let Some(delivery) = self.get_mut(failed.event_id) {
+                if let Some(delivery) = self.get_mut(failed.event_id, failed.attempt) {
                     delivery.attempts.push(AttemptView {
                         attempt: failed.attempt,
                         at: failed.at,
@@ -306,7 +313,7 @@ impl DeliveryLog {
                 else {
                     return;
                 };
-                if let Some(delivery) = self.get_mut(delivered.event_id) {
+                if let Some(delivery) = self.get_mut(delivered.event_id, delivered.attempt) {
                     delivery.attempts.push(AttemptView {
                         attempt: delivered.attempt,
                         at: delivered.at,
@@ -321,7 +328,7 @@ impl DeliveryLog {
                 let Ok(dead) = serde_json::from_str::<WebhookDeadLettered>(&record.payload) else {
                     return;
                 };
-                if let Some(delivery) = self.get_mut(dead.event_id) {
+                if let Some(delivery) = self.get_mut(dead.event_id, dead.attempts) {
                     delivery.attempts.push(AttemptView {
                         attempt: dead.attempts,
                         at: dead.at,
@@ -336,9 +343,16 @@ impl DeliveryLog {
         }
     }
 
-    fn get_mut(&mut self, event_id: Uuid) -> Option<&mut Delivery> {
+    /// The delivery of `event_id` while it is pending and `attempt` is new to it.
+    fn get_mut(&mut self, event_id: Uuid, attempt: u32) -> Option<&mut Delivery> {
         let index = *self.index.get(&event_id)?;
-        self.deliveries.get_mut(index)
+        self.deliveries.get_mut(index).filter(|delivery| {
+            delivery.state == DeliveryState::Pending
+                && delivery
+                    .attempts
+                    .last()
+                    .is_none_or(|last| last.attempt < attempt)
+        })
     }
 
     pub fn get(&self, event_id: Uuid) -> Option<&Delivery> {
@@ -422,7 +436,7 @@ pub async fn delivery_log(store: &Store, subscription_id: Uuid) -> Result<Delive
 /// Why a subscription request is refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SubscriptionError {
-    #[error("url {url:?} must be an http:// URL with a host, at most {max} bytes (https needs TLS, which this build leaves to a proxy)", max = URL_BYTES_MAX)]
+    #[error("url {url:?} must be an https:// or http:// URL with a host, at most {max} bytes", max = URL_BYTES_MAX)]
     BadUrl { url: String },
     #[error("name {name:?} must be 1 to {max} of a-z, 0-9, `_` and `-`", max = SUBSCRIPTION_NAME_BYTES_MAX)]
     BadName { name: String },
@@ -460,9 +474,9 @@ pub fn check_subscription(
         });
     }
     let url_ok = url.len() <= URL_BYTES_MAX
-        && url
-            .parse::<hyper::Uri>()
-            .is_ok_and(|uri| uri.scheme_str() == Some("http") && uri.host().is_some());
+        && url.parse::<hyper::Uri>().is_ok_and(|uri| {
+            matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some()
+        });
     if !url_ok {
         return Err(SubscriptionError::BadUrl {
             url: url.to_owned(),
@@ -686,33 +700,150 @@ impl fmt::Display for AttemptOutcome {
     }
 }
 
-/// POSTs `body` to `url` with `headers` over one HTTP/1.1 connection, within
-/// `DELIVERY_TIMEOUT`. Plain `http://` only.
-pub async fn post(url: &str, headers: &[(&str, String)], body: Bytes) -> AttemptOutcome {
-    match tokio::time::timeout(DELIVERY_TIMEOUT, post_inner(url, headers, body)).await {
-        Ok(Ok(status)) => AttemptOutcome::Status(status),
-        Ok(Err(error)) => AttemptOutcome::Failed(truncate(error)),
-        Err(_) => {
-            AttemptOutcome::Failed(format!("no answer within {} s", DELIVERY_TIMEOUT.as_secs()))
-        }
+/// Most extra CA certificates the operator may add to the trusted roots.
+pub const EXTRA_CAS_MAX: usize = 64;
+
+/// Why the webhook client could not be set up (a configuration error: the server does not
+/// start).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("extra CA PEM: {0}")]
+    Pem(String),
+    #[error("extra CA PEM holds no CERTIFICATE block")]
+    NoCertificate,
+    #[error("extra CA PEM holds more than {EXTRA_CAS_MAX} certificates")]
+    TooManyCertificates,
+    #[error("extra CA certificate {index} is not a usable trust anchor: {error}")]
+    BadCertificate { index: usize, error: rustls::Error },
+    #[error("TLS setup: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// How the dispatcher reaches receivers: plain `http://`, or `https://` with rustls (the `ring`
+/// provider), verifying the receiver's certificate chain and name against Mozilla's roots
+/// (`webpki-roots`) plus any CA certificates the operator adds (an on-prem internal CA, a test
+/// CA). There is no switch that turns verification off.
+#[derive(Clone)]
+pub struct WebhookClient {
+    tls: tokio_rustls::TlsConnector,
+    extra_cas: usize,
+}
+
+impl fmt::Debug for WebhookClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookClient")
+            .field("extra_cas", &self.extra_cas)
+            .finish_non_exhaustive()
     }
 }
 
-async fn post_inner(url: &str, headers: &[(&str, String)], body: Bytes) -> Result<u16, String> {
-    let uri: hyper::Uri = url.parse().map_err(|error| format!("bad url: {error}"))?;
-    let host = uri.host().ok_or("url has no host")?.to_owned();
-    let port = uri.port_u16().unwrap_or(80);
-    let stream = tokio::net::TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|error| format!("connect: {error}"))?;
+impl WebhookClient {
+    /// Trusts Mozilla's roots, and the certificates in `extra_ca_pem` (one or more PEM
+    /// `CERTIFICATE` blocks) when given.
+    pub fn new(extra_ca_pem: Option<&[u8]>) -> Result<WebhookClient, ClientError> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::CertificateDer;
+
+        let mut roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let mut extra_cas = 0;
+        if let Some(pem) = extra_ca_pem {
+            for (index, certificate) in CertificateDer::pem_slice_iter(pem).enumerate() {
+                let certificate =
+                    certificate.map_err(|error| ClientError::Pem(error.to_string()))?;
+                if index >= EXTRA_CAS_MAX {
+                    return Err(ClientError::TooManyCertificates);
+                }
+                roots
+                    .add(certificate)
+                    .map_err(|error| ClientError::BadCertificate { index, error })?;
+                extra_cas += 1;
+            }
+            if extra_cas == 0 {
+                return Err(ClientError::NoCertificate);
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(WebhookClient {
+            tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            extra_cas,
+        })
+    }
+
+    /// POSTs `body` to `url` with `headers` over one HTTP/1.1 connection (TLS for `https://`),
+    /// within `DELIVERY_TIMEOUT`. Every failure is an outcome with a precise reason, never a
+    /// panic: the dispatcher records it and retries like any other.
+    pub async fn post(&self, url: &str, headers: &[(&str, String)], body: Bytes) -> AttemptOutcome {
+        match tokio::time::timeout(DELIVERY_TIMEOUT, self.post_inner(url, headers, body)).await {
+            Ok(Ok(status)) => AttemptOutcome::Status(status),
+            Ok(Err(error)) => AttemptOutcome::Failed(truncate(error)),
+            Err(_) => {
+                AttemptOutcome::Failed(format!("no answer within {} s", DELIVERY_TIMEOUT.as_secs()))
+            }
+        }
+    }
+
+    async fn post_inner(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Bytes,
+    ) -> Result<u16, String> {
+        let uri: hyper::Uri = url.parse().map_err(|error| format!("bad url: {error}"))?;
+        let host = uri.host().ok_or("url has no host")?;
+        // An IPv6 literal is bracketed in a URL, bare in a socket address and a server name.
+        let host = host
+            .strip_prefix('[')
+            .and_then(|host| host.strip_suffix(']'))
+            .unwrap_or(host)
+            .to_owned();
+        let tls = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            other => return Err(format!("unsupported scheme {other:?}")),
+        };
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let stream = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|error| format!("connect: {error}"))?;
+        if !tls {
+            return exchange(stream, &uri, headers, body).await;
+        }
+        let server_name = rustls::pki_types::ServerName::try_from(host.clone())
+            .map_err(|error| format!("tls: {host:?} is not a valid server name: {error}"))?;
+        let stream = self
+            .tls
+            .connect(server_name, stream)
+            .await
+            .map_err(|error| format!("tls handshake with {host}: {error}"))?;
+        exchange(stream, &uri, headers, body).await
+    }
+}
+
+/// One HTTP/1.1 request and its status over an established connection.
+async fn exchange<Io>(
+    io: Io,
+    uri: &hyper::Uri,
+    headers: &[(&str, String)],
+    body: Bytes,
+) -> Result<u16, String>
+where
+    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
             .await
             .map_err(|error| format!("handshake: {error}"))?;
     let driver = tokio::spawn(connection);
     let authority = uri
         .authority()
-        .map_or_else(|| host.clone(), ToString::to_string);
+        .map_or_else(String::new, ToString::to_string);
     let path = uri
         .path_and_query()
         .map_or_else(|| "/".to_owned(), ToString::to_string);
@@ -729,7 +860,14 @@ async fn post_inner(url: &str, headers: &[(&str, String)], body: Bytes) -> Resul
     let response = sender
         .send_request(request)
         .await
-        .map_err(|error| format!("send: {error}"))?;
+        .map_err(|error| format!("send: {error}"));
+    let response = match response {
+        Ok(response) => response,
+        Err(error) => {
+            driver.abort();
+            return Err(error);
+        }
+    };
     let status = response.status().as_u16();
     // Read (and drop) the body so the connection ends cleanly; its content is not used.
     let _ = response.into_body().collect().await;
@@ -796,6 +934,7 @@ pub struct Attempted {
 pub struct Dispatcher {
     store: Store,
     signing_key: Arc<[u8]>,
+    client: WebhookClient,
     checkpoints: Checkpoints,
     subscriptions: Subscriptions,
     /// Records up to here have been looked at for scheduling.
@@ -809,14 +948,30 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// Loads the subscriptions, every subscription's pending deliveries, and the checkpoint.
-    pub async fn open(store: Store, signing_key: Arc<[u8]>) -> Result<Dispatcher, DispatchError> {
-        let checkpoints = Checkpoints::open(&store).await?;
+    pub async fn open(
+        store: Store,
+        signing_key: Arc<[u8]>,
+        client: WebhookClient,
+    ) -> Result<Dispatcher, DispatchError> {
+        let migrated = migrate(&store).await?;
+        Dispatcher::open_migrated(store, signing_key, client, migrated).await
+    }
+
+    /// `open` without the migration, which `migrate` did: this future can be spawned.
+    pub async fn open_migrated(
+        store: Store,
+        signing_key: Arc<[u8]>,
+        client: WebhookClient,
+        _migrated: Migrated,
+    ) -> Result<Dispatcher, DispatchError> {
+        let checkpoints = Checkpoints::connect(&store).await?;
         let position = checkpoints.load(CHECKPOINT_NAME).await?;
         let (folded_until, _) = store.head().await?;
         let subscriptions = Subscriptions::load(&store).await?;
         let mut dispatcher = Dispatcher {
             store,
             signing_key,
+            client,
             checkpoints,
             subscriptions,
             position,
@@ -893,25 +1048,15 @@ impl Dispatcher {
             // Folded when the dispatcher opened; later ones are new.
             "webhooks" | "webhook" if record.position <= self.folded_until => {}
             "webhooks" => self.subscriptions.apply(record),
-            "webhook" if record.event_type == "WebhookDeliveryScheduled" => {
-                let subscription = record
+            "webhook" => {
+                let Some(subscription) = record
                     .stream_id
                     .strip_prefix("webhook-")
-                    .and_then(|id| Uuid::parse_str(id).ok());
-                let scheduled =
-                    serde_json::from_str::<WebhookDeliveryScheduled>(&record.payload).ok();
-                if let (Some(subscription), Some(scheduled)) = (subscription, scheduled) {
-                    let known = self
-                        .pending
-                        .contains_key(&(subscription, scheduled.event_id));
-                    if !known && self.subscriptions.by_id.contains_key(&subscription) {
-                        let mut log = DeliveryLog::default();
-                        log.apply(record);
-                        if let Some(delivery) = log.deliveries.first() {
-                            self.enqueue(subscription, delivery);
-                        }
-                    }
-                }
+                    .and_then(|id| Uuid::parse_str(id).ok())
+                else {
+                    return Ok(());
+                };
+                self.fold_outcome(subscription, record);
             }
             "ticket" => {
                 let matching: Vec<Uuid> = self
@@ -933,6 +1078,61 @@ impl Dispatcher {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Folds a record of a deliveries stream written after the dispatcher opened, by itself or
+    /// by another dispatcher (a previous leader's last attempts): a newly scheduled delivery is
+    /// queued, a recorded failure moves the delivery to its next attempt, a delivery or dead
+    /// letter ends it. Folding its own records again changes nothing.
+    fn fold_outcome(&mut self, subscription: Uuid, record: &Record) {
+        let key = |event_id: Uuid| (subscription, event_id);
+        match record.event_type.as_str() {
+            "WebhookDeliveryScheduled" => {
+                let Ok(scheduled) =
+                    serde_json::from_str::<WebhookDeliveryScheduled>(&record.payload)
+                else {
+                    return;
+                };
+                let known = self.pending.contains_key(&key(scheduled.event_id));
+                if !known && self.subscriptions.by_id.contains_key(&subscription) {
+                    let mut log = DeliveryLog::default();
+                    log.apply(record);
+                    if let Some(delivery) = log.deliveries.first() {
+                        self.enqueue(subscription, delivery);
+                    }
+                }
+            }
+            "WebhookAttemptFailed" => {
+                let Ok(failed) = serde_json::from_str::<WebhookAttemptFailed>(&record.payload)
+                else {
+                    return;
+                };
+                let Some((old, pending)) = self.pending.get_mut(&key(failed.event_id)) else {
+                    return;
+                };
+                if pending.attempts_made >= failed.attempt {
+                    return;
+                }
+                pending.attempts_made = failed.attempt;
+                self.queue.remove(old);
+                old.due_at = failed.next_attempt_at;
+                self.queue.insert(*old);
+            }
+            "WebhookDelivered" | "WebhookDeadLettered" => {
+                let event_id = match record.event_type.as_str() {
+                    "WebhookDelivered" => serde_json::from_str::<WebhookDelivered>(&record.payload)
+                        .map(|delivered| delivered.event_id),
+                    _ => serde_json::from_str::<WebhookDeadLettered>(&record.payload)
+                        .map(|dead| dead.event_id),
+                };
+                if let Ok(event_id) = event_id {
+                    if let Some((old, _)) = self.pending.remove(&key(event_id)) {
+                        self.queue.remove(&old);
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Makes the attempts due at `now` (at most `DELIVERIES_PER_STEP_MAX`) and records each
@@ -980,7 +1180,7 @@ impl Dispatcher {
                     signature_header(&secret, now.as_second(), &body),
                 ),
             ];
-            let outcome = post(&subscription.url, &headers, body).await;
+            let outcome = self.client.post(&subscription.url, &headers, body).await;
             let stream = deliveries_stream(key.subscription);
             let command_id = derived_id(&[
                 b"webhook-attempt",
@@ -1081,16 +1281,39 @@ impl Dispatcher {
         Ok(attempted)
     }
 
-    /// Runs forever: catches up with the log, makes due attempts, and sleeps until the next due
-    /// time or new records (polling at most a second apart).
-    pub async fn run(mut self, clock: Arc<dyn Clock>) {
+    /// Runs while this node leads and `stop` says go on: catches up with the log, makes due
+    /// attempts, and sleeps until the next due time or new records (polling at most
+    /// `IDLE_WAKE_MAX` apart). Checks the lead at most `LEADER_CHECK_INTERVAL` apart, and
+    /// before every step that follows a check interval, so a node that lost its lock stops
+    /// within about a second; an attempt it makes in that second is at worst a duplicate,
+    /// which at-least-once delivery allows.
+    async fn run_while_leading(
+        &mut self,
+        leader: &mut Leader,
+        clock: &dyn Clock,
+        stop: &mut watch::Receiver<bool>,
+    ) {
+        let mut last_check = tokio::time::Instant::now();
         loop {
+            if *stop.borrow() {
+                return;
+            }
+            if last_check.elapsed() >= LEADER_CHECK_INTERVAL {
+                if !leader.still_leading().await {
+                    tracing::warn!("webhook dispatcher: lost leadership");
+                    return;
+                }
+                last_check = tokio::time::Instant::now();
+            }
             let now = clock.now();
-            let step = async {
+            // Boxed as `Send` here, where the lifetimes are concrete: left to inference inside
+            // `run_elected`'s future, sqlx's higher-ranked bounds defeat the `Send` proof
+            // (rust-lang/rust#102211) and the dispatcher could not be spawned.
+            let step: BoxFuture<'_, Result<usize, DispatchError>> = Box::pin(async {
                 let read = self.catch_up(now).await?;
                 let attempted = self.deliver_due(now).await?;
-                Ok::<_, DispatchError>(read + attempted.len())
-            };
+                Ok(read + attempted.len())
+            });
             let busy = match step.await {
                 Ok(work) => work > 0,
                 Err(error) => {
@@ -1105,9 +1328,121 @@ impl Dispatcher {
                 .next_due()
                 .map(|due| due.duration_since(clock.now()))
                 .and_then(|wait| Duration::try_from(wait).ok())
-                .unwrap_or(Duration::from_secs(1))
-                .min(Duration::from_secs(1));
-            tokio::time::sleep(wait).await;
+                .unwrap_or(IDLE_WAKE_MAX)
+                .min(IDLE_WAKE_MAX);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                changed = stop.changed() => {
+                    // A dropped sender stops the dispatcher too.
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Proof that the dispatcher's table exists: `migrate` made it.
+#[derive(Clone, Copy, Debug)]
+pub struct Migrated(());
+
+/// Creates the dispatcher's checkpoint table if it is missing. Await it before spawning
+/// `run_elected` (its own future cannot be proven `Send`; see `Checkpoints::migrate`).
+pub async fn migrate(store: &Store) -> Result<Migrated, DispatchError> {
+    Checkpoints::migrate(store).await?;
+    Ok(Migrated(()))
+}
+
+/// The advisory lock the webhook dispatchers of a cluster elect under (PostgreSQL).
+pub const DISPATCHER_LOCK: &str = "docket.webhooks.dispatcher";
+/// The longest the dispatcher sleeps when nothing is due, so new records are seen this soon.
+pub const IDLE_WAKE_MAX: Duration = Duration::from_secs(1);
+/// How often a leading dispatcher checks it still leads.
+pub const LEADER_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What a running dispatcher shows (tests, status).
+#[derive(Debug, Default)]
+pub struct DispatcherStats {
+    /// Whether this node's dispatcher leads now.
+    pub leader: AtomicBool,
+    /// How many times it has come to lead.
+    pub terms: AtomicU64,
+}
+
+/// How a dispatcher is run: the store (migrated), the operator's signing key, the client, the
+/// clock and the election (`Leadership::for_store(&store, DISPATCHER_LOCK)`).
+#[derive(Debug)]
+pub struct DispatcherSetup {
+    pub store: Store,
+    pub migrated: Migrated,
+    pub signing_key: Arc<[u8]>,
+    pub client: WebhookClient,
+    pub clock: Arc<dyn Clock>,
+    pub leadership: Leadership,
+    pub stats: Arc<DispatcherStats>,
+}
+
+/// Runs the webhook dispatcher for the life of the process on whichever node leads
+/// `DISPATCHER_LOCK`, so a cluster on one PostgreSQL delivers each event from one node: waits
+/// to lead, opens a fresh dispatcher (everything it knows comes from the log, so what an
+/// earlier leader did is seen), delivers while it leads, and on losing the lead drops
+/// everything and waits again. Returns when `stop` says so (or its sender is dropped).
+pub async fn run_elected(setup: DispatcherSetup, mut stop: watch::Receiver<bool>) {
+    let DispatcherSetup {
+        store,
+        migrated,
+        signing_key,
+        client,
+        clock,
+        leadership,
+        stats,
+    } = setup;
+    loop {
+        let mut leader = tokio::select! {
+            leader = leadership.acquire() => leader,
+            _ = stop.changed() => return,
+        };
+        if *stop.borrow() {
+            leader.release().await;
+            return;
+        }
+        let mut dispatcher = loop {
+            let open: BoxFuture<'_, Result<Dispatcher, DispatchError>> =
+                Box::pin(Dispatcher::open_migrated(
+                    store.clone(),
+                    signing_key.clone(),
+                    client.clone(),
+                    migrated,
+                ));
+            match open.await {
+                Ok(dispatcher) => break dispatcher,
+                Err(error) => {
+                    tracing::warn!(%error, "webhook dispatcher: opening failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(IDLE_WAKE_MAX) => {}
+                        _ = stop.changed() => {
+                            leader.release().await;
+                            return;
+                        }
+                    }
+                }
+            }
+        };
+        stats.leader.store(true, Ordering::Relaxed);
+        stats.terms.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            pending = dispatcher.pending(),
+            "webhook dispatcher: leading"
+        );
+        dispatcher
+            .run_while_leading(&mut leader, clock.as_ref(), &mut stop)
+            .await;
+        stats.leader.store(false, Ordering::Relaxed);
+        drop(dispatcher);
+        leader.release().await;
+        if *stop.borrow() {
+            return;
         }
     }
 }
@@ -1159,6 +1494,64 @@ mod tests {
                 assert!(delay >= nominal * 8 / 10 && delay <= nominal * 12 / 10);
             }
         }
+    }
+
+    #[test]
+    fn the_first_outcome_of_an_attempt_and_the_first_end_win() {
+        let event_id = Uuid::from_u128(9);
+        let at: Timestamp = "2026-11-24T08:00:00Z".parse().unwrap();
+        let record = |n: u64, event_type: &str, payload: Value| Record {
+            position: n,
+            stream_id: "webhook-00000000-0000-0000-0000-000000000001".to_owned(),
+            category: "webhook".to_owned(),
+            stream_version: n,
+            event_id: Uuid::from_u128(u128::from(n)),
+            event_type: event_type.to_owned(),
+            schema_version: 1,
+            payload: payload.to_string(),
+            metadata: "{}".to_owned(),
+            command_id: Uuid::from_u128(u128::from(n)),
+            recorded_at: at,
+            stream_hash: [0; 32],
+            global_hash: [0; 32],
+        };
+        let failed = |attempt: u32, error: &str| {
+            json!({"event_id": event_id, "attempt": attempt, "at": at, "status": null,
+                "error": error, "next_attempt_at": at})
+        };
+        let mut log = DeliveryLog::default();
+        let records = [
+            record(
+                1,
+                "WebhookDeliveryScheduled",
+                json!({"event_id": event_id,
+                "event_type": "TicketCreated", "position": 7, "trigger": null}),
+            ),
+            record(2, "WebhookAttemptFailed", failed(1, "first node")),
+            record(3, "WebhookAttemptFailed", failed(1, "second node")),
+            record(
+                4,
+                "WebhookDelivered",
+                json!({"event_id": event_id, "attempt": 2, "at": at,
+                "status": 200}),
+            ),
+            record(5, "WebhookAttemptFailed", failed(3, "late")),
+            record(
+                6,
+                "WebhookDeadLettered",
+                json!({"event_id": event_id, "attempts": 8,
+                "at": at, "status": null, "error": "late"}),
+            ),
+        ];
+        records.iter().for_each(|record| log.apply(record));
+        let delivery = log.get(event_id).unwrap();
+        assert_eq!(delivery.state, DeliveryState::Delivered);
+        let attempts: Vec<(u32, Option<&str>)> = delivery
+            .attempts
+            .iter()
+            .map(|attempt| (attempt.attempt, attempt.error.as_deref()))
+            .collect();
+        assert_eq!(attempts, [(1, Some("first node")), (2, None)]);
     }
 
     #[test]

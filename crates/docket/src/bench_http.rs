@@ -131,7 +131,7 @@ async fn bench_backend(
     state.start_scheduler(
         Arc::new(policies),
         None,
-        sla_scheduler::Leadership::for_store(&store),
+        sla_scheduler::Leadership::for_store(&store, sla_scheduler::SCHEDULER_LOCK),
         background,
     );
     let admin = state

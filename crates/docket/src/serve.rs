@@ -84,13 +84,27 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
         });
     }
     let mut api_config = config.api_config();
+    let (stop_webhooks, webhooks_stop) = tokio::sync::watch::channel(false);
     match std::env::var("DOCKET_WEBHOOK_SIGNING_KEY") {
         Ok(key) if !key.is_empty() => {
             let key: Arc<[u8]> = Arc::from(key.as_bytes());
-            let dispatcher = automation::Dispatcher::open(store.clone(), key.clone())
-                .await
-                .context("opening the webhook dispatcher")?;
-            tokio::spawn(dispatcher.run(Arc::new(SystemClock)));
+            let client = webhook_client()?;
+            // Every node may run this; the one that leads the dispatcher lock delivers.
+            let setup = automation::DispatcherSetup {
+                store: store.clone(),
+                migrated: automation::webhook::migrate(&store)
+                    .await
+                    .context("opening the webhook dispatcher")?,
+                signing_key: key.clone(),
+                client,
+                clock: Arc::new(SystemClock),
+                leadership: sla_scheduler::Leadership::for_store(
+                    &store,
+                    automation::webhook::DISPATCHER_LOCK,
+                ),
+                stats: Arc::default(),
+            };
+            tokio::spawn(automation::run_elected(setup, webhooks_stop));
             api_config.webhook_signing_key = Some(key);
         }
         _ => tracing::info!("DOCKET_WEBHOOK_SIGNING_KEY is not set: webhooks are off"),
@@ -121,7 +135,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
     state.start_scheduler(
         Arc::new(config.sla_policies()),
         timed,
-        sla_scheduler::Leadership::for_store(&store),
+        sla_scheduler::Leadership::for_store(&store, sla_scheduler::SCHEDULER_LOCK),
         stop,
     );
     let router = api::router(state.clone());
@@ -143,6 +157,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
         .context("serving HTTP")?;
     stop_routing.send_replace(true);
     let _ = stop_scheduler.send(true);
+    stop_webhooks.send_replace(true);
     store.flush().await.context("flushing the last appends")?;
     // The next start then catches up from here instead of from the last periodic snapshot.
     if let Err(error) = state.projections().snapshot().await {
@@ -150,6 +165,21 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
     }
     println!("docket stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The webhook client: Mozilla's roots, plus the CA certificates in the PEM file named by
+/// `DOCKET_WEBHOOK_CA_FILE` (an internal CA's receivers) when it is set.
+fn webhook_client() -> anyhow::Result<automation::WebhookClient> {
+    let extra_ca = match std::env::var_os("DOCKET_WEBHOOK_CA_FILE") {
+        Some(path) if !path.is_empty() => {
+            let pem = std::fs::read(&path).with_context(|| {
+                format!("reading DOCKET_WEBHOOK_CA_FILE {}", path.to_string_lossy())
+            })?;
+            Some(pem)
+        }
+        _ => None,
+    };
+    automation::WebhookClient::new(extra_ca.as_deref()).context("setting up the webhook client")
 }
 
 async fn shutdown_signal() {

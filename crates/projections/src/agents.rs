@@ -2,12 +2,12 @@
 //! set against a capacity. Capacity and presence are not in the log yet (the routing issue adds
 //! them), so the caller passes the capacity.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use domain::{AgentId, Event, Priority, StateCategory, TicketId};
 use serde::{Deserialize, Serialize};
 
-use crate::{Projection, TicketEvent};
+use crate::{Map, Projection, TicketEvent};
 
 /// How much one owned, unsolved ticket weighs: an urgent ticket takes the attention of several
 /// low ones.
@@ -54,7 +54,7 @@ struct Owned {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AgentLoad {
     /// Closed tickets are dropped: they weigh nothing, ever again.
-    tickets: HashMap<TicketId, Owned>,
+    tickets: Map<TicketId, Owned>,
     agents: BTreeMap<AgentId, Load>,
 }
 
@@ -124,9 +124,25 @@ impl Projection for AgentLoad {
             });
             return;
         }
-        let Some(before) = self.tickets.get(&id).cloned() else {
+        // Most events change no ownership, priority or category: dropped before the lookup
+        // (the match below ignores the same ones).
+        if !matches!(
+            &event.event,
+            Event::PriorityChanged(_)
+                | Event::PriorityChangedByRule(_)
+                | Event::AgentAssigned(_)
+                | Event::AgentUnassigned(_)
+                | Event::TeamTransferred(_)
+                | Event::TicketTransitioned(_)
+                | Event::TicketReopened(_)
+                | Event::TicketMergedInto(_)
+        ) {
+            return;
+        }
+        let Some(owned) = self.tickets.get_mut(&id) else {
             return;
         };
+        let before = owned.clone();
         let mut after = before.clone();
         match &event.event {
             Event::PriorityChanged(changed) => after.priority = changed.to,
@@ -144,13 +160,12 @@ impl Projection for AgentLoad {
         if before == after {
             return;
         }
-        self.count(&before, -1);
-        self.count(&after, 1);
+        owned.clone_from(&after);
         if after.category == StateCategory::Closed {
             self.tickets.remove(&id);
-        } else {
-            self.tickets.insert(id, after);
         }
+        self.count(&before, -1);
+        self.count(&after, 1);
     }
 }
 

@@ -7,14 +7,14 @@
 //! customer, solved and closed tickets are in no queue. A ticket with an assignee is in its
 //! agent's queue only; without one, in its team's queue.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use domain::{AgentId, Event, Priority, StateCategory, TeamId, TicketId};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::sla::TicketClocks;
-use crate::{Projection, TicketEvent};
+use crate::{Map, Projection, TicketEvent};
 
 /// Most entries one queue listing returns.
 pub const QUEUE_PAGE_MAX: usize = 500;
@@ -90,9 +90,12 @@ impl QueuedTicket {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Queues {
     /// Closed tickets are dropped: they can never be queued again.
-    tickets: HashMap<TicketId, QueuedTicket>,
+    tickets: Map<TicketId, QueuedTicket>,
     #[serde(skip)]
-    queues: HashMap<QueueId, BTreeSet<QueueKey>>,
+    queues: Map<QueueId, BTreeSet<QueueKey>>,
+    /// In replay mode the queues are left empty and built once at the end.
+    #[serde(skip)]
+    replaying: bool,
 }
 
 impl Projection for Queues {
@@ -114,14 +117,20 @@ impl Projection for Queues {
                 created_at: event.at,
                 clocks,
             };
-            self.place(id, &ticket);
+            if !self.replaying {
+                self.place(id, &ticket);
+            }
             self.tickets.insert(id, ticket);
             return;
         }
-        let Some(mut ticket) = self.tickets.remove(&id) else {
+        let Some(ticket) = self.tickets.get_mut(&id) else {
             return;
         };
-        let before = ticket.placement(id);
+        let before = if self.replaying {
+            None
+        } else {
+            ticket.placement(id)
+        };
         ticket.clocks.apply(&event.event, event.at);
         match &event.event {
             Event::PriorityChanged(changed) => ticket.priority = changed.to,
@@ -137,7 +146,12 @@ impl Projection for Queues {
             Event::AgentUnassigned(_) => ticket.assignee = None,
             _ => {}
         }
-        let after = ticket.placement(id);
+        let closed = ticket.clocks.category == Some(StateCategory::Closed);
+        let after = if self.replaying {
+            None
+        } else {
+            ticket.placement(id)
+        };
         if before != after {
             if let Some((queue, key)) = before {
                 self.unplace(queue, &key);
@@ -146,9 +160,28 @@ impl Projection for Queues {
                 self.queues.entry(queue).or_default().insert(key);
             }
         }
-        if ticket.clocks.category != Some(StateCategory::Closed) {
-            self.tickets.insert(id, ticket);
+        if closed {
+            self.tickets.remove(&id);
         }
+    }
+
+    fn begin_replay(&mut self) {
+        self.replaying = true;
+    }
+
+    fn finish_replay(&mut self) {
+        self.replaying = false;
+        // Each queue bulk-built from its keys, sorted once.
+        let mut queues: Map<QueueId, Vec<QueueKey>> = Map::default();
+        for (id, ticket) in &self.tickets {
+            if let Some((queue, key)) = ticket.placement(*id) {
+                queues.entry(queue).or_default().push(key);
+            }
+        }
+        self.queues = queues
+            .into_iter()
+            .map(|(queue, keys)| (queue, keys.into_iter().collect()))
+            .collect();
     }
 
     fn restore(&mut self) {

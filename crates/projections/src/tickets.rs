@@ -6,7 +6,7 @@
 //! notes are left out so that a search a customer can run never matches on internal text. A
 //! ticket keeps the tokens of an earlier subject: it is still findable by what it used to say.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use domain::{
     AgentId, Channel, CustomerId, Event, Priority, StateCategory, TeamId, TicketId, TicketNumber,
@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::text::{each_token, tokens};
-use crate::{Projection, TicketEvent};
+use crate::{Map, Projection, TicketEvent};
 
 /// Most rows one page may hold.
 pub const PAGE_LIMIT_MAX: usize = 200;
@@ -138,21 +138,24 @@ type SortKey = (i64, i64, TicketId);
 /// The tickets view.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Tickets {
-    rows: HashMap<TicketId, TicketRow>,
+    rows: Map<TicketId, TicketRow>,
     /// Every ticket in the order it was created here: a ticket's ordinal is its index.
     ids: Vec<TicketId>,
     /// Search token -> ordinals of the tickets whose text holds it, ascending. Ordinals rather
     /// than ids, and vectors rather than trees: a new ticket's ordinal goes at the end, and a
     /// list is a quarter of the size of a set of ids.
-    postings: HashMap<String, Vec<u32>>,
+    postings: Map<String, Vec<u32>>,
     #[serde(skip)]
-    ordinals: HashMap<TicketId, u32>,
+    ordinals: Map<TicketId, u32>,
     #[serde(skip)]
     by_created: BTreeSet<SortKey>,
     #[serde(skip)]
     by_updated: BTreeSet<SortKey>,
     #[serde(skip)]
     by_priority: BTreeSet<SortKey>,
+    /// In replay mode the three orders are left empty and built once at the end.
+    #[serde(skip)]
+    replaying: bool,
 }
 
 fn micros(at: Timestamp) -> i64 {
@@ -206,7 +209,9 @@ impl Projection for Tickets {
                 version: event.stream_version,
                 messages: 0,
             };
-            self.index(&row);
+            if !self.replaying {
+                self.index(&row);
+            }
             self.rows.insert(id, row);
             let ordinal = u32::try_from(self.ids.len()).expect("fewer than 2^32 tickets");
             self.ids.push(id);
@@ -220,6 +225,7 @@ impl Projection for Tickets {
         };
         // Only the orders whose key moves are touched: creation never moves, priority rarely,
         // the update time on most events.
+        let replaying = self.replaying;
         let updated_before = key(row, TicketSort::UpdatedAsc);
         let priority_before = key(row, TicketSort::Priority);
         row.updated_at = row.updated_at.max(event.at);
@@ -276,11 +282,13 @@ impl Projection for Tickets {
         }
         let updated_after = key(row, TicketSort::UpdatedAsc);
         let priority_after = key(row, TicketSort::Priority);
-        if updated_after != updated_before {
+        if replaying {
+            // The orders are built from the rows by `finish_replay`.
+        } else if updated_after != updated_before {
             self.by_updated.remove(&updated_before);
             self.by_updated.insert(updated_after);
         }
-        if priority_after != priority_before {
+        if !replaying && priority_after != priority_before {
             self.by_priority.remove(&priority_before);
             self.by_priority.insert(priority_after);
         }
@@ -309,6 +317,21 @@ impl Projection for Tickets {
                 )
             })
             .collect();
+    }
+
+    fn begin_replay(&mut self) {
+        self.replaying = true;
+    }
+
+    fn finish_replay(&mut self) {
+        self.replaying = false;
+        // Bulk-built from the keys, sorted once, instead of one tree insert per event.
+        let keys = |sort: TicketSort| -> BTreeSet<SortKey> {
+            self.rows.values().map(|row| key(row, sort)).collect()
+        };
+        self.by_created = keys(TicketSort::CreatedAsc);
+        self.by_updated = keys(TicketSort::UpdatedAsc);
+        self.by_priority = keys(TicketSort::Priority);
     }
 }
 

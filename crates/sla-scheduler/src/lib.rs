@@ -26,7 +26,7 @@ pub mod timers;
 pub use driver::{
     BatchOutcome, Clock, CommandSink, Driver, Fired, Issued, SchedulerStats, SinkError,
 };
-pub use leader::{Leader, Leadership};
+pub use leader::{Leader, Leadership, SCHEDULER_LOCK};
 pub use policy::{Metric, Policies, PolicyError, SlaConfig};
 pub use source::{SlaSource, TimerSource, Work};
 pub use timers::{command_id, Due, TimerId, TimerKey, TimerKind, Timers, FIRE_BATCH_MAX};

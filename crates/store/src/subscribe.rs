@@ -35,6 +35,8 @@ pub struct Subscription {
     /// announced: at the start, after the tail lagged, and when a poll interval passed (another
     /// process may write to the same SQLite file without telling us).
     unsure: bool,
+    /// Reads of the database so far: a caught-up follower should not read per batch.
+    database_reads: u64,
 }
 
 impl Subscription {
@@ -51,12 +53,18 @@ impl Subscription {
             committed,
             tail,
             unsure: true,
+            database_reads: 0,
         }
     }
 
     /// The position of the last record returned (or the starting point).
     pub fn position(&self) -> u64 {
         self.position
+    }
+
+    /// How many times this subscription read the database.
+    pub fn database_reads(&self) -> u64 {
+        self.database_reads
     }
 
     /// Takes the part of a batch from the tail that continues the buffer exactly, if any.
@@ -114,6 +122,7 @@ impl Subscription {
             // Only read the database when there may be something the tail did not bring: on
             // the happy path a caught-up follower costs no query per batch.
             if self.unsure || committed > self.position {
+                self.database_reads += 1;
                 let records = self
                     .store
                     .read_all(self.position, SUBSCRIBE_PAGE_MAX)
@@ -165,16 +174,35 @@ impl Subscription {
         Ok(records)
     }
 
+    /// Whether the database may hold records after `position` that the in-process tail did not
+    /// bring: at the start, after the tail lagged or a poll interval passed, or when the
+    /// committed position is ahead of what the tail delivered. A follower that folds what
+    /// `next` and `take_buffered` bring reads the database (`poll_available`) only then.
+    pub fn may_have_missed(&mut self) -> bool {
+        self.drain_tail();
+        let end = self
+            .buffer
+            .back()
+            .map_or(self.position, |record| record.position);
+        self.unsure || *self.committed.borrow() > end
+    }
+
     /// The records available right now (at most one page), without waiting; empty when caught up.
     pub async fn poll_available(&mut self) -> Result<Vec<Record>, StoreError> {
         let mut records = Vec::new();
         self.drain_tail();
         if self.buffer.is_empty() {
-            self.buffer.extend(
-                self.store
-                    .read_all(self.position, SUBSCRIBE_PAGE_MAX)
-                    .await?,
-            );
+            self.database_reads += 1;
+            let read = self
+                .store
+                .read_all(self.position, SUBSCRIBE_PAGE_MAX)
+                .await?;
+            // A short page is everything committed when it was read; what commits later comes
+            // through the tail (or the committed position, or the next poll interval).
+            if read.len() < SUBSCRIBE_PAGE_MAX {
+                self.unsure = false;
+            }
+            self.buffer.extend(read);
         }
         while !self.buffer.is_empty() {
             records.push(self.next().await?);

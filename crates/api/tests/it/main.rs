@@ -11,6 +11,8 @@
 //! - `roles`: every route against every role.
 //! - `macros`: `apply_macro` applies a configured macro as one atomic command.
 //! - `webhooks`: subscriptions and the delivery log over the admin API.
+//! - `timed`: time-based automations run by the scheduler in the background, as serve runs
+//!   them.
 //! - `openapi`: `docs/openapi.json` is the generated document, and real traffic matches it.
 
 mod access;
@@ -23,4 +25,5 @@ mod read;
 mod roles;
 mod sla;
 mod support;
+mod timed;
 mod webhooks;

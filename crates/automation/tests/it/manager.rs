@@ -116,6 +116,47 @@ async fn firings_are_recorded_once_with_evidence_and_chains_stop_at_the_limit() 
 }
 
 #[tokio::test]
+async fn two_nodes_handling_the_same_log_at_once_fire_each_trigger_once() {
+    // Every node runs a trigger manager. Both handle every record, interleaved; the firing's
+    // command id (trigger + event) makes the second node's append of a firing a duplicate,
+    // even for an action that is not idempotent by itself (a note).
+    let Some(db) = ScratchDb::postgres().await else {
+        return;
+    };
+    let store_a = Store::open_with(db.config.clone()).await.unwrap();
+    let store_b = Store::open_with(db.config.clone()).await.unwrap();
+    let automation = Arc::new(compile(CONFIG));
+    let node = |store: &Store| {
+        TriggerManager::new(
+            store.clone(),
+            automation.clone(),
+            Arc::new(catalog().clone()),
+            None,
+        )
+    };
+    let (mut a, mut b) = (node(&store_a), node(&store_b));
+    issue_at(
+        &store_a,
+        Role::Customer,
+        create("Refund please", "the cup broke", json!({})),
+        at(0),
+    )
+    .await;
+    let (end_a, end_b) = tokio::join!(drain(&mut a, &store_a, 0), drain(&mut b, &store_b, 0));
+    assert_eq!(end_a, end_b);
+    expect_test::expect![[r#"
+        1 TicketCreated
+        2 TagsAdded by refund-tag depth 1 because [{"condition":"text contains \"refund\"","matched":"subject and description at byte 0"}]
+        3 PriorityChangedByRule by refund-tag depth 1 because [{"condition":"text contains \"refund\"","matched":"subject and description at byte 0"}]
+        4 InternalNoteAdded by echo depth 2 because []
+        5 InternalNoteAdded by echo depth 3 because []
+    "#]]
+    .assert_eq(&trail(&store_a).await);
+    drop((store_a, store_b));
+    db.cleanup().await;
+}
+
+#[tokio::test]
 async fn send_webhook_schedules_the_event_for_the_named_subscription_once() {
     let db = ScratchDb::sqlite().await;
     let store = Store::open_with(db.config.clone()).await.unwrap();

@@ -6,7 +6,7 @@ use automation::{decide_sequence, Facts, TemplateValues};
 use domain::{Role, Ticket};
 use expect_test::{expect, Expect};
 use jiff::Timestamp;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::support::*;
 
@@ -48,7 +48,17 @@ actions = [{ add_tags = ["urgent"] }]
 "#;
 
 fn check(script: &[(Role, domain::Command)], tier: Option<&str>, at: Timestamp, expect: Expect) {
-    let automation = compile(CONFIG);
+    check_with(CONFIG, script, tier, at, expect);
+}
+
+fn check_with(
+    config: &str,
+    script: &[(Role, domain::Command)],
+    tier: Option<&str>,
+    at: Timestamp,
+    expect: Expect,
+) {
+    let automation = compile(config);
     let (ticket, events) = run(script);
     let details = ticket
         .details
@@ -182,6 +192,220 @@ fn an_action_that_changes_nothing_is_no_event() {
             fires urgent-already
               because priority >= urgent (urgent)
               changes nothing: no events
+        "#]],
+    );
+}
+
+#[test]
+fn assign_agent_and_remove_tags_act_as_the_system() {
+    // The actions the other scenarios do not use; the second trigger's condition reads the
+    // ticket as of the event, so it fires although the first one removes the tag it looks at.
+    check_with(
+        r#"
+[[automation.triggers]]
+id = "phone-to-ann"
+on = ["TicketCreated"]
+all = [{ channel = "phone" }]
+actions = [{ assign_agent = "00000000-0000-0000-0000-00000000a001" }, { remove_tags = ["triage"] }]
+
+[[automation.triggers]]
+id = "triage-note"
+on = ["TicketCreated"]
+all = [{ has_tag = "triage" }]
+actions = [{ add_note = "was in triage" }]
+"#,
+        &[(
+            Role::Agent,
+            create(
+                "Call back",
+                "please call",
+                json!({"channel": "phone", "tags": ["triage"]}),
+            ),
+        )],
+        None,
+        at(0),
+        expect![[r#"
+            fires phone-to-ann
+              because channel = phone (phone)
+              => AgentAssigned {"from":null,"to":"00000000-0000-0000-0000-00000000a001","reason":"trigger phone-to-ann: channel = phone (phone)","routing":null}
+              => TagsRemoved {"tags":["triage"]}
+            fires triage-note
+              because has tag triage (present)
+              => InternalNoteAdded {"mentions":[],"pii":{"body":"was in triage"}}
+        "#]],
+    );
+}
+
+/// One trigger per ticket condition, each alone, so the snapshot shows exactly which hold.
+const EVERY_CONDITION: &str = r#"
+[[automation.triggers]]
+id = "priority"
+on = ["AgentAssigned"]
+all = [{ priority = "high" }]
+actions = [{ add_tags = ["c1"] }]
+
+[[automation.triggers]]
+id = "priority-at-least"
+on = ["AgentAssigned"]
+all = [{ priority_at_least = "normal" }]
+actions = [{ add_tags = ["c2"] }]
+
+[[automation.triggers]]
+id = "ticket-type"
+on = ["AgentAssigned"]
+all = [{ ticket_type = "refund" }]
+actions = [{ add_tags = ["c3"] }]
+
+[[automation.triggers]]
+id = "state"
+on = ["AgentAssigned"]
+all = [{ state = "new" }]
+actions = [{ add_tags = ["c4"] }]
+
+[[automation.triggers]]
+id = "category"
+on = ["AgentAssigned"]
+all = [{ category = "new" }]
+actions = [{ add_tags = ["c5"] }]
+
+[[automation.triggers]]
+id = "lacks-tag"
+on = ["AgentAssigned"]
+all = [{ lacks_tag = "spam" }]
+actions = [{ add_tags = ["c6"] }]
+
+[[automation.triggers]]
+id = "team"
+on = ["AgentAssigned"]
+all = [{ team = "00000000-0000-0000-0000-00000000b001" }]
+actions = [{ add_tags = ["c7"] }]
+
+[[automation.triggers]]
+id = "assignee"
+on = ["AgentAssigned"]
+all = [{ assignee = "00000000-0000-0000-0000-00000000a001" }]
+actions = [{ add_tags = ["c8"] }]
+
+[[automation.triggers]]
+id = "assigned"
+on = ["AgentAssigned"]
+all = [{ assigned = true }]
+actions = [{ add_tags = ["c9"] }]
+
+[[automation.triggers]]
+id = "unassigned"
+on = ["AgentAssigned"]
+all = [{ assigned = false }]
+actions = [{ add_tags = ["c10"] }]
+
+[[automation.triggers]]
+id = "customer-tier"
+on = ["AgentAssigned"]
+all = [{ customer_tier = "vip" }]
+actions = [{ add_tags = ["c11"] }]
+
+[[automation.triggers]]
+id = "field"
+on = ["AgentAssigned"]
+all = [{ field = { name = "order_id", equals = "A-1" } }]
+actions = [{ add_tags = ["c12"] }]
+"#;
+
+#[test]
+fn every_ticket_condition_holds_or_not_as_the_ticket_is() {
+    let script = |priority: &str, ticket_type: &str, tags: Value, team: &str| {
+        let order_id = if priority == "high" { "A-1" } else { "B-2" };
+        vec![
+            (
+                Role::Agent,
+                create(
+                    "Order",
+                    "where is it",
+                    json!({"priority": priority, "ticket_type": ticket_type, "tags": tags,
+                        "fields": {"order_id": order_id}}),
+                ),
+            ),
+            (
+                Role::Agent,
+                command(json!({"type": "assign_team", "team": team})),
+            ),
+            (
+                Role::Agent,
+                command(
+                    json!({"type": "assign_agent", "agent": "00000000-0000-0000-0000-00000000a001"}),
+                ),
+            ),
+        ]
+    };
+    check_with(
+        EVERY_CONDITION,
+        &script(
+            "high",
+            "refund",
+            json!([]),
+            "00000000-0000-0000-0000-00000000b001",
+        ),
+        Some("vip"),
+        at(0),
+        expect![[r#"
+            fires priority
+              because priority = high (high)
+              => TagsAdded {"tags":["c1"]}
+            fires priority-at-least
+              because priority >= normal (high)
+              => TagsAdded {"tags":["c2"]}
+            fires ticket-type
+              because ticket_type = refund (refund)
+              => TagsAdded {"tags":["c3"]}
+            fires state
+              because state = new (new)
+              => TagsAdded {"tags":["c4"]}
+            fires category
+              because category = new (new)
+              => TagsAdded {"tags":["c5"]}
+            fires lacks-tag
+              because lacks tag spam (absent)
+              => TagsAdded {"tags":["c6"]}
+            fires team
+              because team = 00000000-0000-0000-0000-00000000b001 (00000000-0000-0000-0000-00000000b001)
+              => TagsAdded {"tags":["c7"]}
+            fires assignee
+              because assignee = 00000000-0000-0000-0000-00000000a001 (00000000-0000-0000-0000-00000000a001)
+              => TagsAdded {"tags":["c8"]}
+            fires assigned
+              because assigned = true (00000000-0000-0000-0000-00000000a001)
+              => TagsAdded {"tags":["c9"]}
+            fires customer-tier
+              because customer tier = vip (vip)
+              => TagsAdded {"tags":["c11"]}
+            fires field
+              because field order_id = "A-1" ("A-1")
+              => TagsAdded {"tags":["c12"]}
+        "#]],
+    );
+    check_with(
+        EVERY_CONDITION,
+        &script(
+            "low",
+            "general",
+            json!(["spam"]),
+            "00000000-0000-0000-0000-00000000b002",
+        ),
+        Some("normal"),
+        at(0),
+        expect![[r#"
+            fires state
+              because state = new (new)
+              => TagsAdded {"tags":["c4"]}
+            fires category
+              because category = new (new)
+              => TagsAdded {"tags":["c5"]}
+            fires assignee
+              because assignee = 00000000-0000-0000-0000-00000000a001 (00000000-0000-0000-0000-00000000a001)
+              => TagsAdded {"tags":["c8"]}
+            fires assigned
+              because assigned = true (00000000-0000-0000-0000-00000000a001)
+              => TagsAdded {"tags":["c9"]}
         "#]],
     );
 }

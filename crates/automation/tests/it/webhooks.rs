@@ -13,6 +13,7 @@ use automation::webhook::{
     delivery_log, retry_delay, subscribe, subscription_secret, verify_signature, DeliveryState,
     Dispatcher, ATTEMPTS_MAX,
 };
+use automation::WebhookClient;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -25,14 +26,16 @@ use uuid::Uuid;
 
 use crate::support::*;
 
-const SIGNING_KEY: &[u8] = b"test signing key";
+pub(crate) const SIGNING_KEY: &[u8] = b"test signing key";
 
 #[derive(Debug)]
-struct Receiver {
+pub(crate) struct Receiver {
     secret: String,
     clock: Arc<Mutex<Timestamp>>,
-    /// Fails every request when true; else fails when the seeded generator says so.
+    /// Fails every request when true; else fails when the seeded generator says so, unless
+    /// `reliable`.
     always_fail: bool,
+    reliable: bool,
     rng: u64,
     received: Vec<Uuid>,
     unique: BTreeSet<Uuid>,
@@ -45,11 +48,47 @@ impl Receiver {
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
-        self.always_fail || self.rng % 10 < 4
+        self.always_fail || (!self.reliable && self.rng % 10 < 4)
     }
 }
 
-type Shared = Arc<Mutex<Receiver>>;
+pub(crate) type Shared = Arc<Mutex<Receiver>>;
+
+impl Receiver {
+    /// A receiver that answers 200 to every well-signed request.
+    pub(crate) fn reliable(clock: Arc<Mutex<Timestamp>>) -> Shared {
+        Arc::new(Mutex::new(Receiver {
+            secret: String::new(),
+            clock,
+            always_fail: false,
+            reliable: true,
+            rng: 1,
+            received: Vec::new(),
+            unique: BTreeSet::new(),
+            bad_signatures: 0,
+        }))
+    }
+
+    pub(crate) fn set_secret(&mut self, secret: String) {
+        self.secret = secret;
+    }
+
+    /// Every delivery received, in order, duplicates included.
+    pub(crate) fn received(&self) -> &[Uuid] {
+        &self.received
+    }
+
+    pub(crate) fn bad_signatures(&self) -> usize {
+        self.bad_signatures
+    }
+}
+
+/// The receiver's routes.
+pub(crate) fn receiver_app(receiver: Shared) -> axum::Router {
+    axum::Router::new()
+        .route("/hooks", axum::routing::post(receive))
+        .with_state(receiver)
+}
 
 async fn receive(State(receiver): State<Shared>, headers: HeaderMap, body: Bytes) -> StatusCode {
     let mut receiver = receiver.lock().unwrap();
@@ -97,17 +136,15 @@ async fn receive(State(receiver): State<Shared>, headers: HeaderMap, body: Bytes
     StatusCode::OK
 }
 
-async fn start_receiver(receiver: Shared) -> String {
-    let app = axum::Router::new()
-        .route("/hooks", axum::routing::post(receive))
-        .with_state(receiver);
+pub(crate) async fn start_receiver(receiver: Shared) -> String {
+    let app = receiver_app(receiver);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     format!("http://{address}/hooks")
 }
 
-async fn append_ticket_event(store: &Store, ticket: Uuid, version: u64) -> Uuid {
+pub(crate) async fn append_ticket_event(store: &Store, ticket: Uuid, version: u64) -> Uuid {
     let stream = StreamId::new(format!("ticket-{ticket}")).unwrap();
     let event_id = Uuid::now_v7();
     let tags = serde_json::value::to_raw_value(&json!({"tags": [format!("t{version}")]})).unwrap();
@@ -157,6 +194,7 @@ async fn deliveries_are_signed_retried_with_backoff_and_dead_lettered() {
             secret: String::new(),
             clock: clock.clone(),
             always_fail,
+            reliable: false,
             rng: seed,
             received: Vec::new(),
             unique: BTreeSet::new(),
@@ -178,7 +216,10 @@ async fn deliveries_are_signed_retried_with_backoff_and_dead_lettered() {
         sent.insert(append_ticket_event(&store, ticket, version).await);
     }
     let key: Arc<[u8]> = Arc::from(SIGNING_KEY);
-    let mut dispatcher = Dispatcher::open(store.clone(), key.clone()).await.unwrap();
+    let client = WebhookClient::new(None).unwrap();
+    let mut dispatcher = Dispatcher::open(store.clone(), key.clone(), client.clone())
+        .await
+        .unwrap();
     let mut steps = 0;
     let mut reopened = false;
     loop {
@@ -190,7 +231,9 @@ async fn deliveries_are_signed_retried_with_backoff_and_dead_lettered() {
         if steps == 3 && !reopened {
             // A restart: everything the dispatcher knew comes back from the log.
             let pending = dispatcher.pending();
-            dispatcher = Dispatcher::open(store.clone(), key.clone()).await.unwrap();
+            dispatcher = Dispatcher::open(store.clone(), key.clone(), client.clone())
+                .await
+                .unwrap();
             while dispatcher.catch_up(now).await.unwrap() > 0 {}
             assert_eq!(dispatcher.pending(), pending, "seed {seed}");
             reopened = true;
@@ -237,6 +280,56 @@ async fn deliveries_are_signed_retried_with_backoff_and_dead_lettered() {
         assert_eq!(delivery.attempts.len(), ATTEMPTS_MAX as usize);
         assert_eq!(delivery.attempts.last().unwrap().status, Some(503));
     }
+    drop(store);
+    db.cleanup().await;
+}
+
+/// Regression: a dispatcher learned other writers' outcomes only when it opened, so one that
+/// opened before a previous leader's last deliveries were recorded (a failover overlap) made
+/// those attempts again, and could record a failure, even a dead letter, after `Delivered`.
+#[tokio::test]
+async fn outcomes_recorded_by_another_dispatcher_are_not_attempted_again() {
+    let db = ScratchDb::sqlite().await;
+    let store = Store::open_with(db.config.clone()).await.unwrap();
+    let clock = Arc::new(Mutex::new(at(0)));
+    let receiver = Receiver::reliable(clock.clone());
+    let url = start_receiver(receiver.clone()).await;
+    let subscription = subscribe(&store, "crm", &url, vec!["TagsAdded".to_owned()], at(0))
+        .await
+        .unwrap()
+        .unwrap()
+        .subscription_id;
+    receiver
+        .lock()
+        .unwrap()
+        .set_secret(subscription_secret(SIGNING_KEY, subscription));
+    let ticket = Uuid::now_v7();
+    let mut sent = Vec::new();
+    for version in 1..=3 {
+        sent.push(append_ticket_event(&store, ticket, version).await);
+    }
+    let open = || async {
+        Dispatcher::open(
+            store.clone(),
+            Arc::from(SIGNING_KEY),
+            WebhookClient::new(None).unwrap(),
+        )
+        .await
+        .unwrap()
+    };
+    let (mut old, mut new) = (open().await, open().await);
+    let now = at(0);
+    while old.catch_up(now).await.unwrap() > 0 {}
+    let delivered = old.deliver_due(now).await.unwrap();
+    assert_eq!(delivered.len(), sent.len());
+    while new.catch_up(now).await.unwrap() > 0 {}
+    assert_eq!(
+        new.pending(),
+        0,
+        "the other dispatcher's outcomes are folded"
+    );
+    assert!(new.deliver_due(now).await.unwrap().is_empty());
+    assert_eq!(receiver.lock().unwrap().received(), sent.as_slice());
     drop(store);
     db.cleanup().await;
 }

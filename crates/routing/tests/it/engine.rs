@@ -168,6 +168,81 @@ fn skills_language_and_vip_group_narrow_the_candidates() {
 }
 
 #[test]
+fn a_vip_ticket_falls_back_to_the_team_when_its_group_is_unavailable() {
+    let with_group = TeamConfig {
+        vip_group: Some("Key accounts".to_owned()),
+        ..TeamConfig::default()
+    };
+    let mut sim = Sim::new(config(&[("Support", with_group)]));
+    sim.team(1, "Support")
+        .team(2, "Key accounts")
+        .customer(2, "vip")
+        .agent(1, &[1], 10, &[], &[])
+        .agent(3, &[1, 2], 10, &[], &[]);
+    sim.presence(3, Presence::Away);
+    let ask = "Where is my invoice?";
+    sim.ticket(1, 1, 2, Priority::High, "question", &[], ask);
+    let away = sim.route();
+    sim.presence(3, Presence::Online);
+    sim.ticket(2, 1, 2, Priority::High, "question", &[], ask);
+    let back = sim.route();
+    expect![[r#"
+        t1 -> a1 (round_robin; skills [] lang None vip false; 2 considered, 1 candidates; skipped [a3:not_available])
+        t2 -> a3 (round_robin; skills [] lang None vip true; 1 considered, 1 candidates; skipped [])"#]]
+    .assert_eq(&[away, back].concat().join("\n"));
+}
+
+#[test]
+fn weighted_capacity_counts_priority_weights() {
+    // a1 weighs tickets against 6 units, a2 counts them against 2 tickets; least loaded, so
+    // the spare capacity (in each agent's own units) decides.
+    let least_loaded = TeamConfig {
+        strategy: RoutingStrategy::LeastLoaded,
+        ..TeamConfig::default()
+    };
+    let mut sim = Sim::new(config(&[("Support", least_loaded)]));
+    sim.team(1, "Support")
+        .agent(1, &[1], 6, &[], &[])
+        .weighted(1, &[1], 6)
+        .agent(2, &[1], 2, &[], &[]);
+    let ask = |priority| (priority, "question", "Where is my parcel?");
+    for (n, (priority, ticket_type, text)) in [
+        ask(Priority::Urgent),
+        ask(Priority::Normal),
+        ask(Priority::Normal),
+        ask(Priority::Low),
+        ask(Priority::Normal),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        sim.ticket(n as u64 + 1, 1, 0, priority, ticket_type, &[], text);
+    }
+    let routed = sim.route();
+    let queued = sim.engine.queued(team(1));
+    // a1 (urgent 5 + low 1 = 6 of 6) and a2 (2 of 2) are full: the last normal ticket waits
+    // for a1: solving its low ticket frees 1 unit, not the 2 a normal ticket needs; solving
+    // the urgent one frees 5.
+    sim.solve(4);
+    let after_low = sim.route();
+    sim.solve(1);
+    let after_urgent = sim.route();
+    expect![[r#"
+        t1 -> a1 (least_loaded; skills [] lang None vip false; 1 considered, 1 candidates; skipped [])
+        t2 -> a2 (least_loaded; skills [] lang None vip false; 1 considered, 1 candidates; skipped [])
+        t3 -> a2 (least_loaded; skills [] lang None vip false; 2 considered, 1 candidates; skipped [a1:at_capacity])
+        t4 -> a1 (least_loaded; skills [] lang None vip false; 1 considered, 1 candidates; skipped [])
+        queued 1
+        after the low one: []
+        after the urgent one: t5 -> a1 (least_loaded; skills [] lang None vip false; 1 considered, 1 candidates; skipped [])"#]]
+    .assert_eq(&format!(
+        "{}\nqueued {queued}\nafter the low one: {after_low:?}\nafter the urgent one: {}",
+        routed.join("\n"),
+        after_urgent.join("\n")
+    ));
+}
+
+#[test]
 fn waiting_tickets_go_in_queue_order_when_an_agent_frees_up() {
     let mut sim = Sim::new(config(&[]));
     sim.team(1, "Support").agent(1, &[1], 1, &[], &[]);

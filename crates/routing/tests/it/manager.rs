@@ -309,3 +309,36 @@ async fn same_prefix_same_commands_older_prefix_conflicts() {
     assert_eq!(assigned, 7);
     db.cleanup().await;
 }
+
+/// Regression: the run loop read the log on every wake, one query per batch the process
+/// committed. A caught-up manager folds what the in-process tail brings (tickets arriving, its
+/// own assignments) and reads the database only when the tail may have missed something.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caught_up_manager_follows_the_tail_without_reading_the_log() {
+    let db = ScratchDb::sqlite().await;
+    let store = Store::open_with(db.config.clone()).await.unwrap();
+    setup(&store).await;
+    let mut manager = Manager::new(
+        store.clone(),
+        Engine::new(RoutingConfig::default()),
+        BlueprintCatalog::builtin(),
+        Arc::new(Timestamp::now),
+        "node",
+    );
+    let mut subscription = store.subscribe(0);
+    manager.catch_up(&mut subscription).await.unwrap();
+    let reads = subscription.database_reads();
+    assert!(reads > 0, "the first catch-up reads the log");
+    let mut written = 0;
+    for n in 1..=20 {
+        new_ticket(&store, n).await;
+        manager.follow(&mut subscription).await.unwrap();
+        written += manager.round().await.unwrap().written;
+        // Its own assignment comes back through the tail too.
+        manager.follow(&mut subscription).await.unwrap();
+        assert_eq!(manager.engine().position(), store.committed_position());
+    }
+    assert_eq!(written, 20, "every ticket routed");
+    assert_eq!(subscription.database_reads(), reads);
+    db.cleanup().await;
+}

@@ -187,6 +187,20 @@ impl Sim {
         self.presence(n, Presence::Online)
     }
 
+    /// Makes agent `n`'s capacity count priority weights (low 1, normal 2, high 3, urgent 5).
+    pub fn weighted(&mut self, n: u64, teams: &[u64], capacity: u32) -> &mut Sim {
+        self.agent_event(
+            n,
+            AgentEvent::AgentProfileUpdated(AgentProfileUpdated {
+                teams: teams.iter().map(|t| team(*t)).collect(),
+                skills: Vec::new(),
+                languages: Vec::new(),
+                capacity,
+                weighted: true,
+            }),
+        )
+    }
+
     pub fn presence(&mut self, n: u64, to: Presence) -> &mut Sim {
         self.agent_event(
             n,
