@@ -405,6 +405,62 @@ async fn a_crash_in_the_middle_of_a_batch_records_each_fire_once() {
     }
 }
 
+/// Regression (found by the simulation): a node's cached ticket one event behind the log (another
+/// node tagged it) let a round's first item fail its version check while the ticket's second
+/// item, chained after it in the same batch, passed it — a breach recorded without its warning,
+/// decided on a state the log never had.
+#[tokio::test]
+async fn a_ticket_moved_by_another_node_gets_its_warning_before_its_breach() {
+    for db in ScratchDb::all().await {
+        let clock = ManualClock::new(start());
+        let node = Node::start(&db, clock.clone()).await;
+        let other = Node::start(&db, clock.clone()).await;
+        let policies = policies(POLICIES);
+        let ticket_id = node.create(0).await;
+        let mut driver = node.driver(&policies);
+        driver.catch_up().await.unwrap();
+        assert_eq!(driver.fire().await.len(), 1, "ApplySla");
+        // The other node moves the ticket on; this node's cache does not know.
+        let tag = Command::AddTags(domain::AddTags {
+            tags: vec!["moved".to_owned()],
+        });
+        api::system_command(
+            &other.state,
+            ticket_id,
+            &tag,
+            Uuid::from_u128(0x7a9),
+            json!({"source": "test"}),
+        )
+        .await
+        .unwrap();
+        // Every warning and breach is due in one round.
+        clock.advance_ms(3 * 60 * MINUTE_MS);
+        driver.catch_up().await.unwrap();
+        driver.fire().await;
+        driver.catch_up().await.unwrap();
+        assert_eq!(driver.fire().await, vec![]);
+        let events = sla_events(&node.store).await;
+        let order: Vec<(&str, &str)> = events
+            .iter()
+            .filter(|event| {
+                ["SlaWarningRaised", "SlaBreached"].contains(&event.event_type.as_str())
+            })
+            .map(|event| (event.event_type.as_str(), event.metric.as_str()))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                ("SlaWarningRaised", "first_response"),
+                ("SlaBreached", "first_response"),
+                ("SlaWarningRaised", "resolution"),
+                ("SlaBreached", "resolution"),
+            ],
+            "{events:#?}"
+        );
+        db.cleanup().await;
+    }
+}
+
 /// The batched path against the per-command path: the same burst, through each, records the
 /// same events (types, streams, payloads, in due order per ticket).
 #[tokio::test]

@@ -74,13 +74,12 @@ impl CommandSink for ApiSink {
 /// The batched path of a round of scheduled work (a burst of warnings and breaches). Per item
 /// it is what the per-command path does — decide on the ticket as the System actor, append with
 /// the ticket's version and the work's command id — but for the whole round at once: tickets
-/// not in the cache are read with one query per `store::READ_STREAMS_MAX` streams, every item
-/// is decided against them in due order (a ticket's later items against its state after the
-/// earlier ones), and the appends are queued back to back so that group commit writes them in
-/// multi-stream transactions. The store keeps its invariants (versions, hash chain, command id
+/// not in the cache are read with one query per `store::READ_STREAMS_MAX` streams, each
+/// ticket's first item is decided against them, and the appends are queued back to back so that
+/// group commit writes them in multi-stream transactions. The store keeps its invariants (versions, hash chain, command id
 /// idempotency), so the outcome is the per-command path's. Anything else — a rejection or a
 /// no-op (confirmed against the log there), a version conflict, a reused command id — goes the
-/// per-command path, as do the ticket's later items.
+/// per-command path, as do each ticket's later items (after its first has been answered).
 async fn issue_batch(
     sink: &ApiSink,
     clock: &dyn sla_scheduler::Clock,
@@ -166,17 +165,19 @@ async fn issue_batch(
             let stream = stream_id(item.ticket).ok()?;
             Some((events, stream, new_events))
         });
+        // A ticket's later items go the per-command path, after its first: chained in one
+        // batch, the second append's expected version would hold even when the first one's did
+        // not (the cached ticket was one event behind), and the second was decided on a state
+        // the log never had (found by the simulation: a breach recorded without its warning).
+        fallen.insert(item.ticket);
         match planned {
             Some((events, stream, new_events)) => {
-                let ticket = tickets.get_mut(&item.ticket).expect("loaded above");
+                let ticket = &tickets[&item.ticket];
                 let expected = ExpectedVersion::Exact(ticket.version);
-                *ticket = events.iter().fold(ticket.clone(), domain::evolve);
-                batched.push((item, ticket.clone(), stream, expected, new_events));
+                let after = events.iter().fold(ticket.clone(), domain::evolve);
+                batched.push((item, after, stream, expected, new_events));
             }
-            None => {
-                fallen.insert(item.ticket);
-                fallback.push(item);
-            }
+            None => fallback.push(item),
         }
     }
 
@@ -253,7 +254,7 @@ async fn load_many(
             let Some(ticket) = tickets.get_mut(&ticket_id) else {
                 continue;
             };
-            if u64::try_from(record.stream_version).ok() != Some(ticket.version + 1) {
+            if record.stream_version != ticket.version + 1 {
                 continue;
             }
             let event =

@@ -203,9 +203,10 @@ impl PackedClock {
             clock.cycle <= CYCLES_MAX,
             "a clock past {CYCLES_MAX} cycles does not pack"
         );
-        let flags = u32::from(clock.active) * ACTIVE
-            | u32::from(clock.warned) * WARNED
-            | u32::from(clock.breached) * BREACHED;
+        let flag = |set: bool, bit: u32| if set { bit } else { 0 };
+        let flags = flag(clock.active, ACTIVE)
+            | flag(clock.warned, WARNED)
+            | flag(clock.breached, BREACHED);
         PackedClock {
             since: pack_at(clock.since),
             stopped_at: pack_at(clock.stopped_at),
@@ -216,9 +217,9 @@ impl PackedClock {
             elapsed: duration_nanos(clock.elapsed),
             target: clock.target.map_or(NONE_I64, duration_nanos),
             cycle_and_bits: clock.cycle
-                | (metric.index() as u32) << 24
-                | flags << 26
-                | u32::from(pack_cause(clock.cause)) << 29,
+                | ((metric.index() as u32) << 24)
+                | (flags << 26)
+                | (u32::from(pack_cause(clock.cause)) << 29),
             recorded_policy: pack_policy(clock.recorded_policy),
             computed_for: clock.computed_for.map_or(NONE_U16, |policy| {
                 u16::try_from(policy).expect("policies are counted in u16")
@@ -227,11 +228,11 @@ impl PackedClock {
     }
 
     fn metric(&self) -> usize {
-        (self.cycle_and_bits >> 24 & 0b11) as usize
+        ((self.cycle_and_bits >> 24) & 0b11) as usize
     }
 
     fn flags(&self) -> u32 {
-        self.cycle_and_bits >> 26 & 0b111
+        (self.cycle_and_bits >> 26) & 0b111
     }
 
     fn unpack(&self) -> Clock {
