@@ -2,12 +2,12 @@
 //! set against a capacity. Capacity and presence are not in the log yet (the routing issue adds
 //! them), so the caller passes the capacity.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use domain::{AgentId, Event, Priority, StateCategory, TicketId};
 use serde::{Deserialize, Serialize};
 
-use crate::{Projection, TicketEvent};
+use crate::{Map, Projection, TicketEvent};
 
 /// How much one owned, unsolved ticket weighs: an urgent ticket takes the attention of several
 /// low ones.
@@ -54,7 +54,7 @@ struct Owned {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AgentLoad {
     /// Closed tickets are dropped: they weigh nothing, ever again.
-    tickets: HashMap<TicketId, Owned>,
+    tickets: Map<TicketId, Owned>,
     agents: BTreeMap<AgentId, Load>,
 }
 
@@ -122,6 +122,21 @@ impl Projection for AgentLoad {
                 priority: created.priority,
                 category: created.category,
             });
+            return;
+        }
+        // Most events change no ownership, priority or category: dropped before the lookup
+        // (the match below ignores the same ones).
+        if !matches!(
+            &event.event,
+            Event::PriorityChanged(_)
+                | Event::PriorityChangedByRule(_)
+                | Event::AgentAssigned(_)
+                | Event::AgentUnassigned(_)
+                | Event::TeamTransferred(_)
+                | Event::TicketTransitioned(_)
+                | Event::TicketReopened(_)
+                | Event::TicketMergedInto(_)
+        ) {
             return;
         }
         let Some(owned) = self.tickets.get_mut(&id) else {

@@ -1,13 +1,13 @@
 //! Customer history: per customer, their tickets, the channels they used, the CSAT they gave,
 //! and lifetime counts.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use domain::{Channel, CustomerId, Event, StateCategory, TicketId, TicketNumber};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::{Projection, TicketEvent};
+use crate::{Map, Projection, TicketEvent};
 
 /// Most tickets one history page lists.
 pub const HISTORY_PAGE_MAX: usize = 200;
@@ -47,9 +47,9 @@ pub struct CustomerHistory {
 /// The customer history view.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Customers {
-    customers: HashMap<CustomerId, CustomerHistory>,
+    customers: Map<CustomerId, CustomerHistory>,
     /// Who asked, per ticket, to place later events.
-    requesters: HashMap<TicketId, (CustomerId, u32)>,
+    requesters: Map<TicketId, (CustomerId, u32)>,
 }
 
 /// The channel's name as the API spells it (its serde name, checked by a test).
@@ -93,6 +93,16 @@ impl Projection for Customers {
             }
             history.created += 1;
             self.requesters.insert(id, (created.requester, index));
+            return;
+        }
+        // Most events are none of these: they are dropped before the three lookups below.
+        if !matches!(
+            &event.event,
+            Event::TicketTransitioned(_)
+                | Event::TicketReopened(_)
+                | Event::TicketMergedInto(_)
+                | Event::SatisfactionRated(_)
+        ) {
             return;
         }
         let Some(&(customer, index)) = self.requesters.get(&id) else {

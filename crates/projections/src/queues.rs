@@ -7,14 +7,14 @@
 //! customer, solved and closed tickets are in no queue. A ticket with an assignee is in its
 //! agent's queue only; without one, in its team's queue.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use domain::{AgentId, Event, Priority, StateCategory, TeamId, TicketId};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::sla::TicketClocks;
-use crate::{Projection, TicketEvent};
+use crate::{Map, Projection, TicketEvent};
 
 /// Most entries one queue listing returns.
 pub const QUEUE_PAGE_MAX: usize = 500;
@@ -90,9 +90,9 @@ impl QueuedTicket {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Queues {
     /// Closed tickets are dropped: they can never be queued again.
-    tickets: HashMap<TicketId, QueuedTicket>,
+    tickets: Map<TicketId, QueuedTicket>,
     #[serde(skip)]
-    queues: HashMap<QueueId, BTreeSet<QueueKey>>,
+    queues: Map<QueueId, BTreeSet<QueueKey>>,
     /// In replay mode the queues are left empty and built once at the end.
     #[serde(skip)]
     replaying: bool,
@@ -172,7 +172,7 @@ impl Projection for Queues {
     fn finish_replay(&mut self) {
         self.replaying = false;
         // Each queue bulk-built from its keys, sorted once.
-        let mut queues: HashMap<QueueId, Vec<QueueKey>> = HashMap::new();
+        let mut queues: Map<QueueId, Vec<QueueKey>> = Map::default();
         for (id, ticket) in &self.tickets {
             if let Some((queue, key)) = ticket.placement(*id) {
                 queues.entry(queue).or_default().push(key);

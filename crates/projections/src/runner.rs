@@ -723,31 +723,31 @@ impl AllModels {
     }
 
     /// Folds a page of records, in order, into every model, on two threads: each decodes half
-    /// of the page, then one folds tickets, customers and agent load while the other folds
-    /// reports, queues and the SLA view (each model still sees every event in order, so the
-    /// result is the same as `apply` one record at a time).
+    /// of the page, then one folds tickets while the other folds the five other models (each
+    /// model still sees every event in order, so the result is the same as `apply` one record
+    /// at a time).
     pub fn apply_page(&mut self, page: &RecordPage) {
-        let records: Vec<RecordRef<'_>> = page.iter().collect();
-        for (offset, record) in records.iter().enumerate() {
+        for (offset, record) in page.iter().enumerate() {
             assert_eq!(
                 record.position,
                 self.position + 1 + offset as u64,
                 "records must arrive in order, without gaps"
             );
         }
-        let decode = |records: &[RecordRef<'_>]| -> Vec<Option<TicketEvent>> {
-            records
-                .iter()
-                .map(|record| TicketEvent::decode(*record))
+        let decode = |range: std::ops::Range<usize>| -> Vec<Option<TicketEvent>> {
+            range
+                .map(|index| TicketEvent::decode(page.get(index).expect("an index below len")))
                 .collect()
         };
-        let (first, second) = records.split_at(records.len() / 2);
-        let events: Vec<Option<TicketEvent>> = std::thread::scope(|scope| {
-            let second = scope.spawn(|| decode(second));
-            let mut events = decode(first);
-            events.extend(second.join().expect("decoding does not panic"));
-            events
+        let half = page.len() / 2;
+        // Two halves, kept apart (no copy into one vector), each decoded and then dropped on
+        // its own thread.
+        let (first, second) = std::thread::scope(|scope| {
+            let second = scope.spawn(|| decode(half..page.len()));
+            let first = decode(0..half);
+            (first, second.join().expect("decoding does not panic"))
         });
+        let events = || first.iter().chain(second.iter()).flatten();
         let AllModels {
             tickets,
             queues,
@@ -758,21 +758,27 @@ impl AllModels {
             ..
         } = self;
         std::thread::scope(|scope| {
+            // Tickets (text postings, rows) weigh about as much as the other five together
+            // in replay mode.
             let other = scope.spawn(|| {
-                for event in events.iter().flatten() {
+                for event in events() {
                     tickets.apply_event(event);
-                    customers.apply_event(event);
-                    agents.apply_event(event);
                 }
             });
-            for event in events.iter().flatten() {
+            for event in events() {
                 reports.apply_event(event);
                 queues.apply_event(event);
                 sla.apply_event(event);
+                customers.apply_event(event);
+                agents.apply_event(event);
             }
             other.join().expect("folds do not panic");
         });
-        if let Some(last) = records.last() {
+        std::thread::scope(|scope| {
+            scope.spawn(move || drop(second));
+            drop(first);
+        });
+        if let Some(last) = page.len().checked_sub(1).and_then(|index| page.get(index)) {
             self.position = last.position;
             self.last_recorded_at = micros(last.recorded_at);
         }

@@ -12,14 +12,12 @@
 //! policy, so a query passes `SlaRules` (the SLA scheduler's policies); without them, every
 //! metric but first response pauses and remaining time is wall-clock time.
 
-use std::collections::HashMap;
-
 use domain::calendar::BusinessCalendar;
 use domain::{Event, RecomputeCause, StateCategory, TicketId};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::{Projection, TicketEvent};
+use crate::{Map, Projection, TicketEvent};
 
 /// One SLA clock as folded from the log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,7 +234,7 @@ pub struct ClockAnswer {
 /// The SLA view: every ticket's clocks.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SlaView {
-    tickets: HashMap<TicketId, TicketClocks>,
+    tickets: Map<TicketId, TicketClocks>,
 }
 
 impl Projection for SlaView {

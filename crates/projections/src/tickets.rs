@@ -6,7 +6,7 @@
 //! notes are left out so that a search a customer can run never matches on internal text. A
 //! ticket keeps the tokens of an earlier subject: it is still findable by what it used to say.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use domain::{
     AgentId, Channel, CustomerId, Event, Priority, StateCategory, TeamId, TicketId, TicketNumber,
@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::text::{each_token, tokens};
-use crate::{Projection, TicketEvent};
+use crate::{Map, Projection, TicketEvent};
 
 /// Most rows one page may hold.
 pub const PAGE_LIMIT_MAX: usize = 200;
@@ -138,15 +138,15 @@ type SortKey = (i64, i64, TicketId);
 /// The tickets view.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Tickets {
-    rows: HashMap<TicketId, TicketRow>,
+    rows: Map<TicketId, TicketRow>,
     /// Every ticket in the order it was created here: a ticket's ordinal is its index.
     ids: Vec<TicketId>,
     /// Search token -> ordinals of the tickets whose text holds it, ascending. Ordinals rather
     /// than ids, and vectors rather than trees: a new ticket's ordinal goes at the end, and a
     /// list is a quarter of the size of a set of ids.
-    postings: HashMap<String, Vec<u32>>,
+    postings: Map<String, Vec<u32>>,
     #[serde(skip)]
-    ordinals: HashMap<TicketId, u32>,
+    ordinals: Map<TicketId, u32>,
     #[serde(skip)]
     by_created: BTreeSet<SortKey>,
     #[serde(skip)]

@@ -228,7 +228,7 @@ fn an_extra_ca_that_is_not_a_certificate_is_refused_precisely() {
         check(key.as_bytes()),
         check(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
         check(ca.as_bytes()),
-        check(ca.repeat(2).as_bytes()),
+        check(ca.repeat(automation::webhook::EXTRA_CAS_MAX).as_bytes()),
         check(ca.repeat(automation::webhook::EXTRA_CAS_MAX + 1).as_bytes()),
     ];
     expect_test::expect![[r#"

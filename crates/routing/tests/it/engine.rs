@@ -168,6 +168,31 @@ fn skills_language_and_vip_group_narrow_the_candidates() {
 }
 
 #[test]
+fn a_vip_ticket_falls_back_to_the_team_when_its_group_is_unavailable() {
+    let with_group = TeamConfig {
+        vip_group: Some("Key accounts".to_owned()),
+        ..TeamConfig::default()
+    };
+    let mut sim = Sim::new(config(&[("Support", with_group)]));
+    sim.team(1, "Support")
+        .team(2, "Key accounts")
+        .customer(2, "vip")
+        .agent(1, &[1], 10, &[], &[])
+        .agent(3, &[1, 2], 10, &[], &[]);
+    sim.presence(3, Presence::Away);
+    let ask = "Where is my invoice?";
+    sim.ticket(1, 1, 2, Priority::High, "question", &[], ask);
+    let away = sim.route();
+    sim.presence(3, Presence::Online);
+    sim.ticket(2, 1, 2, Priority::High, "question", &[], ask);
+    let back = sim.route();
+    expect![[r#"
+        t1 -> a1 (round_robin; skills [] lang None vip false; 2 considered, 1 candidates; skipped [a3:not_available])
+        t2 -> a3 (round_robin; skills [] lang None vip true; 1 considered, 1 candidates; skipped [])"#]]
+    .assert_eq(&[away, back].concat().join("\n"));
+}
+
+#[test]
 fn weighted_capacity_counts_priority_weights() {
     // a1 weighs tickets against 6 units, a2 counts them against 2 tickets; least loaded, so
     // the spare capacity (in each agent's own units) decides.
