@@ -2,10 +2,12 @@
 //! read. It is only ever trusted optimistically: an append carries the version the command was
 //! decided on, so a stale entry (another node moved the ticket) fails as a conflict and is caught
 //! up from the log; and any answer other than "append these events" (a rejection, a no-op, a
-//! failed If-Match) is checked against the log before the caller sees it.
+//! failed If-Match) is checked against the log before the caller sees it. `TicketLocks` lets
+//! the commands of one ticket in this process take turns, so they do not race each other to
+//! the same version.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use domain::{Ticket, TicketId};
 
@@ -49,9 +51,97 @@ impl TicketCache {
     }
 }
 
+/// One command at a time per ticket in this process. Two commands on one ticket decided at the
+/// same time (an agent's and the SLA scheduler's) would both rest on the same version, and one
+/// would fail at the append and start over; taking turns, the second decides on what the
+/// first left in the cache and appends once. Other nodes still meet as version conflicts.
+/// An entry lives only while a command holds or awaits it, so the map holds at most the
+/// commands in flight.
+#[derive(Debug, Default)]
+pub struct TicketLocks {
+    inner: Arc<Mutex<HashMap<TicketId, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+/// The turn of one command on one ticket; the next one waiting goes when it drops.
+#[derive(Debug)]
+pub struct TicketTurn {
+    ticket_id: TicketId,
+    locks: Arc<Mutex<HashMap<TicketId, Arc<tokio::sync::Mutex<()>>>>>,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl TicketLocks {
+    /// Waits for the ticket's turn.
+    pub async fn turn(&self, ticket_id: TicketId) -> TicketTurn {
+        let lock = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(ticket_id)
+            .or_default()
+            .clone();
+        TicketTurn {
+            ticket_id,
+            locks: self.inner.clone(),
+            guard: Some(lock.lock_owned().await),
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .len()
+    }
+}
+
+impl Drop for TicketTurn {
+    fn drop(&mut self) {
+        let mut locks = self
+            .locks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Nobody else holds or waits for the lock when only the map and this turn point at it;
+        // newcomers clone it under the map's lock, so none can slip in meanwhile.
+        if locks
+            .get(&self.ticket_id)
+            .is_some_and(|lock| Arc::strong_count(lock) == 2)
+        {
+            locks.remove(&self.ticket_id);
+        }
+        drop(self.guard.take());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn commands_on_one_ticket_take_turns_and_the_map_empties() {
+        let locks = Arc::new(TicketLocks::default());
+        let id = TicketId(uuid::Uuid::from_u128(1));
+        let other = TicketId(uuid::Uuid::from_u128(2));
+        let first = locks.turn(id).await;
+        // Another ticket does not wait.
+        let elsewhere = locks.turn(other).await;
+        let waiting = tokio::spawn({
+            let locks = locks.clone();
+            async move { locks.turn(id).await }
+        });
+        tokio::task::yield_now().await;
+        assert!(
+            !waiting.is_finished(),
+            "the second command waits for the first"
+        );
+        drop(first);
+        let second = waiting.await.unwrap();
+        assert_eq!(locks.len(), 2);
+        drop(second);
+        drop(elsewhere);
+        assert_eq!(locks.len(), 0, "no entry outlives its commands");
+    }
 
     #[test]
     fn keeps_the_newest_version_and_stays_bounded() {

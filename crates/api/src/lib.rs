@@ -86,6 +86,7 @@ struct Shared {
     directory_position: watch::Sender<u64>,
     numbers: numbers::NumberAllocator,
     tickets: cache::TicketCache,
+    ticket_turns: cache::TicketLocks,
     limiter: ratelimit::Limiter,
     metrics: metrics::Metrics,
     projections: projections::Projections,
@@ -127,6 +128,7 @@ impl AppState {
             directory_position,
             numbers: numbers::NumberAllocator::default(),
             tickets: cache::TicketCache::default(),
+            ticket_turns: cache::TicketLocks::default(),
             metrics: metrics::Metrics::default(),
             sla: std::sync::OnceLock::new(),
         });

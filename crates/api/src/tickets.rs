@@ -579,6 +579,9 @@ async fn execute_as(
     let correlation_id = correlation_id(headers, command_id)?;
     let expected_by_caller = if_match(headers)?;
     let stream = stream_id(ticket_id)?;
+    // Commands on one ticket take turns in this process: each decides on what the one before
+    // left in the cache, instead of racing it to the same version.
+    let _turn = state.inner.ticket_turns.turn(ticket_id).await;
     // From the cache when we can; `fresh` says whether `ticket` was just read from the log.
     let (mut ticket, mut fresh) = match state.inner.tickets.get(ticket_id) {
         Some(cached) => (cached, false),

@@ -166,23 +166,44 @@ async fn unauthenticated_forbidden_and_not_found() {
 }
 
 /// Commands without `If-Match` are decided again after losing a race, a bounded number of
-/// times; many commands racing on one ticket exhaust that and get a 409 with the version.
-#[tokio::test]
+/// times; many commands racing on one ticket exhaust that and get a 409 with the version. In one
+/// process commands on a ticket take turns, so the race is between nodes: eight API nodes on
+/// one database, each with its own store handle and cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_that_keeps_losing_races_is_a_conflict() {
+    const NODES: usize = 8;
     each_backend(|api| async move {
         let world = World::new(&api).await;
         let ticket = world.ticket_for(&api, &world.customer).await;
         let commands = format!("/v1/tickets/{ticket}/commands");
+        let mut nodes = Vec::with_capacity(NODES);
+        for _ in 0..NODES {
+            let store = store::Store::open_with(api.db.config.clone())
+                .await
+                .unwrap();
+            let state = api::AppState::start(
+                store,
+                domain::BlueprintCatalog::builtin(),
+                api.clock.clone(),
+                ApiConfig::default(),
+            )
+            .await
+            .unwrap();
+            nodes.push(api::router(state));
+        }
         // Each round races 64 notes; a round in which none loses six times in a row is possible
         // in principle, so the rounds are repeated, a bounded number of times, until one does.
         let mut conflict = None;
         let mut written = 0;
         for _ in 0..10 {
             let racers = (0..64).map(|index| {
-                api.post(
+                crate::support::call(
+                    &nodes[index % NODES],
+                    Method::POST,
                     &commands,
-                    &api.admin,
-                    json!({"type": "add_internal_note", "body": format!("note {index}")}),
+                    Some(&api.admin),
+                    Some(json!({"type": "add_internal_note", "body": format!("note {index}")})),
+                    &[],
                 )
             });
             for reply in futures_util::future::join_all(racers).await {
@@ -203,6 +224,7 @@ async fn a_command_that_keeps_losing_races_is_a_conflict() {
         // Every 200 wrote exactly one note, every 409 nothing.
         let current = api.get(&format!("/v1/tickets/{ticket}"), &api.admin).await;
         assert_eq!(current.body["version"], 1 + written, "{}", current.body);
+        drop(nodes);
         api
     })
     .await;
