@@ -60,7 +60,7 @@ impl CommandSink for ApiSink {
     }
 
     async fn issue(&self, work: &Work) -> Result<Issued, SinkError> {
-        let scheduler = json!({"source": work.source, "due_at": work.due_at});
+        let scheduler = work.metadata();
         match system_command(
             &self.state,
             work.ticket,
@@ -166,7 +166,7 @@ async fn issue_batch(
                 }
             };
             let planned = decided.and_then(|events| {
-                let scheduler = json!({"source": item.source, "due_at": item.due_at});
+                let scheduler = item.metadata();
                 let metadata = CommandMetadata {
                     actor: &issuer_json,
                     at,
