@@ -13,8 +13,8 @@ use domain::{Command, CreateTicket, Requester, TicketId, TicketNumber};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
 use sla_scheduler::{
-    CommandSink, Driver, Issued, Leadership, Policies, SchedulerStats, SinkError, SlaConfig,
-    SlaSource, TimerSource, Work, SCHEDULER_LOCK,
+    BatchOutcome, CommandSink, Driver, Issued, Leadership, Policies, SchedulerStats, SinkError,
+    SlaConfig, SlaSource, TimerSource, Work, SCHEDULER_LOCK,
 };
 use store::scratch::ScratchDb;
 use store::Store;
@@ -317,6 +317,209 @@ async fn a_crash_mid_fire_and_two_nodes_firing_at_once_record_each_breach_once()
         // resolution warnings and breaches: each appended by exactly one of the two nodes.
         assert_eq!(appended, 3 + 18, "{a:#?} {b:#?}");
         db.cleanup().await;
+    }
+}
+
+/// A node whose process dies in the middle of a batched round: the first `durable` items of
+/// the round were appended (their group commits done), then it died before any outcome reached
+/// the driver, so it knows of none of them.
+struct DiesMidBatch {
+    inner: Arc<ApiSink>,
+    durable: usize,
+}
+
+fn dead() -> SinkError {
+    SinkError {
+        message: "the process died".to_owned(),
+    }
+}
+
+impl CommandSink for DiesMidBatch {
+    async fn issue(&self, _: &Work) -> Result<Issued, SinkError> {
+        Err(dead())
+    }
+
+    async fn issue_batch(
+        self: Arc<Self>,
+        clock: Arc<dyn sla_scheduler::Clock>,
+        work: Vec<Work>,
+    ) -> Vec<BatchOutcome> {
+        let durable = work[..self.durable.min(work.len())].to_vec();
+        let outcomes = self.inner.clone().issue_batch(clock.clone(), durable).await;
+        assert!(outcomes
+            .iter()
+            .all(|(_, issued, _)| matches!(issued, Ok(Issued::Appended { .. }))));
+        work.into_iter()
+            .map(|item| (item, Err(dead()), clock.now()))
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_crash_in_the_middle_of_a_batch_records_each_fire_once() {
+    for db in ScratchDb::all().await {
+        let clock = ManualClock::new(start());
+        let node = Node::start(&db, clock.clone()).await;
+        let policies = policies(POLICIES);
+        for n in 0..10 {
+            node.create(n).await;
+        }
+        let mut driver = node.driver(&policies);
+        driver.catch_up().await.unwrap();
+        assert_eq!(driver.fire().await.len(), 10, "one ApplySla per ticket");
+        drop(driver);
+        // Every warning and breach of the ten tickets is due: one batched round of 40.
+        clock.advance_ms(3 * 60 * MINUTE_MS);
+        let mut crashing = node.driver_with(
+            DiesMidBatch {
+                inner: Arc::new(ApiSink::new(node.state.clone())),
+                durable: 17,
+            },
+            &policies,
+        );
+        crashing.catch_up().await.unwrap();
+        assert_eq!(crashing.fire().await, vec![], "the driver heard of nothing");
+        drop(crashing);
+        let events = sla_events(&node.store).await;
+        let written = count(&events, "SlaBreached") + count(&events, "SlaWarningRaised");
+        assert_eq!(written, 17, "the batch's first 17 items are durable");
+        // Restarted, the leader folds the log and fires what the batch did not write.
+        let mut driver = node.driver(&policies);
+        driver.catch_up().await.unwrap();
+        let fired = driver.fire().await;
+        let fires = fired
+            .iter()
+            .filter(|fired| fired.command.starts_with("record_sla_"))
+            .collect::<Vec<_>>();
+        assert_eq!(fires.len(), 40 - 17, "{fired:#?}");
+        assert!(fires
+            .iter()
+            .all(|fired| matches!(fired.issued, Issued::Appended { .. })));
+        driver.catch_up().await.unwrap();
+        assert_eq!(driver.fire().await, vec![], "each fires once");
+        let events = sla_events(&node.store).await;
+        assert_eq!(count(&events, "SlaWarningRaised"), 20);
+        assert_eq!(count(&events, "SlaBreached"), 20);
+        assert_eq!(count(&events, "PriorityChangedByRule"), 10);
+        db.cleanup().await;
+    }
+}
+
+/// Regression (found by the simulation): a node's cached ticket one event behind the log (another
+/// node tagged it) let a round's first item fail its version check while the ticket's second
+/// item, chained after it in the same batch, passed it — a breach recorded without its warning,
+/// decided on a state the log never had.
+#[tokio::test]
+async fn a_ticket_moved_by_another_node_gets_its_warning_before_its_breach() {
+    for db in ScratchDb::all().await {
+        let clock = ManualClock::new(start());
+        let node = Node::start(&db, clock.clone()).await;
+        let other = Node::start(&db, clock.clone()).await;
+        let policies = policies(POLICIES);
+        let ticket_id = node.create(0).await;
+        let mut driver = node.driver(&policies);
+        driver.catch_up().await.unwrap();
+        assert_eq!(driver.fire().await.len(), 1, "ApplySla");
+        // The other node moves the ticket on; this node's cache does not know.
+        let tag = Command::AddTags(domain::AddTags {
+            tags: vec!["moved".to_owned()],
+        });
+        api::system_command(
+            &other.state,
+            ticket_id,
+            &tag,
+            Uuid::from_u128(0x7a9),
+            json!({"source": "test"}),
+        )
+        .await
+        .unwrap();
+        // Every warning and breach is due in one round.
+        clock.advance_ms(3 * 60 * MINUTE_MS);
+        driver.catch_up().await.unwrap();
+        driver.fire().await;
+        driver.catch_up().await.unwrap();
+        assert_eq!(driver.fire().await, vec![]);
+        let events = sla_events(&node.store).await;
+        let order: Vec<(&str, &str)> = events
+            .iter()
+            .filter(|event| {
+                ["SlaWarningRaised", "SlaBreached"].contains(&event.event_type.as_str())
+            })
+            .map(|event| (event.event_type.as_str(), event.metric.as_str()))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                ("SlaWarningRaised", "first_response"),
+                ("SlaBreached", "first_response"),
+                ("SlaWarningRaised", "resolution"),
+                ("SlaBreached", "resolution"),
+            ],
+            "{events:#?}"
+        );
+        db.cleanup().await;
+    }
+}
+
+/// The batched path against the per-command path: the same burst, through each, records the
+/// same events (types, streams, payloads, in due order per ticket).
+#[tokio::test]
+async fn a_batched_round_records_what_the_per_command_path_does() {
+    let mut recorded = Vec::new();
+    for batched in [true, false] {
+        let db = ScratchDb::sqlite().await;
+        let clock = ManualClock::new(start());
+        let node = Node::start(&db, clock.clone()).await;
+        let policies = policies(POLICIES);
+        for n in 0..8 {
+            node.create(n).await;
+            clock.advance_ms(MINUTE_MS);
+        }
+        let sink = ApiSink::new(node.state.clone());
+        for minutes in [0, 45, 70, 200] {
+            clock.advance_ms(minutes * MINUTE_MS);
+            let fired = if batched {
+                let mut driver = node.driver_with(sink.clone(), &policies);
+                driver.catch_up().await.unwrap();
+                driver.fire().await
+            } else {
+                let mut driver = node.driver_with(OneByOne(sink.clone()), &policies);
+                driver.catch_up().await.unwrap();
+                driver.fire().await
+            };
+            assert!(fired
+                .iter()
+                .all(|fired| matches!(fired.issued, Issued::Appended { .. })));
+        }
+        let mut events = Vec::new();
+        let mut position = 0;
+        loop {
+            let page = node.store.read_all(position, 1000).await.unwrap();
+            let Some(last) = page.last() else { break };
+            position = last.position;
+            events.extend(page.into_iter().map(|record| {
+                (
+                    record.stream_id,
+                    record.stream_version,
+                    record.event_type,
+                    record.payload,
+                )
+            }));
+        }
+        events.sort();
+        recorded.push(events);
+        db.cleanup().await;
+    }
+    assert_eq!(recorded[0], recorded[1]);
+    assert!(recorded[0].len() > 8 * 4);
+}
+
+/// The per-command path alone: the default `issue_batch`.
+struct OneByOne(ApiSink);
+
+impl CommandSink for OneByOne {
+    async fn issue(&self, work: &Work) -> Result<Issued, SinkError> {
+        self.0.issue(work).await
     }
 }
 

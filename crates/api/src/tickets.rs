@@ -406,7 +406,7 @@ async fn load_latest(state: &AppState, ticket_id: TicketId) -> Result<Ticket, Ap
 }
 
 /// Folds the events of the ticket's stream that `ticket` has not seen yet.
-async fn catch_up(
+pub(crate) async fn catch_up(
     state: &AppState,
     ticket_id: TicketId,
     mut ticket: Ticket,
@@ -435,7 +435,7 @@ async fn catch_up(
     }
 }
 
-fn stream_id(ticket_id: TicketId) -> Result<StreamId, ApiError> {
+pub(crate) fn stream_id(ticket_id: TicketId) -> Result<StreamId, ApiError> {
     StreamId::new(ticket_id.stream_id()).map_err(|error| ApiError::Internal(error.to_string()))
 }
 
@@ -790,18 +790,18 @@ async fn decide_macro(
 /// order, so the bytes are those the same object built as a `serde_json::Value` had (its maps
 /// are sorted): the stored metadata did not change shape with this struct.
 #[derive(Serialize)]
-struct CommandMetadata<'a> {
-    actor: &'a Value,
-    at: jiff::Timestamp,
-    causation_id: Option<Uuid>,
-    command: &'a str,
-    command_id: Uuid,
-    correlation_id: Uuid,
+pub(crate) struct CommandMetadata<'a> {
+    pub actor: &'a Value,
+    pub at: jiff::Timestamp,
+    pub causation_id: Option<Uuid>,
+    pub command: &'a str,
+    pub command_id: Uuid,
+    pub correlation_id: Uuid,
     #[serde(rename = "macro", skip_serializing_if = "Option::is_none")]
-    macro_id: Option<&'a str>,
-    request_sha256: &'a str,
+    pub macro_id: Option<&'a str>,
+    pub request_sha256: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    scheduler: Option<&'a Value>,
+    pub scheduler: Option<&'a Value>,
 }
 
 /// Commands that touch two tickets are decided on one and mirrored on the other here: a merge

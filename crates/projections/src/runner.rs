@@ -18,6 +18,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use jiff::Timestamp;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, SqliteConnection};
 use store::{Migration, RecordPage, RecordRef, Store, StoreError};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -31,6 +32,8 @@ pub const REBUILD_PAGE_MAX: usize = store::READ_LIMIT_MAX;
 pub const RETRY_DELAY_MAX: Duration = Duration::from_secs(5);
 /// Requests (snapshot, swap) waiting for the runner task.
 pub const COMMAND_QUEUE_MAX: usize = 16;
+/// How long a snapshot statement waits for another process's lock on the snapshot file.
+const SNAPSHOT_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 const SQLITE_MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
@@ -102,8 +105,34 @@ pub struct Lag {
     pub seconds: i64,
 }
 
-/// The snapshot table, on either backend. SQLite gets its own writable connection, because the
-/// store's pool is read-only.
+/// The snapshot table of the SQLite backend. It lives in a file of its own beside the log
+/// (`snapshot_file`), never in the log's file: SQLite has one write lock per file, and storing
+/// the snapshot of a large model (hundreds of megabytes for 500,000 tickets) in the log's file
+/// held that lock for longer than the writer's busy timeout, so appends failed with "database is
+/// locked". Model and position are one row, so the snapshot and its checkpoint stay consistent
+/// in either file; a snapshot ahead of the log (the log file was replaced) is ignored on start.
+const SQLITE_SNAPSHOT_TABLE: &str = "CREATE TABLE IF NOT EXISTS projection_snapshots (
+    name TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    last_recorded_at INTEGER NOT NULL,
+    state BLOB NOT NULL
+)";
+
+/// The file a SQLite store's read model snapshots are written to: `docket.db` keeps them in
+/// `docket.snapshots.db`. `None` for PostgreSQL (a row lock there blocks no append).
+pub fn snapshot_file(store: &Store) -> Option<std::path::PathBuf> {
+    let pool = store.sqlite_pool()?;
+    Some(
+        pool.connect_options()
+            .get_filename()
+            .with_extension("snapshots.db"),
+    )
+}
+
+/// The snapshot table, on either backend. SQLite gets its own writable connection to its own
+/// file (`snapshot_file`), because the store's pool is read-only and the log's write lock is
+/// the writer's alone.
 #[derive(Debug)]
 enum Snapshots {
     Sqlite(tokio::sync::Mutex<SqliteConnection>),
@@ -115,9 +144,23 @@ impl Snapshots {
         store
             .migrate(MIGRATION_COMPONENT, SQLITE_MIGRATIONS, POSTGRES_MIGRATIONS)
             .await?;
-        if let Some(pool) = store.sqlite_pool() {
-            let options = pool.connect_options().as_ref().clone().read_only(false);
-            let conn = options.connect().await?;
+        if let Some(path) = snapshot_file(store) {
+            // A lost snapshot costs a catch-up, never a record: no fsync per commit. A rollback
+            // journal rather than a WAL: a snapshot is written whole, and in WAL mode the WAL
+            // grew by every snapshot written between checkpoints. A rewritten snapshot's old
+            // pages are reused by the next, so the file stays within about twice the size of
+            // the snapshots it holds.
+            let options = SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Truncate)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(SNAPSHOT_BUSY_TIMEOUT)
+                .disable_statement_logging();
+            let mut conn = options.connect().await?;
+            sqlx::query(SQLITE_SNAPSHOT_TABLE)
+                .execute(&mut conn)
+                .await?;
             Ok(Snapshots::Sqlite(tokio::sync::Mutex::new(conn)))
         } else if let Some(pool) = store.postgres_pool() {
             Ok(Snapshots::Postgres(pool.clone()))
@@ -384,9 +427,11 @@ impl<P: Projection> ProjectionHandle<P> {
     /// from the log and follows it live.
     pub async fn start(store: Store, config: RunnerConfig) -> Result<Self, RunnerError> {
         let snapshots = Snapshots::open(&store).await?;
+        let (head, _) = store.head().await?;
         let state = match snapshots.load(P::NAME).await? {
             Some((version, position, last_recorded_at, state))
-                if version == i64::from(P::VERSION) =>
+                if version == i64::from(P::VERSION)
+                    && u64::try_from(position).is_ok_and(|position| position <= head) =>
             {
                 let mut model: P =
                     serde_json::from_slice(&state).map_err(|error| RunnerError::Snapshot {
@@ -400,7 +445,8 @@ impl<P: Projection> ProjectionHandle<P> {
                     last_recorded_at,
                 }
             }
-            // No snapshot, or one of another version: start from the beginning of the log.
+            // No snapshot, one of another version, or one ahead of this log: start from the
+            // beginning of the log.
             _ => Checkpointed {
                 model: P::default(),
                 position: 0,

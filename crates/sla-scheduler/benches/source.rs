@@ -107,9 +107,11 @@ fn main() {
         grown / TICKETS
     );
     println!(
-        "sizes: TicketSla {} bytes, of which 4 clocks of {} bytes",
+        "held by structure: {} bytes per timer; sizes: a packed ticket {} bytes + {} bytes per started clock (the engine's working form, unpacked for one event: {} bytes)",
+        source.held_bytes() as u64 / timers.max(1),
+        size_of::<sla_scheduler::packed::PackedTicket>(),
+        size_of::<sla_scheduler::packed::PackedClock>(),
         size_of::<sla_scheduler::engine::TicketSla>(),
-        size_of::<sla_scheduler::engine::Clock>()
     );
     assert_eq!(source.tickets() as u64, TICKETS);
 }

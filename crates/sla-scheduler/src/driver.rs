@@ -52,9 +52,27 @@ pub struct SinkError {
     pub message: String,
 }
 
+/// What became of one work item of a batch, and when it was processed.
+pub type BatchOutcome = (Work, Result<Issued, SinkError>, Timestamp);
+
 /// Where work goes: the domain's decider and the store, as the System actor.
 pub trait CommandSink: Send + Sync + 'static {
     fn issue(&self, work: &Work) -> impl Future<Output = Result<Issued, SinkError>> + Send;
+
+    /// Issues a round of work, oldest first, the work of one ticket in order; answers for every
+    /// item, in any order, with when it was processed (a failed item is retried next round).
+    /// By default one `issue` per item, different tickets concurrently; the API's sink decides
+    /// the whole round against the tickets it holds and appends it in multi-stream batches.
+    fn issue_batch(
+        self: Arc<Self>,
+        clock: Arc<dyn Clock>,
+        work: Vec<Work>,
+    ) -> impl Future<Output = Vec<BatchOutcome>> + Send
+    where
+        Self: Sized,
+    {
+        issue_each(self, clock, work)
+    }
 }
 
 /// One work item as processed.
@@ -170,6 +188,11 @@ impl<S: CommandSink> Driver<S> {
             .min()
     }
 
+    /// Bytes the sources hold, by structure, as far as they count them.
+    pub fn held_bytes(&self) -> usize {
+        self.sources.iter().map(|source| source.held_bytes()).sum()
+    }
+
     pub fn timers(&self) -> usize {
         self.sources.iter().map(|source| source.timers()).sum()
     }
@@ -189,13 +212,12 @@ impl<S: CommandSink> Driver<S> {
                 break;
             }
             work.sort_by_key(|item| item.due_at);
-            let (done, failed) = issue(
-                self.sink.clone(),
-                self.clock.clone(),
-                self.stats.clone(),
-                work,
-            )
-            .await;
+            let outcomes = self
+                .sink
+                .clone()
+                .issue_batch(self.clock.clone(), work)
+                .await;
+            let (done, failed) = tally(&self.stats, outcomes);
             let had_failures = !failed.is_empty();
             fired.extend(done);
             self.retry = failed;
@@ -319,12 +341,14 @@ pub async fn run<S, F>(
     }
 }
 
-async fn issue<S: CommandSink>(
+/// The default `issue_batch`: one `issue` per item; the work of one ticket one item after the
+/// other (stopping at its first failure), different tickets concurrently, at most
+/// `TICKETS_IN_FLIGHT_MAX` at once.
+pub async fn issue_each<S: CommandSink>(
     sink: Arc<S>,
     clock: Arc<dyn Clock>,
-    stats: Arc<SchedulerStats>,
     work: Vec<Work>,
-) -> (Vec<Fired>, Vec<Work>) {
+) -> Vec<BatchOutcome> {
     // Group by ticket, keeping due order inside each group and between first items.
     let mut groups: BTreeMap<(Timestamp, usize), Vec<Work>> = BTreeMap::new();
     let mut first: std::collections::HashMap<domain::TicketId, (Timestamp, usize)> =
@@ -333,8 +357,7 @@ async fn issue<S: CommandSink>(
         let key = *first.entry(item.ticket).or_insert((item.due_at, n));
         groups.entry(key).or_default().push(item);
     }
-    let mut done = Vec::new();
-    let mut failed = Vec::new();
+    let mut outcomes = Vec::new();
     let mut tasks = JoinSet::new();
     let mut groups = groups.into_values();
     loop {
@@ -343,39 +366,57 @@ async fn issue<S: CommandSink>(
             let sink = sink.clone();
             let clock = clock.clone();
             tasks.spawn(async move {
-                let mut done = Vec::new();
+                let mut outcomes = Vec::new();
                 let mut items = group.into_iter();
                 while let Some(item) = items.next() {
-                    match sink.issue(&item).await {
-                        Ok(issued) => done.push(Fired {
-                            source: item.source,
-                            command: item.command.name(),
-                            due_at: item.due_at,
-                            processed_at: clock.now(),
-                            issued,
-                        }),
-                        Err(error) => {
-                            tracing::warn!(%error, ticket = %item.ticket.0, "scheduled work failed; retrying");
-                            let mut failed = vec![item];
-                            failed.extend(items);
-                            return (done, failed);
+                    let issued = sink.issue(&item).await;
+                    let failed = issued.is_err();
+                    outcomes.push((item, issued, clock.now()));
+                    if failed {
+                        // The rest of this ticket's work waits for the failed item's retry.
+                        for rest in items.by_ref() {
+                            let error = SinkError {
+                                message: "an earlier item of the same ticket failed".to_owned(),
+                            };
+                            outcomes.push((rest, Err(error), clock.now()));
                         }
                     }
                 }
-                (done, Vec::new())
+                outcomes
             });
         }
         let Some(joined) = tasks.join_next().await else {
             break;
         };
         match joined {
-            Ok((ok, not)) => {
-                done.extend(ok);
-                failed.extend(not);
-            }
+            Ok(group) => outcomes.extend(group),
             Err(error) => tracing::error!(%error, "a scheduler task panicked"),
         }
     }
+    outcomes
+}
+
+/// Splits a round's outcomes into what was done and what to retry, in due order, and counts
+/// them.
+fn tally(stats: &SchedulerStats, outcomes: Vec<BatchOutcome>) -> (Vec<Fired>, Vec<Work>) {
+    let mut done = Vec::new();
+    let mut failed = Vec::new();
+    for (item, issued, processed_at) in outcomes {
+        match issued {
+            Ok(issued) => done.push(Fired {
+                source: item.source,
+                command: item.command.name(),
+                due_at: item.due_at,
+                processed_at,
+                issued,
+            }),
+            Err(error) => {
+                tracing::warn!(%error, ticket = %item.ticket.0, "scheduled work failed; retrying");
+                failed.push(item);
+            }
+        }
+    }
+    failed.sort_by_key(|item| item.due_at);
     for item in &done {
         let lag = item.processed_at.duration_since(item.due_at);
         stats

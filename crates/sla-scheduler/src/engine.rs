@@ -6,8 +6,8 @@
 
 use domain::calendar::BusinessCalendar;
 use domain::{
-    ApplySla, Channel, Command, CustomerId, Event, Priority, RecomputeCause, RecomputeSla,
-    RecordSlaBreach, RecordSlaWarning, SlaTarget, StateCategory, TeamId, TicketId,
+    ApplySla, Channel, Command, Event, Priority, RecomputeCause, RecomputeSla, RecordSlaBreach,
+    RecordSlaWarning, SlaTarget, StateCategory, TeamId, TicketId,
 };
 use jiff::{SignedDuration, Timestamp};
 
@@ -39,7 +39,7 @@ pub struct Clock {
     /// Why `due_at` moved since the log last recorded it.
     pub cause: Option<RecomputeCause>,
     /// What the log recorded (a mirror of the domain's clock).
-    pub recorded_policy: Option<String>,
+    pub recorded_policy: Option<&'static str>,
     pub recorded_due: Option<Timestamp>,
     pub warned: bool,
     pub breached: bool,
@@ -57,11 +57,11 @@ pub struct Owed {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TicketSla {
     pub ticket_id: TicketId,
-    pub requester: CustomerId,
-    pub tier: String,
+    /// Interned (`packed::intern`): a leader holds a million of these.
+    pub tier: &'static str,
     pub priority: Priority,
     pub channel: Channel,
-    pub ticket_type: String,
+    pub ticket_type: &'static str,
     pub team: Option<TeamId>,
     pub category: StateCategory,
     /// The index of the policy that applies, in `Policies`.
@@ -92,11 +92,10 @@ impl TicketSla {
         };
         let mut ticket = TicketSla {
             ticket_id: created.ticket_id,
-            requester: created.requester,
-            tier: tier.to_owned(),
+            tier: crate::packed::intern(tier),
             priority: created.priority,
             channel: created.channel,
-            ticket_type: created.ticket_type.clone(),
+            ticket_type: crate::packed::intern(&created.ticket_type),
             team: None,
             category: created.category,
             policy: None,
@@ -117,10 +116,10 @@ impl TicketSla {
 
     pub fn facts(&self) -> Facts<'_> {
         Facts {
-            tier: &self.tier,
+            tier: self.tier,
             priority: self.priority,
             channel: self.channel,
-            ticket_type: &self.ticket_type,
+            ticket_type: self.ticket_type,
             team: self.team,
         }
     }
@@ -228,10 +227,10 @@ impl TicketSla {
                         continue;
                     };
                     let clock = &mut self.clocks[metric.index()];
-                    let same = clock.recorded_policy.as_deref() == Some(applied.policy_id.as_str())
+                    let same = clock.recorded_policy == Some(applied.policy_id.as_str())
                         && clock.recorded_due == Some(target.due_at);
                     if !same {
-                        clock.recorded_policy = Some(applied.policy_id.clone());
+                        clock.recorded_policy = Some(crate::packed::intern(&applied.policy_id));
                         clock.recorded_due = Some(target.due_at);
                         clock.warned = false;
                         clock.breached = false;
@@ -245,7 +244,7 @@ impl TicketSla {
                 self.applied = true;
                 if let Some(metric) = Metric::parse(&recomputed.metric) {
                     let clock = &mut self.clocks[metric.index()];
-                    clock.recorded_policy = Some(recomputed.policy_id.clone());
+                    clock.recorded_policy = Some(crate::packed::intern(&recomputed.policy_id));
                     clock.recorded_due = Some(recomputed.to_due_at);
                     if recomputed.cause == RecomputeCause::NewCycle {
                         clock.warned = false;
@@ -272,8 +271,7 @@ impl TicketSla {
             return;
         };
         let clock = &mut self.clocks[metric.index()];
-        if clock.recorded_policy.as_deref() == Some(policy_id) && clock.recorded_due == Some(due_at)
-        {
+        if clock.recorded_policy == Some(policy_id) && clock.recorded_due == Some(due_at) {
             if breached {
                 clock.breached = true;
             } else {
@@ -352,7 +350,7 @@ impl TicketSla {
             // A move that lands where the log already stands needs no event.
             if clock.cause != Some(RecomputeCause::NewCycle)
                 && clock.due_at == clock.recorded_due
-                && clock.recorded_policy.as_deref()
+                && clock.recorded_policy
                     == self
                         .policy
                         .and_then(|p| policies.policies.get(p))
@@ -492,7 +490,7 @@ impl TicketSla {
     /// The command that records an owed warning or breach, with the policy's escalations.
     pub fn fire(&self, owed: Owed, policies: &Policies) -> Option<Command> {
         let clock = &self.clocks[owed.metric.index()];
-        let policy_id = clock.recorded_policy.clone()?;
+        let policy_id = clock.recorded_policy?.to_owned();
         let due_at = clock.recorded_due?;
         let escalations = policies
             .by_id(&policy_id)
@@ -522,7 +520,7 @@ impl Clock {
         self.active
             && self.due_at.is_some()
             && (self.due_at != self.recorded_due
-                || self.recorded_policy.as_deref() != Some(policy_id)
+                || self.recorded_policy != Some(policy_id)
                 || self.cause == Some(RecomputeCause::NewCycle))
     }
 

@@ -4,6 +4,7 @@
 //!   warnings, escalations), checked and compiled.
 //! - `engine`: the pure fold of one ticket's events into its metric clocks, and the commands the
 //!   log still lacks (apply, recompute, warning, breach).
+//! - `packed`: the compact form a leader keeps each ticket's SLA state in between events.
 //! - `timers`: the sans-IO timer core (`schedule`, `cancel`, `next_deadline()`, `fire_due(now)`
 //!   in due order and bounded batches, deterministic command ids).
 //! - `source`: `TimerSource`, a source of due work fed by the log; `SlaSource` is the SLA one,
@@ -17,11 +18,14 @@
 pub mod driver;
 pub mod engine;
 pub mod leader;
+pub mod packed;
 pub mod policy;
 pub mod source;
 pub mod timers;
 
-pub use driver::{Clock, CommandSink, Driver, Fired, Issued, SchedulerStats, SinkError};
+pub use driver::{
+    BatchOutcome, Clock, CommandSink, Driver, Fired, Issued, SchedulerStats, SinkError,
+};
 pub use leader::{Leader, Leadership, SCHEDULER_LOCK};
 pub use policy::{Metric, Policies, PolicyError, SlaConfig};
 pub use source::{SlaSource, TimerSource, Work};

@@ -4,7 +4,7 @@
 //! automations plug in as another. A source keeps nothing across restarts: the driver builds a
 //! fresh one and feeds it the whole log whenever it becomes leader.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use domain::{Command, CustomerId, Event, TicketId};
@@ -12,9 +12,10 @@ use jiff::Timestamp;
 use store::Record;
 use uuid::Uuid;
 
-use crate::engine::TicketSla;
+use crate::engine::{Owed, TicketSla};
+use crate::packed::PackedTicket;
 use crate::policy::{Metric, Policies, Trigger};
-use crate::timers::{TimerId, TimerKind, Timers};
+use crate::timers::{command_id, TimerId, TimerKind, FIRE_BATCH_MAX};
 
 /// A command the driver must issue through the domain, as the System actor.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,6 +42,10 @@ pub trait TimerSource: Send {
     fn fire_due(&mut self, now: Timestamp, max: usize) -> Vec<Work>;
     /// How many timers it holds (for metrics).
     fn timers(&self) -> usize;
+    /// Bytes of the state it holds, by structure, where it counts them (benchmarks).
+    fn held_bytes(&self) -> usize {
+        0
+    }
 }
 
 /// The time an event happened: the command's `at` in the metadata, else when it was stored.
@@ -65,17 +70,48 @@ pub fn ticket_of(record: &Record) -> Option<TicketId> {
 pub const DEFAULT_TIER: &str = "normal";
 
 /// The SLA engine as a source: every ticket's clocks, the timers they owe, and the tickets whose
-/// due times the log does not yet record.
+/// due times the log does not yet record. Memory is what bounds a leader (a million active
+/// timers), so tickets are kept packed in one vector (`PackedTicket`, unpacked for the length of
+/// one event), found by id through a map to their slot, and a timer is 16 bytes in one ordered
+/// set: due time in nanoseconds, the ticket's slot, the clock and kind. Which timers a ticket has
+/// set is not stored: it is what its clocks owe, computed before and after each event.
 #[derive(Debug)]
 pub struct SlaSource {
     policies: Arc<Policies>,
-    tiers: HashMap<CustomerId, String>,
-    /// Boxed: a map's spare slots then cost a pointer, not a whole ticket.
-    tickets: HashMap<TicketId, Box<TicketSla>>,
-    timers: Timers,
-    /// Tickets whose clocks moved, with when they moved, oldest first, once each.
-    stale: VecDeque<(TicketId, Timestamp)>,
-    stale_set: HashSet<TicketId>,
+    tiers: HashMap<CustomerId, &'static str>,
+    slots: HashMap<TicketId, u32>,
+    tickets: Vec<PackedTicket>,
+    timers: BTreeSet<SlaTimer>,
+    /// Tickets (by slot) whose due times the log lacks, with since when (nanoseconds), oldest
+    /// first. An entry counts only while `stale_since` holds the same time for the slot: a ticket
+    /// whose due times were recorded meanwhile (on replay, the `SlaApplied` right after every
+    /// `TicketCreated`) leaves a dead entry, skipped when it comes out and swept away once dead
+    /// entries outnumber the live ones.
+    stale: VecDeque<(u32, i64)>,
+    stale_since: HashMap<u32, i64>,
+}
+
+/// One set timer: `(due, slot, code)` with `due` in nanoseconds since the epoch, `slot` the
+/// ticket's index in `SlaSource::tickets` and `code` the clock and kind (`metric * 2 + kind`).
+type SlaTimer = (i64, u32, u8);
+
+/// Dead entries the stale queue may hold before it is swept (beyond twice the live ones).
+const STALE_SWEEP_MIN: usize = 1024;
+
+fn timer_code(metric: Metric, trigger: Trigger) -> u8 {
+    metric.index() as u8 * 2
+        + match trigger {
+            Trigger::Warning => 0,
+            Trigger::Breach => 1,
+        }
+}
+
+fn due_nanos(at: Timestamp) -> i64 {
+    i64::try_from(at.as_nanosecond()).unwrap_or(if at > Timestamp::UNIX_EPOCH {
+        i64::MAX
+    } else {
+        i64::MIN
+    })
 }
 
 impl SlaSource {
@@ -83,59 +119,92 @@ impl SlaSource {
         SlaSource {
             policies,
             tiers: HashMap::new(),
-            tickets: HashMap::new(),
-            timers: Timers::default(),
+            slots: HashMap::new(),
+            tickets: Vec::new(),
+            timers: BTreeSet::new(),
             stale: VecDeque::new(),
-            stale_set: HashSet::new(),
+            stale_since: HashMap::new(),
         }
     }
 
     /// Records a customer's tier (what a `CustomerRegistered` record says).
     pub fn register_customer(&mut self, customer: CustomerId, tier: &str) {
-        self.tiers.insert(customer, tier.to_owned());
+        self.tiers.insert(customer, crate::packed::intern(tier));
     }
 
-    pub fn ticket(&self, ticket_id: TicketId) -> Option<&TicketSla> {
-        self.tickets.get(&ticket_id).map(|ticket| &**ticket)
+    /// The ticket as the engine sees it now (unpacked: a copy).
+    pub fn ticket(&self, ticket_id: TicketId) -> Option<TicketSla> {
+        let slot = *self.slots.get(&ticket_id)?;
+        Some(self.tickets[slot as usize].unpack())
     }
 
     pub fn tickets(&self) -> usize {
         self.tickets.len()
     }
 
-    fn timer(ticket: TicketId, metric: Metric, trigger: Trigger) -> TimerId {
-        TimerId {
-            ticket: ticket.0,
-            clock: metric.index() as u16,
-            kind: match trigger {
-                Trigger::Warning => TimerKind::Warning,
-                Trigger::Breach => TimerKind::Breach,
-            },
-        }
+    /// Bytes of the state held, by structure: what `docket bench sla` and the source benchmark
+    /// report beside the resident set.
+    pub fn held_bytes(&self) -> usize {
+        use std::mem::size_of;
+        // Each ticket's clocks are one allocation: the allocator adds 8 bytes and rounds to 16.
+        let tickets = self.tickets.capacity() * size_of::<PackedTicket>()
+            + self
+                .tickets
+                .iter()
+                .map(|ticket| (ticket.heap_bytes() + 8).next_multiple_of(16))
+                .sum::<usize>();
+        // A hash map keeps one control byte per bucket, and at least 8 buckets per 7 entries.
+        let map = |capacity: usize, entry: usize| capacity * 8 / 7 * (entry + 1);
+        let slots = map(self.slots.capacity(), size_of::<(TicketId, u32)>());
+        let stale = self.stale.capacity() * size_of::<(u32, i64)>()
+            + map(self.stale_since.capacity(), size_of::<(u32, i64)>());
+        // A B-tree leaf holds up to 11 entries; filled in due order they are about half full.
+        let timers = self.timers.len() * 2 * size_of::<SlaTimer>();
+        tickets + slots + stale + timers
     }
 
-    fn reschedule(&mut self, ticket_id: TicketId, at: Timestamp) {
-        let Some(ticket) = self.tickets.get(&ticket_id) else {
-            return;
-        };
-        for metric in Metric::ALL {
-            for trigger in [Trigger::Warning, Trigger::Breach] {
-                self.timers.cancel(Self::timer(ticket_id, metric, trigger));
-            }
+    /// Moves the ticket's timers from what it owed before an event to what it owes after.
+    fn reschedule(&mut self, slot: u32, before: &[Owed], ticket: &TicketSla, at: Timestamp) {
+        for owed in before {
+            self.timers.remove(&(
+                due_nanos(owed.at),
+                slot,
+                timer_code(owed.metric, owed.trigger),
+            ));
         }
         for owed in ticket.owed() {
-            self.timers
-                .schedule(Self::timer(ticket_id, owed.metric, owed.trigger), owed.at);
+            self.timers.insert((
+                due_nanos(owed.at),
+                slot,
+                timer_code(owed.metric, owed.trigger),
+            ));
         }
-        if ticket.is_stale(&self.policies) && self.stale_set.insert(ticket_id) {
-            self.stale.push_back((ticket_id, at));
+        if ticket.is_stale(&self.policies) {
+            if let std::collections::hash_map::Entry::Vacant(entry) = self.stale_since.entry(slot) {
+                entry.insert(due_nanos(at));
+                self.stale.push_back((slot, due_nanos(at)));
+            }
+        } else if self.stale_since.remove(&slot).is_some()
+            && self.stale.len() > STALE_SWEEP_MIN + 2 * self.stale_since.len()
+        {
+            let live = &self.stale_since;
+            self.stale
+                .retain(|(slot, since)| live.get(slot) == Some(since));
+            self.stale.shrink_to(2 * self.stale.len());
         }
     }
 
     /// Folds one ticket event that happened at `at` (also used by tests without a store).
     pub fn observe_event(&mut self, ticket_id: TicketId, event: &Event, at: Timestamp) {
-        match self.tickets.get_mut(&ticket_id) {
-            Some(ticket) => ticket.apply(event, at, &self.policies),
+        match self.slots.get(&ticket_id) {
+            Some(&slot) => {
+                let packed = &mut self.tickets[slot as usize];
+                let mut ticket = packed.unpack();
+                let before = ticket.owed();
+                ticket.apply(event, at, &self.policies);
+                packed.repack(&ticket);
+                self.reschedule(slot, &before, &ticket, at);
+            }
             None => {
                 let Event::TicketCreated(created) = event else {
                     return;
@@ -143,13 +212,18 @@ impl SlaSource {
                 let tier = self
                     .tiers
                     .get(&created.requester)
-                    .map_or(DEFAULT_TIER, String::as_str);
-                if let Some(ticket) = TicketSla::created(event, at, tier, &self.policies) {
-                    self.tickets.insert(ticket_id, Box::new(ticket));
-                }
+                    .copied()
+                    .unwrap_or(DEFAULT_TIER);
+                let Some(ticket) = TicketSla::created(event, at, tier, &self.policies) else {
+                    return;
+                };
+                let slot = u32::try_from(self.tickets.len())
+                    .expect("fewer than 4 billion tickets in one log");
+                self.slots.insert(ticket_id, slot);
+                self.tickets.push(PackedTicket::pack(&ticket));
+                self.reschedule(slot, &[], &ticket, at);
             }
         }
-        self.reschedule(ticket_id, at);
     }
 }
 
@@ -190,8 +264,17 @@ impl TimerSource for SlaSource {
     }
 
     fn next_deadline(&self) -> Option<Timestamp> {
-        let stale = self.stale.front().map(|(_, at)| *at);
-        match (stale, self.timers.next_deadline()) {
+        let stale = self.stale.front().map(|&(_, since)| {
+            Timestamp::from_nanosecond(i128::from(since))
+                .expect("an i64 of nanoseconds is in range")
+        });
+        match (
+            stale,
+            self.timers.first().map(|&(due, ..)| {
+                Timestamp::from_nanosecond(i128::from(due))
+                    .expect("an i64 of nanoseconds is in range")
+            }),
+        ) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -201,14 +284,17 @@ impl TimerSource for SlaSource {
         let mut work = Vec::new();
         // Due times first: a warning or breach must be fired against the recorded due time.
         while work.len() < max {
-            let Some(&(ticket_id, at)) = self.stale.front() else {
+            let Some((slot, since)) = self.stale.pop_front() else {
                 break;
             };
-            self.stale.pop_front();
-            self.stale_set.remove(&ticket_id);
-            let Some(ticket) = self.tickets.get(&ticket_id) else {
+            if self.stale_since.get(&slot) != Some(&since) {
                 continue;
-            };
+            }
+            self.stale_since.remove(&slot);
+            let ticket = self.tickets[slot as usize].unpack();
+            let ticket_id = ticket.ticket_id;
+            let at = Timestamp::from_nanosecond(i128::from(since))
+                .expect("an i64 of nanoseconds is in range");
             for (command, key) in ticket.reconcile(&self.policies) {
                 let mut bytes = [0u8; 16];
                 bytes.copy_from_slice(&key[..16]);
@@ -221,28 +307,42 @@ impl TimerSource for SlaSource {
                 });
             }
         }
-        let left = max.saturating_sub(work.len());
-        for due in self.timers.fire_due_max(now, left) {
-            let ticket_id = TicketId(due.timer.ticket);
-            let Some(ticket) = self.tickets.get(&ticket_id) else {
-                continue;
+        let left = max.saturating_sub(work.len()).min(FIRE_BATCH_MAX);
+        let mut taken = 0;
+        while taken < left {
+            let Some(&(due, slot, code)) = self.timers.first() else {
+                break;
             };
-            let metric = Metric::ALL[usize::from(due.timer.clock)];
-            let trigger = match due.timer.kind {
-                TimerKind::Warning => Trigger::Warning,
-                TimerKind::Breach => Trigger::Breach,
+            let due_at = Timestamp::from_nanosecond(i128::from(due))
+                .expect("an i64 of nanoseconds is in range");
+            if due_at > now {
+                break;
+            }
+            self.timers.pop_first();
+            taken += 1;
+            let ticket = self.tickets[slot as usize].unpack();
+            let metric = Metric::ALL[usize::from(code / 2)];
+            let (trigger, kind) = if code % 2 == 0 {
+                (Trigger::Warning, TimerKind::Warning)
+            } else {
+                (Trigger::Breach, TimerKind::Breach)
             };
-            let owed = crate::engine::Owed {
+            let timer = TimerId {
+                ticket: ticket.ticket_id.0,
+                clock: metric.index() as u16,
+                kind,
+            };
+            let owed = Owed {
                 metric,
                 trigger,
-                at: due.due_at,
+                at: due_at,
             };
             if let Some(command) = ticket.fire(owed, &self.policies) {
                 work.push(Work {
-                    ticket: ticket_id,
+                    ticket: ticket.ticket_id,
                     command,
-                    command_id: due.command_id,
-                    due_at: due.due_at,
+                    command_id: command_id(timer, due_at),
+                    due_at,
                     source: "sla",
                 });
             }
@@ -252,5 +352,9 @@ impl TimerSource for SlaSource {
 
     fn timers(&self) -> usize {
         self.timers.len()
+    }
+
+    fn held_bytes(&self) -> usize {
+        SlaSource::held_bytes(self)
     }
 }

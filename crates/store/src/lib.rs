@@ -42,6 +42,20 @@ pub use crate::writer::{
 };
 
 /// Where the embedded default keeps its file, relative to the working directory.
+/// Most streams one `read_streams` query names.
+pub const READ_STREAMS_MAX: usize = 256;
+
+/// An append queued by `Store::append_queued`; its outcome arrives once its batch commits.
+#[derive(Debug)]
+pub struct QueuedAppend(oneshot::Receiver<Result<AppendOutcome, AppendError>>);
+
+impl QueuedAppend {
+    /// Waits for the commit (or failure) of the batch that holds this append.
+    pub async fn outcome(self) -> Result<AppendOutcome, AppendError> {
+        self.0.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
 pub const DEFAULT_URL: &str = "sqlite://docket-data/docket.db";
 
 /// How to open a store.
@@ -190,6 +204,25 @@ impl Store {
         events: Vec<NewEvent>,
         command_id: Uuid,
     ) -> Result<AppendOutcome, AppendError> {
+        self.append_queued(stream, expected, events, command_id)
+            .await?
+            .outcome()
+            .await
+    }
+
+    /// As `append`, but returns once the append is queued for the writer, without waiting for
+    /// its commit: a caller with many appends (the scheduler's burst of fires, to many streams)
+    /// queues them back to back, so group commit writes them in as few transactions as its
+    /// bounds allow (`BATCH_APPENDS_MAX`, `BATCH_EVENTS_MAX`), in the order queued, each with
+    /// its own expected version and command id, then awaits each outcome. Nothing else differs:
+    /// versions, the hash chain and command id idempotency are the writer's, as for `append`.
+    pub async fn append_queued(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        command_id: Uuid,
+    ) -> Result<QueuedAppend, AppendError> {
         record::validate_append(&events)?;
         let append = plan::Append {
             stream: stream.clone(),
@@ -203,7 +236,32 @@ impl Store {
             .send(writer::Msg::Append(append, reply))
             .await
             .map_err(|_| StoreError::Closed)?;
-        outcome.await.map_err(|_| StoreError::Closed)?
+        Ok(QueuedAppend(outcome))
+    }
+
+    /// The events of each of `streams` (whole streams, in stream then version order), in one
+    /// query per `READ_STREAMS_MAX` streams, at most `limit` records (clamped to
+    /// `READ_LIMIT_MAX`). When the result has `limit` records, the last streams may be cut
+    /// short or missing: the caller reads those on (`read_stream` from the version it has).
+    pub async fn read_streams(
+        &self,
+        streams: &[StreamId],
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let limit = limit.min(READ_LIMIT_MAX);
+        let mut records = Vec::new();
+        for chunk in streams.chunks(READ_STREAMS_MAX) {
+            if records.len() >= limit {
+                break;
+            }
+            let ids: Vec<&str> = chunk.iter().map(StreamId::as_str).collect();
+            let left = limit - records.len();
+            records.extend(match &self.inner.readers {
+                Readers::Sqlite(pool) => sqlite::read_streams(pool, &ids, left).await?,
+                Readers::Postgres(pool) => postgres::read_streams(pool, &ids, left).await?,
+            });
+        }
+        Ok(records)
     }
 
     /// Waits until every append queued before this call has been committed or has failed.

@@ -146,6 +146,26 @@ pub(crate) async fn read_stream(
     rows.iter().map(decode).collect()
 }
 
+pub(crate) async fn read_streams(
+    pool: &PgPool,
+    streams: &[&str],
+    limit: usize,
+) -> Result<Vec<Record>, StoreError> {
+    if streams.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM events WHERE stream_id = ANY($1)
+         ORDER BY stream_id, stream_version LIMIT $2"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(streams)
+        .bind(crate::to_i64(limit as u64))
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(decode).collect()
+}
+
 pub(crate) async fn find_command(
     pool: &PgPool,
     command_id: uuid::Uuid,

@@ -132,6 +132,27 @@ pub(crate) async fn read_stream(
     rows.iter().map(decode).collect()
 }
 
+pub(crate) async fn read_streams(
+    pool: &SqlitePool,
+    streams: &[&str],
+    limit: usize,
+) -> Result<Vec<Record>, StoreError> {
+    if streams.is_empty() {
+        return Ok(Vec::new());
+    }
+    let marks = vec!["?"; streams.len()].join(", ");
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM events WHERE stream_id IN ({marks})
+         ORDER BY stream_id, stream_version LIMIT {limit}"
+    );
+    let mut query = sqlx::query(&sql);
+    for stream in streams {
+        query = query.bind(*stream);
+    }
+    let rows = query.fetch_all(pool).await?;
+    rows.iter().map(decode).collect()
+}
+
 pub(crate) async fn find_command(
     pool: &SqlitePool,
     command_id: uuid::Uuid,

@@ -177,6 +177,78 @@ async fn a_snapshot_is_loaded_on_start_and_the_rest_caught_up() {
     }
 }
 
+/// Regression (issue 6): on SQLite the periodic snapshot of a 500,000-ticket read model was
+/// written into the log's own file, and held its write lock long enough that appends failed
+/// with "database is locked". A snapshot write in progress — here its lock, held as long as we
+/// like — must leave appends alone.
+#[tokio::test]
+async fn appends_go_on_while_a_snapshot_write_holds_its_lock() {
+    use sqlx::{Connection, Executor};
+    let db = ScratchDb::sqlite().await;
+    let store = Store::open_with(db.config.clone()).await.unwrap();
+    let tickets: ProjectionHandle<Tickets> =
+        ProjectionHandle::start(store.clone(), RunnerConfig::default())
+            .await
+            .unwrap();
+    let path = projections::runner::snapshot_file(&store).expect("a SQLite store has one");
+    let mut snapshot_writer =
+        sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+    snapshot_writer.execute("BEGIN IMMEDIATE").await.unwrap();
+    snapshot_writer
+        .execute("INSERT INTO projection_snapshots VALUES ('big', 1, 1, 0, zeroblob(1000000))")
+        .await
+        .unwrap();
+    // Well inside the log writer's 5 s busy timeout: an append that waited for this lock fails.
+    let appended = tokio::time::timeout(
+        Duration::from_secs(3),
+        synth::append_all(&store, history(5, 3), 100),
+    )
+    .await
+    .expect("an append waited for the snapshot's lock")
+    .unwrap();
+    assert!(tickets.wait_for(appended, WAIT).await);
+    snapshot_writer.execute("ROLLBACK").await.unwrap();
+    assert_eq!(tickets.snapshot().await.unwrap(), appended);
+    drop(tickets);
+    drop(snapshot_writer);
+    db.cleanup().await;
+}
+
+/// A snapshot ahead of the log (the log's file was replaced by an older copy) is not trusted:
+/// the model is folded from the log instead.
+#[tokio::test]
+async fn a_snapshot_ahead_of_the_log_is_ignored() {
+    let db = ScratchDb::sqlite().await;
+    let store = Store::open_with(db.config.clone()).await.unwrap();
+    let head = synth::append_all(&store, history(6, 10), 100)
+        .await
+        .unwrap();
+    let tickets: ProjectionHandle<Tickets> =
+        ProjectionHandle::start(store.clone(), RunnerConfig::default())
+            .await
+            .unwrap();
+    assert!(tickets.wait_for(head, WAIT).await);
+    assert_eq!(tickets.snapshot().await.unwrap(), head);
+    drop(tickets);
+    drop(store);
+    // A fresh, shorter log in the same file, the snapshot file kept.
+    let log = db.config.url.strip_prefix("sqlite://").unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{log}{suffix}"));
+    }
+    let store = Store::open_with(db.config.clone()).await.unwrap();
+    let shorter = synth::append_all(&store, history(7, 2), 100).await.unwrap();
+    assert!(shorter < head);
+    let tickets: ProjectionHandle<Tickets> =
+        ProjectionHandle::start(store.clone(), RunnerConfig::default())
+            .await
+            .unwrap();
+    assert_matches_fold(&store, &tickets, "after the log was replaced").await;
+    db.cleanup().await;
+}
+
 #[tokio::test]
 async fn rebuild_swaps_in_a_shadow_and_reports_progress() {
     for db in ScratchDb::all().await {
