@@ -18,6 +18,7 @@ use store::{AppendError, ExpectedVersion, NewEvent, StreamId};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::cache::TicketTurn;
 use crate::error::ApiError;
 use crate::tickets::{catch_up, stream_id, system_command, CommandMetadata, SystemOutcome};
 use crate::AppState;
@@ -89,7 +90,29 @@ async fn issue_batch(
     let mut outcomes: Vec<BatchOutcome> = Vec::with_capacity(work.len());
     let mut tickets: HashMap<TicketId, Ticket> = HashMap::new();
     let mut missing: Vec<TicketId> = Vec::new();
+    // The batch takes its tickets' turns (without waiting: it holds many at once), so that it
+    // does not race a command in flight on the same ticket to the same version; a ticket whose
+    // turn is taken goes the per-command path, which waits for it. The turns are held until
+    // the appends are answered and cached.
+    let mut turns: HashMap<TicketId, TicketTurn> = HashMap::new();
+    let mut busy: HashSet<TicketId> = HashSet::new();
     for item in &work {
+        if turns.contains_key(&item.ticket) || busy.contains(&item.ticket) {
+            continue;
+        }
+        match state.inner.ticket_turns.try_turn(item.ticket) {
+            Some(turn) => {
+                turns.insert(item.ticket, turn);
+            }
+            None => {
+                busy.insert(item.ticket);
+            }
+        }
+    }
+    for item in &work {
+        if busy.contains(&item.ticket) {
+            continue;
+        }
         if let std::collections::hash_map::Entry::Vacant(entry) = tickets.entry(item.ticket) {
             match state.inner.tickets.get(item.ticket) {
                 Some(ticket) => {
@@ -122,12 +145,16 @@ async fn issue_batch(
         id: domain::ActorId(Uuid::nil()),
         role: domain::Role::System,
     };
-    let mut fallen: HashSet<TicketId> = HashSet::new();
+    let mut fallen: HashSet<TicketId> = busy;
     let mut batched: Vec<(Work, Ticket, StreamId, ExpectedVersion, Vec<NewEvent>)> = Vec::new();
     let mut fallback: Vec<Work> = Vec::new();
     for item in work {
+        if fallen.contains(&item.ticket) {
+            fallback.push(item);
+            continue;
+        }
         let ticket = &tickets[&item.ticket];
-        let decided = if fallen.contains(&item.ticket) || ticket.version == 0 {
+        let decided = if ticket.version == 0 {
             None
         } else {
             let context = CommandContext::new(at, item.command_id, actor, &state.inner.blueprints);
@@ -219,6 +246,8 @@ async fn issue_batch(
             Err(_) => fallback.push(item),
         }
     }
+    // The per-command path takes each ticket's turn itself.
+    drop(turns);
     // The per-command path, for the rest: one ticket's items in order, tickets concurrently.
     if !fallback.is_empty() {
         fallback.sort_by_key(|item| item.due_at);
