@@ -240,7 +240,28 @@ async fn execute(
         .get(&agent_id)
         .cloned()
         .unwrap_or_default();
+    // The directory may lag the log (another node's write, or this node's follower behind).
+    // A decision on its copy that would refuse, write nothing or find no agent is not final:
+    // it is taken again on the agent folded from its stream. Writing decisions need no
+    // reload: the append checks the version.
+    let mut from_log = false;
     for _ in 0..AGENT_COMMAND_ATTEMPTS_MAX {
+        let at = state.now();
+        let context = CommandContext::new(at, command_id, actor, &state.inner.blueprints);
+        let stale_precondition =
+            expected_by_caller.is_some_and(|expected| expected != agent.version);
+        let decided = if stale_precondition {
+            Ok(Vec::new())
+        } else {
+            domain::decide_agent(command, &agent, &context)
+        };
+        let settled = matches!(&decided, Ok(events) if !events.is_empty())
+            || matches!(&decided, Err(rejection) if *rejection != domain::Rejection::AgentNotFound);
+        if !settled && !from_log {
+            agent = load(state, &stream).await?;
+            from_log = true;
+            continue;
+        }
         if let Some(expected) = expected_by_caller {
             if expected != agent.version {
                 return Err(ApiError::PreconditionFailed {
@@ -249,9 +270,7 @@ async fn execute(
                 });
             }
         }
-        let at = state.now();
-        let context = CommandContext::new(at, command_id, actor, &state.inner.blueprints);
-        let events = domain::decide_agent(command, &agent, &context)?;
+        let events = decided?;
         if events.is_empty() {
             return Ok(json!(state.directory().agents.get(&agent_id)));
         }
@@ -294,6 +313,7 @@ async fn execute(
             Err(AppendError::WrongExpectedVersion { .. }) => {
                 // Another node changed the agent first: decide again on the stream itself.
                 agent = load(state, &stream).await?;
+                from_log = true;
             }
             Err(error) => return Err(error.into()),
         }

@@ -57,6 +57,9 @@ pub struct ApiConfig {
     /// The key webhook secrets derive from (`DOCKET_WEBHOOK_SIGNING_KEY`); webhooks are off
     /// without it.
     pub webhook_signing_key: Option<Arc<[u8]>>,
+    /// Whether the directory (agents, teams, customers, tokens) follows the log after start.
+    /// Always on in service; off only in tests that need a node whose directory lags the log.
+    pub directory_follows_log: bool,
 }
 
 impl Default for ApiConfig {
@@ -66,6 +69,7 @@ impl Default for ApiConfig {
             read_wait_max: Duration::from_secs(5),
             automation: Arc::default(),
             webhook_signing_key: None,
+            directory_follows_log: true,
         }
     }
 }
@@ -111,6 +115,7 @@ impl AppState {
             records.iter().for_each(|record| directory.apply(record));
         }
         let (directory_position, _) = watch::channel(directory.position);
+        let directory_follows_log = config.directory_follows_log;
         let projections =
             projections::Projections::start(store.clone(), projections::RunnerConfig::default())
                 .await
@@ -132,7 +137,9 @@ impl AppState {
             metrics: metrics::Metrics::default(),
             sla: std::sync::OnceLock::new(),
         });
-        tokio::spawn(follow_directory(Arc::downgrade(&shared), subscription));
+        if directory_follows_log {
+            tokio::spawn(follow_directory(Arc::downgrade(&shared), subscription));
+        }
         Ok(AppState { inner: shared })
     }
 

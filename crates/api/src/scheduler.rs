@@ -30,11 +30,24 @@ pub type SourceFactory = Arc<dyn Fn() -> Vec<Box<dyn TimerSource>> + Send + Sync
 #[derive(Clone, Debug)]
 pub struct ApiSink {
     state: AppState,
+    chunk_work_max: usize,
 }
 
 impl ApiSink {
     pub fn new(state: AppState) -> ApiSink {
-        ApiSink { state }
+        ApiSink {
+            state,
+            chunk_work_max: BATCH_CHUNK_WORK_MAX,
+        }
+    }
+
+    /// Batches of at most `chunk_work_max` items (at least 1, at most `BATCH_CHUNK_WORK_MAX`):
+    /// tests use small ones to cross chunk boundaries.
+    pub fn with_chunk_work_max(self, chunk_work_max: usize) -> ApiSink {
+        ApiSink {
+            chunk_work_max: chunk_work_max.clamp(1, BATCH_CHUNK_WORK_MAX),
+            ..self
+        }
     }
 }
 
@@ -48,7 +61,7 @@ impl CommandSink for ApiSink {
     }
 
     async fn issue(&self, work: &Work) -> Result<Issued, SinkError> {
-        let scheduler = json!({"source": work.source, "due_at": work.due_at});
+        let scheduler = work.metadata();
         match system_command(
             &self.state,
             work.ticket,
@@ -76,10 +89,12 @@ impl CommandSink for ApiSink {
 /// it is what the per-command path does — decide on the ticket as the System actor, append with
 /// the ticket's version and the work's command id — but for the whole round at once: tickets
 /// not in the cache are read with one query per `store::READ_STREAMS_MAX` streams, each
-/// ticket's first item is decided against them, and the appends are queued back to back so that
-/// group commit writes them in multi-stream transactions. The store keeps its invariants (versions, hash chain, command id
-/// idempotency), so the outcome is the per-command path's. Anything else — a rejection or a
-/// no-op (confirmed against the log there), a version conflict, a reused command id — goes the
+/// ticket's first item is decided against them, and the appends are queued back to back so
+/// that group commit writes them in multi-stream transactions, `BATCH_CHUNK_WORK_MAX` items at
+/// a time (a chunk commits while the next is read and decided). The store keeps its invariants
+/// (versions, hash chain, command id idempotency), so the outcome is the per-command path's.
+/// Anything else — a rejection or a no-op (confirmed against the log there), a version
+/// conflict, a reused command id, a ticket whose turn a command in flight holds — goes the
 /// per-command path, as do each ticket's later items (after its first has been answered).
 async fn issue_batch(
     sink: &ApiSink,
@@ -88,136 +103,141 @@ async fn issue_batch(
 ) -> Vec<BatchOutcome> {
     let state = &sink.state;
     let mut outcomes: Vec<BatchOutcome> = Vec::with_capacity(work.len());
-    let mut tickets: HashMap<TicketId, Ticket> = HashMap::new();
-    let mut missing: Vec<TicketId> = Vec::new();
-    // The batch takes its tickets' turns (without waiting: it holds many at once), so that it
-    // does not race a command in flight on the same ticket to the same version; a ticket whose
-    // turn is taken goes the per-command path, which waits for it. The turns are held until
-    // the appends are answered and cached.
-    let mut turns: HashMap<TicketId, TicketTurn> = HashMap::new();
-    let mut busy: HashSet<TicketId> = HashSet::new();
-    for item in &work {
-        if turns.contains_key(&item.ticket) || busy.contains(&item.ticket) {
-            continue;
-        }
-        match state.inner.ticket_turns.try_turn(item.ticket) {
-            Some(turn) => {
-                turns.insert(item.ticket, turn);
-            }
-            None => {
-                busy.insert(item.ticket);
-            }
-        }
-    }
-    for item in &work {
-        if busy.contains(&item.ticket) {
-            continue;
-        }
-        if let std::collections::hash_map::Entry::Vacant(entry) = tickets.entry(item.ticket) {
-            match state.inner.tickets.get(item.ticket) {
-                Some(ticket) => {
-                    entry.insert(ticket);
-                }
-                None => {
-                    entry.insert(Ticket::initial());
-                    missing.push(item.ticket);
-                }
-            }
-        }
-    }
-    if let Err(error) = load_many(state, &missing, &mut tickets).await {
-        let message = error.to_string();
-        return work
-            .into_iter()
-            .map(|item| {
-                let error = SinkError {
-                    message: message.clone(),
-                };
-                (item, Err(error), clock.now())
-            })
-            .collect();
-    }
-
-    // Decide, in due order.
-    let at = state.now();
     let issuer_json = json!({"role": "system", "id": "scheduler"});
     let actor = domain::Actor {
         id: domain::ActorId(Uuid::nil()),
         role: domain::Role::System,
     };
-    let mut fallen: HashSet<TicketId> = busy;
-    let mut batched: Vec<(Work, Ticket, StreamId, ExpectedVersion, Vec<NewEvent>)> = Vec::new();
+    // Tickets whose first item was seen (their later items take the per-command path), and
+    // tickets that could not be read (their items are retried next round).
+    let mut fallen: HashSet<TicketId> = HashSet::new();
+    let mut failed: HashSet<TicketId> = HashSet::new();
     let mut fallback: Vec<Work> = Vec::new();
-    for item in work {
-        if fallen.contains(&item.ticket) {
-            fallback.push(item);
-            continue;
+    let mut queued = Vec::with_capacity(work.len());
+    // The batch takes its tickets' turns (without waiting: it holds many at once), so that it
+    // does not race a command in flight on the same ticket to the same version; a ticket whose
+    // turn is taken goes the per-command path, which waits for it. The turns are held until
+    // the appends are answered and cached.
+    let mut turns: HashMap<TicketId, TicketTurn> = HashMap::new();
+    // Chunk by chunk: the appends of one chunk commit while the next is read and decided.
+    let mut work = work.into_iter().peekable();
+    while work.peek().is_some() {
+        let chunk: Vec<Work> = work.by_ref().take(sink.chunk_work_max).collect();
+        let mut tickets: HashMap<TicketId, Ticket> = HashMap::new();
+        let mut missing: Vec<TicketId> = Vec::new();
+        for item in &chunk {
+            if fallen.contains(&item.ticket) || failed.contains(&item.ticket) {
+                continue;
+            }
+            if let std::collections::hash_map::Entry::Vacant(entry) = turns.entry(item.ticket) {
+                match state.inner.ticket_turns.try_turn(item.ticket) {
+                    Some(turn) => {
+                        entry.insert(turn);
+                    }
+                    None => {
+                        fallen.insert(item.ticket);
+                        continue;
+                    }
+                }
+            }
+            if let std::collections::hash_map::Entry::Vacant(entry) = tickets.entry(item.ticket) {
+                match state.inner.tickets.get(item.ticket) {
+                    Some(ticket) => {
+                        entry.insert(ticket);
+                    }
+                    None => {
+                        entry.insert(Ticket::initial());
+                        missing.push(item.ticket);
+                    }
+                }
+            }
         }
-        let ticket = &tickets[&item.ticket];
-        let decided = if ticket.version == 0 {
-            None
-        } else {
-            let context = CommandContext::new(at, item.command_id, actor, &state.inner.blueprints);
-            match domain::decide(&item.command, ticket, &context) {
-                Ok(events) if !events.is_empty() => Some(events),
-                _ => None,
+        if let Err(error) = load_many(state, &missing, &mut tickets).await {
+            tracing::warn!(%error, "sla scheduler: reading tickets for a batch failed");
+            failed.extend(tickets.drain().map(|(ticket_id, _)| ticket_id));
+        }
+        // Decide, in due order; queue each append at once.
+        let at = state.now();
+        let mut batched: Vec<Planned> = Vec::new();
+        for item in chunk {
+            if failed.contains(&item.ticket) {
+                let error = SinkError {
+                    message: "reading the ticket failed".to_owned(),
+                };
+                outcomes.push((item, Err(error), clock.now()));
+                continue;
             }
-        };
-        let planned = decided.and_then(|events| {
-            let scheduler = json!({"source": item.source, "due_at": item.due_at});
-            let metadata = CommandMetadata {
-                actor: &issuer_json,
-                at,
-                causation_id: None,
-                command: item.command.name(),
-                command_id: item.command_id,
-                correlation_id: item.command_id,
-                macro_id: None,
-                request_sha256: "",
-                scheduler: Some(&scheduler),
+            if fallen.contains(&item.ticket) {
+                fallback.push(item);
+                continue;
+            }
+            let ticket = &tickets[&item.ticket];
+            let decided = if ticket.version == 0 {
+                None
+            } else {
+                let context =
+                    CommandContext::new(at, item.command_id, actor, &state.inner.blueprints);
+                match domain::decide(&item.command, ticket, &context) {
+                    Ok(events) if !events.is_empty() => Some(events),
+                    _ => None,
+                }
             };
-            let metadata = to_raw_value(&metadata).ok()?;
-            let new_events = events
-                .iter()
-                .map(|event| {
-                    Some(NewEvent {
-                        event_id: Uuid::now_v7(),
-                        event_type: event.event_type().to_owned(),
-                        schema_version: event.schema_version(),
-                        payload: RawValue::from_string(event.to_payload_json()).ok()?,
-                        metadata: metadata.clone(),
+            let planned = decided.and_then(|events| {
+                let scheduler = item.metadata();
+                let metadata = CommandMetadata {
+                    actor: &issuer_json,
+                    at,
+                    causation_id: None,
+                    command: item.command.name(),
+                    command_id: item.command_id,
+                    correlation_id: item.command_id,
+                    macro_id: None,
+                    request_sha256: "",
+                    scheduler: Some(&scheduler),
+                };
+                let metadata = to_raw_value(&metadata).ok()?;
+                let new_events = events
+                    .iter()
+                    .map(|event| {
+                        Some(NewEvent {
+                            event_id: Uuid::now_v7(),
+                            event_type: event.event_type().to_owned(),
+                            schema_version: event.schema_version(),
+                            payload: RawValue::from_string(event.to_payload_json()).ok()?,
+                            metadata: metadata.clone(),
+                        })
                     })
-                })
-                .collect::<Option<Vec<_>>>()?;
-            let stream = stream_id(item.ticket).ok()?;
-            Some((events, stream, new_events))
-        });
-        // A ticket's later items go the per-command path, after its first: chained in one
-        // batch, the second append's expected version would hold even when the first one's did
-        // not (the cached ticket was one event behind), and the second was decided on a state
-        // the log never had (found by the simulation: a breach recorded without its warning).
-        fallen.insert(item.ticket);
-        match planned {
-            Some((events, stream, new_events)) => {
-                let ticket = &tickets[&item.ticket];
-                let expected = ExpectedVersion::Exact(ticket.version);
-                let after = events.iter().fold(ticket.clone(), domain::evolve);
-                batched.push((item, after, stream, expected, new_events));
+                    .collect::<Option<Vec<_>>>()?;
+                let stream = stream_id(item.ticket).ok()?;
+                Some((events, stream, new_events))
+            });
+            // A ticket's later items go the per-command path, after its first: chained in
+            // one batch, the second append's expected version would hold even when the first
+            // one's did not (the cached ticket was one event behind), and the second was
+            // decided on a state the log never had (found by the simulation: a breach recorded
+            // without its warning).
+            fallen.insert(item.ticket);
+            match planned {
+                Some((events, stream, new_events)) => {
+                    let ticket = &tickets[&item.ticket];
+                    let expected = ExpectedVersion::Exact(ticket.version);
+                    let after = events.iter().fold(ticket.clone(), domain::evolve);
+                    batched.push((item, after, stream, expected, new_events));
+                }
+                None => fallback.push(item),
             }
-            None => fallback.push(item),
+        }
+        for (item, after, stream, expected, new_events) in batched {
+            let append = state
+                .inner
+                .store
+                .append_queued(&stream, expected, new_events, item.command_id)
+                .await;
+            queued.push((item, after, append));
         }
     }
 
-    // Queue every append back to back, then take their outcomes as their batches commit.
-    let mut queued = Vec::with_capacity(batched.len());
-    for (item, after, stream, expected, new_events) in batched {
-        let append = state
-            .inner
-            .store
-            .append_queued(&stream, expected, new_events, item.command_id)
-            .await;
-        queued.push((item, after, append));
-    }
+    // Take the outcomes as their batches commit.
     for (item, after, append) in queued {
         let outcome = match append {
             Ok(queued) => queued.outcome().await,
@@ -322,6 +342,13 @@ async fn load_many(
     }
     Ok(())
 }
+
+/// A work item decided in a batch: the ticket after it, and its append.
+type Planned = (Work, Ticket, StreamId, ExpectedVersion, Vec<NewEvent>);
+
+/// Work items read and decided before their appends are queued; the next chunk is read while
+/// these commit.
+pub const BATCH_CHUNK_WORK_MAX: usize = 2_000;
 
 /// The API's clock, for the driver.
 #[derive(Clone, Debug)]

@@ -193,6 +193,15 @@ impl TimedRules {
         })
     }
 
+    /// The delay of `rule`, if it is on.
+    pub fn delay(&self, rule: TimedRule) -> Option<SignedDuration> {
+        match rule {
+            TimedRule::RemindPending => self.remind_pending.as_ref().map(|(after, _)| *after),
+            TimedRule::ClosePending => self.close_pending.as_ref().map(|(after, _)| *after),
+            TimedRule::CloseSolved => self.close_solved.as_ref().map(|(after, _)| *after),
+        }
+    }
+
     fn delays(&self, category: StateCategory) -> Vec<(TimedRule, SignedDuration)> {
         let mut delays = Vec::new();
         match category {
@@ -488,6 +497,18 @@ impl sla_scheduler::TimerSource for TimedSource {
                         continue;
                     }
                 };
+                // The evidence an auditor needs: when the ticket entered the state (at which
+                // stream version) and how long the rule waits.
+                let delay = self.core.rules().delay(due.rule).unwrap_or_default();
+                let evidence = serde_json::json!({
+                    "state": match due.rule {
+                        TimedRule::RemindPending | TimedRule::ClosePending => "pending",
+                        TimedRule::CloseSolved => "solved",
+                    },
+                    "state_entered_at": due.due_at.checked_sub(delay).unwrap_or(due.due_at),
+                    "state_entered_version": due.entered_version,
+                    "delay_hours": delay.as_hours(),
+                });
                 for (index, command) in commands.into_iter().enumerate() {
                     self.queued.push_back(sla_scheduler::Work {
                         ticket: due.ticket,
@@ -495,6 +516,8 @@ impl sla_scheduler::TimerSource for TimedSource {
                         command_id: work_id(due.command_id, index),
                         due_at: due.due_at,
                         source: "automation.timed",
+                        rule: Some(due.rule.name()),
+                        evidence: Some(evidence.clone()),
                     });
                 }
             }

@@ -130,6 +130,7 @@ impl Config {
             automation: self.compiled_automation.clone(),
             // From the environment, never from the file: serve sets it.
             webhook_signing_key: None,
+            directory_follows_log: true,
         }
     }
 }

@@ -33,6 +33,11 @@ use crate::priority::{PriorityRules, Proposal, TicketFacts};
 /// queue needs a skill no free agent has, the tickets behind it still get routed, but a queue
 /// of a hundred thousand tickets nobody can take is not scanned to its end every time.
 pub const QUEUE_SCAN_MAX: usize = 64;
+/// Queued tickets of one team passed over per decision because a ticket before them with the
+/// same needs (priority, skills, language, VIP group) already found no agent. They do not count
+/// toward `QUEUE_SCAN_MAX` (a blocked head longer than that must not stall the tickets behind
+/// it), but passing over them is not free either, so a decision gives up after this many.
+pub const QUEUE_PASS_MAX: usize = 100_000;
 /// Actions one `plan` returns; the rest come in the next round.
 pub const PLAN_ACTIONS_MAX: usize = 1_000;
 
@@ -55,6 +60,19 @@ struct AgentSlot {
     open_weight: u32,
     presence: Presence,
     weighted: bool,
+}
+
+/// What a queued ticket asks of the agent who takes it. Two tickets with equal needs find an
+/// agent or not alike, which lets one scan of the queue pass over repeats of a blocked head.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Needs {
+    /// Weighted capacity counts it.
+    priority: Priority,
+    /// Sorted, without repeats.
+    required: Vec<String>,
+    /// Only when someone in the team reads it.
+    language: Option<&'static str>,
+    vip_group: Option<TeamId>,
 }
 
 /// What only some decisions read of an agent.
@@ -686,8 +704,9 @@ impl Engine {
         }
     }
 
-    /// The next assignment in `team`: the first queued ticket (in queue order, looking at most
-    /// `QUEUE_SCAN_MAX`) that some agent can take, and the agent the strategy picks.
+    /// The next assignment in `team`: the first queued ticket (in queue order, trying at most
+    /// `QUEUE_SCAN_MAX` and passing over at most `QUEUE_PASS_MAX` whose needs already found
+    /// nobody) that some agent can take, and the agent the strategy picks.
     pub fn next_assignment(&self, team: TeamId) -> Option<Assignment> {
         self.next_assignment_except(team, &HashSet::new())
     }
@@ -709,15 +728,41 @@ impl Engine {
         {
             return None;
         }
-        slot.queue
-            .iter()
-            .filter(|key| !except.contains(&key.ticket_id))
-            .take(QUEUE_SCAN_MAX)
-            .find_map(|key| self.choose(team, slot, key.ticket_id))
+        // Whether a ticket finds an agent depends only on its needs, so once one ticket's
+        // needs found nobody, later tickets with the same needs are passed over without trying
+        // them: within one decision no agent's load or presence changes.
+        let mut blocked: HashSet<Needs> = HashSet::new();
+        let mut tried = 0usize;
+        let mut passed = 0usize;
+        for key in slot.queue.iter() {
+            if except.contains(&key.ticket_id) {
+                continue;
+            }
+            if tried >= QUEUE_SCAN_MAX || passed >= QUEUE_PASS_MAX {
+                return None;
+            }
+            let Some(ticket) = self.tickets.get(&key.ticket_id) else {
+                tried += 1;
+                continue;
+            };
+            let needs = self.needs(slot, ticket);
+            if blocked.contains(&needs) {
+                passed += 1;
+                continue;
+            }
+            tried += 1;
+            match self.choose(team, slot, key.ticket_id, ticket, &needs) {
+                Some(assignment) => return Some(assignment),
+                None => {
+                    blocked.insert(needs);
+                }
+            }
+        }
+        None
     }
 
-    fn choose(&self, team: TeamId, slot: &TeamSlot, id: TicketId) -> Option<Assignment> {
-        let ticket = self.tickets.get(&id)?;
+    /// What narrows the candidates for `ticket` in the team of `slot`.
+    fn needs(&self, slot: &TeamSlot, ticket: &TicketSlot) -> Needs {
         let config = &slot.config;
         let mut required: Vec<String> = config
             .skills_by_type
@@ -751,6 +796,30 @@ impl Engine {
             .as_ref()
             .filter(|_| self.vip_customers.contains(&ticket.requester))
             .and_then(|group| self.resolve_team(group));
+        Needs {
+            priority: ticket.priority,
+            required,
+            language,
+            vip_group,
+        }
+    }
+
+    fn choose(
+        &self,
+        team: TeamId,
+        slot: &TeamSlot,
+        id: TicketId,
+        ticket: &TicketSlot,
+        needs: &Needs,
+    ) -> Option<Assignment> {
+        let config = &slot.config;
+        let Needs {
+            required,
+            language,
+            vip_group,
+            ..
+        } = needs;
+        let (language, vip_group) = (*language, *vip_group);
         let units_of = |agent: &AgentSlot| agent.units(ticket.priority);
         // The cheap checks read the hot slot only; skills and languages only when asked for.
         let eligible = |index: u32| -> Result<(), SkipReason> {
@@ -940,7 +1009,7 @@ impl Engine {
         let record = RoutingRecord {
             team,
             strategy,
-            required_skills: required,
+            required_skills: required.clone(),
             language: language.map(str::to_owned),
             vip_group: grouped,
             considered,

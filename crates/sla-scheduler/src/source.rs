@@ -28,6 +28,26 @@ pub struct Work {
     pub due_at: Timestamp,
     /// The source's name, recorded in the event metadata.
     pub source: &'static str,
+    /// The rule that made the work due, where the source names one (time-based automations).
+    pub rule: Option<&'static str>,
+    /// Why the rule fired (e.g. when the ticket entered its state and the delay), recorded in
+    /// the event metadata beside the rule.
+    pub evidence: Option<serde_json::Value>,
+}
+
+impl Work {
+    /// The `scheduler` object of the metadata of the events this work appends: source, due
+    /// time, and the rule and evidence where the source gives them.
+    pub fn metadata(&self) -> serde_json::Value {
+        let mut metadata = serde_json::json!({"source": self.source, "due_at": self.due_at});
+        if let Some(rule) = self.rule {
+            metadata["rule"] = rule.into();
+        }
+        if let Some(evidence) = &self.evidence {
+            metadata["evidence"] = evidence.clone();
+        }
+        metadata
+    }
 }
 
 /// A source of due work for the driver.
@@ -304,6 +324,8 @@ impl TimerSource for SlaSource {
                     command_id: uuid::Builder::from_custom_bytes(bytes).into_uuid(),
                     due_at: at.min(now),
                     source: "sla",
+                    rule: None,
+                    evidence: None,
                 });
             }
         }
@@ -344,6 +366,8 @@ impl TimerSource for SlaSource {
                     command_id: command_id(timer, due_at),
                     due_at,
                     source: "sla",
+                    rule: None,
+                    evidence: None,
                 });
             }
         }

@@ -9,6 +9,7 @@
 //! - `errors`: every problem+json status, provoked as a client would, with its headers.
 //! - `feed`: the global feed's pages and its live, resumable Server-Sent Events stream.
 //! - `roles`: every route against every role.
+//! - `agents`: agent commands on a node whose directory lags the log.
 //! - `macros`: `apply_macro` applies a configured macro as one atomic command.
 //! - `webhooks`: subscriptions and the delivery log over the admin API.
 //! - `timed`: time-based automations run by the scheduler in the background, as serve runs
@@ -16,6 +17,7 @@
 //! - `openapi`: `docs/openapi.json` is the generated document, and real traffic matches it.
 
 mod access;
+mod agents;
 mod errors;
 mod feed;
 mod flows;

@@ -136,6 +136,92 @@ async fn waiting_tickets_are_reminded_then_expired_and_solved_ones_closed_and_su
             event["type"] == "PublicReplyPosted" && event["metadata"]["actor"]["role"] == "system"
         })
         .map(|event| event["data"]["pii"]["body"].clone());
+    // Every system event records the rule that fired and its evidence (review-7 finding 3).
+    let mut recorded = Vec::new();
+    for ticket in &tickets {
+        let trail = api
+            .get(&format!("/v1/tickets/{ticket}/events"), &api.admin)
+            .await
+            .body;
+        for event in trail["events"].as_array().unwrap() {
+            if event["metadata"]["actor"]["role"] != "system"
+                || event["type"].as_str().unwrap().starts_with("Sla")
+            {
+                continue;
+            }
+            let scheduler = &event["metadata"]["scheduler"];
+            assert!(scheduler["rule"].is_string(), "no rule: {event:#}");
+            assert!(
+                scheduler["evidence"]["state_entered_at"].is_string(),
+                "no evidence: {event:#}"
+            );
+            // The version depends on how many SLA events the scheduler wrote before: checked
+            // for presence, left out of the snapshot.
+            let mut scheduler = scheduler.clone();
+            let version = scheduler["evidence"]
+                .as_object_mut()
+                .unwrap()
+                .remove("state_entered_version");
+            assert!(version.is_some_and(|v| v.is_u64()), "no version: {event:#}");
+            recorded.push(json!({"type": event["type"], "scheduler": scheduler}));
+        }
+    }
+    expect_test::expect![[r#"
+        [
+          {
+            "scheduler": {
+              "due_at": "2026-11-05T09:00:00Z",
+              "evidence": {
+                "delay_hours": 72,
+                "state": "pending",
+                "state_entered_at": "2026-11-02T09:00:00Z"
+              },
+              "rule": "remind_pending",
+              "source": "automation.timed"
+            },
+            "type": "PublicReplyPosted"
+          },
+          {
+            "scheduler": {
+              "due_at": "2026-11-09T09:00:00Z",
+              "evidence": {
+                "delay_hours": 168,
+                "state": "pending",
+                "state_entered_at": "2026-11-02T09:00:00Z"
+              },
+              "rule": "close_pending",
+              "source": "automation.timed"
+            },
+            "type": "TicketTransitioned"
+          },
+          {
+            "scheduler": {
+              "due_at": "2026-11-04T09:00:00Z",
+              "evidence": {
+                "delay_hours": 48,
+                "state": "solved",
+                "state_entered_at": "2026-11-02T09:00:00Z"
+              },
+              "rule": "close_solved",
+              "source": "automation.timed"
+            },
+            "type": "TicketTransitioned"
+          },
+          {
+            "scheduler": {
+              "due_at": "2026-11-04T09:00:00Z",
+              "evidence": {
+                "delay_hours": 48,
+                "state": "solved",
+                "state_entered_at": "2026-11-02T09:00:00Z"
+              },
+              "rule": "close_solved",
+              "source": "automation.timed"
+            },
+            "type": "SatisfactionSurveySent"
+          }
+        ]"#]]
+    .assert_eq(&serde_json::to_string_pretty(&recorded).unwrap());
     let summary: Value = json!({
         "solved": solved,
         "solved state": state(&api, &tickets[1]).await,

@@ -393,3 +393,31 @@ fn message(body: &str) -> Event {
         },
     })
 }
+
+/// Review #7 finding 1: more than `QUEUE_SCAN_MAX` urgent tickets at the head of the queue,
+/// all needing a skill nobody in the team has, kept a plain ticket behind them from an idle
+/// agent. One scan now passes over every ticket whose needs already found nobody.
+#[test]
+fn a_blocked_queue_head_longer_than_the_scan_cap_does_not_stall_the_queue() {
+    let skilled = TeamConfig {
+        skills_by_type: BTreeMap::from([("refund".to_owned(), vec!["billing".to_owned()])]),
+        ..TeamConfig::default()
+    };
+    let mut sim = Sim::new(config(&[("Support", skilled)]));
+    sim.team(1, "Support").agent(1, &[1], 10, &[], &[]);
+    let blocked = routing::engine::QUEUE_SCAN_MAX as u64 + 1;
+    for n in 1..=blocked {
+        sim.ticket(
+            n,
+            1,
+            0,
+            Priority::Urgent,
+            "refund",
+            &[],
+            "Where is my money?",
+        );
+    }
+    sim.plain(blocked + 1, 1);
+    expect!["t66 -> a1 (round_robin; skills [] lang None vip false; 1 considered, 1 candidates; skipped [])"].assert_eq(&sim.route().join("\n"));
+    assert_eq!(sim.engine.queued(team(1)), blocked as usize);
+}
