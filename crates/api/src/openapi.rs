@@ -1272,6 +1272,10 @@ pub mod views {
         pub resolutions: Option<u32>,
         #[serde(skip_serializing_if = "Option::is_none")]
         pub escalation_level: Option<u8>,
+        /// The sentiment rule flagged the customer as upset (see the `CustomerUpsetFlagged`
+        /// event for the rule and evidence). Staff only.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub customer_upset: Option<bool>,
         #[serde(skip_serializing_if = "Option::is_none")]
         pub sla_clocks: Option<Vec<SlaClockView>>,
     }

@@ -1010,6 +1010,7 @@ pub async fn get_ticket(
             "merged_duplicates": details.merged_duplicates,
             "resolutions": details.resolutions,
             "escalation_level": details.escalation_level,
+            "customer_upset": details.customer_upset,
             "sla_clocks": details.sla_clocks.iter().map(|clock| json!({
                 "policy_id": clock.policy_id, "metric": clock.metric, "due_at": clock.due_at,
                 "warned": clock.warned, "breached": clock.breached,

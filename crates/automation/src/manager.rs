@@ -40,6 +40,10 @@ pub const APPEND_ATTEMPTS_MAX: usize = 5;
 /// The longest the manager waits before retrying after a database error.
 pub const RETRY_DELAY_MAX: Duration = Duration::from_secs(5);
 
+/// How often a record is tried when it fails for a reason other than the database (it does not
+/// decode, the store refuses what it decided) before it is logged, counted and skipped.
+pub const RECORD_ATTEMPTS_MAX: u32 = 5;
+
 /// The actor id automations act as (role `system`).
 pub const AUTOMATION_ACTOR: Uuid = Uuid::from_u128(0x0a07_0a07_0000_4000_8000_0000_0000_0001);
 
@@ -56,6 +60,21 @@ pub enum ManagerError {
     Corrupt { position: u64, message: String },
 }
 
+impl ManagerError {
+    /// A failure of the database (or a lost race): retrying the same record later may succeed.
+    /// Anything else fails the same way every time.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ManagerError::Store(_) | ManagerError::Checkpoint(_) => true,
+            ManagerError::Append(error) => matches!(
+                error,
+                AppendError::Store(_) | AppendError::WrongExpectedVersion { .. }
+            ),
+            ManagerError::Corrupt { .. } => false,
+        }
+    }
+}
+
 /// What the manager has done, for metrics and tests.
 #[derive(Debug, Default)]
 pub struct ManagerStats {
@@ -65,6 +84,10 @@ pub struct ManagerStats {
     pub unchanged: AtomicU64,
     pub rejected: AtomicU64,
     pub depth_limited: AtomicU64,
+    /// Checkpoint saves that failed (logged; the next save tries again).
+    pub checkpoint_failures: AtomicU64,
+    /// Records skipped after `RECORD_ATTEMPTS_MAX` failures that were not the database's.
+    pub skipped: AtomicU64,
 }
 
 /// The deterministic command id of a trigger firing on an event.
@@ -132,8 +155,7 @@ impl TriggerManager {
             let next = tokio::time::timeout(CHECKPOINT_IDLE, subscription.next()).await;
             let record = match next {
                 Err(_elapsed) => {
-                    if position > saved {
-                        checkpoints.save(CHECKPOINT_NAME, position).await?;
+                    if position > saved && self.save(&checkpoints, position).await {
                         saved = position;
                     }
                     continue;
@@ -146,16 +168,41 @@ impl TriggerManager {
                 Ok(Ok(record)) => record,
             };
             let mut delay = Duration::from_millis(100);
+            let mut failures = 0;
             while let Err(error) = self.handle(&record).await {
+                if !error.is_transient() {
+                    failures += 1;
+                    if failures >= RECORD_ATTEMPTS_MAX {
+                        tracing::error!(%error, position = record.position, event_type = %record.event_type, "trigger manager: skipping a record that keeps failing");
+                        self.stats.skipped.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
+                }
                 tracing::warn!(%error, position = record.position, "trigger manager: retrying a record");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(RETRY_DELAY_MAX);
             }
             position = record.position;
             self.stats.position.store(position, Ordering::Relaxed);
-            if position - saved >= CHECKPOINT_EVERY_RECORDS {
-                checkpoints.save(CHECKPOINT_NAME, position).await?;
+            if position - saved >= CHECKPOINT_EVERY_RECORDS
+                && self.save(&checkpoints, position).await
+            {
                 saved = position;
+            }
+        }
+    }
+
+    /// Saves the checkpoint; a failure is logged and counted, and the next save tries again
+    /// (a checkpoint only saves work: the records after it are handled again, idempotently).
+    async fn save(&self, checkpoints: &Checkpoints, position: u64) -> bool {
+        match checkpoints.save(CHECKPOINT_NAME, position).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, position, "trigger manager: saving the checkpoint failed; carrying on");
+                self.stats
+                    .checkpoint_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                false
             }
         }
     }

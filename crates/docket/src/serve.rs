@@ -67,19 +67,40 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
     }
     let automation = config.compiled_automation.clone();
     if !automation.triggers.is_empty() {
-        let manager = automation::TriggerManager::new(
-            store.clone(),
-            automation.clone(),
-            Arc::new(blueprints.clone()),
-            Some(automation::webhook::WebhookRequests::new(store.clone())),
-        );
+        let store = store.clone();
+        let automation = automation.clone();
+        let blueprints = Arc::new(blueprints.clone());
         // The manager's future cannot be proven `Send` (sqlx's higher-ranked executor bounds,
         // rust-lang/rust#102211), so it runs on a blocking thread of this runtime: same
-        // runtime, same I/O driver, no `Send` needed.
+        // runtime, same I/O driver, no `Send` needed. It only returns on an error it cannot
+        // carry on from (the database unreachable at start): restarted from its checkpoint
+        // with backoff, 1 s doubling to a minute, back to 1 s after a minute of running.
         let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
-            if let Err(error) = runtime.block_on(manager.run()) {
-                tracing::error!(%error, "the trigger manager stopped");
+            const RESTART_DELAY_MAX: std::time::Duration = std::time::Duration::from_secs(60);
+            let mut delay = std::time::Duration::from_secs(1);
+            loop {
+                let manager = automation::TriggerManager::new(
+                    store.clone(),
+                    automation.clone(),
+                    blueprints.clone(),
+                    Some(automation::webhook::WebhookRequests::new(store.clone())),
+                );
+                let started = std::time::Instant::now();
+                let result = runtime.block_on(manager.run());
+                if started.elapsed() >= RESTART_DELAY_MAX {
+                    delay = std::time::Duration::from_secs(1);
+                }
+                match result {
+                    Ok(()) => {
+                        tracing::error!(retry_in = ?delay, "the trigger manager stopped; restarting")
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, retry_in = ?delay, "the trigger manager stopped; restarting")
+                    }
+                }
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(RESTART_DELAY_MAX);
             }
         });
     }

@@ -265,10 +265,31 @@ impl RoutingConfig {
             ));
         }
         for rule in &priority.keywords {
-            if rule.rule_id.is_empty() || rule.rule_id.chars().any(char::is_whitespace) {
+            // The id goes into every `PriorityChangedByRule` the rule causes, and the decider
+            // refuses one it would not take as a token: such a rule would match and be refused
+            // every round.
+            if rule.rule_id.is_empty()
+                || rule
+                    .rule_id
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control())
+            {
                 return Err((
                     "routing.priority.keywords.rule_id".to_owned(),
-                    format!("{:?} must be a word without spaces", rule.rule_id),
+                    format!(
+                        "{:?} must be a word without spaces or control characters",
+                        rule.rule_id
+                    ),
+                ));
+            }
+            if rule.rule_id.len() > domain::limits::IDENTIFIER_BYTES_MAX {
+                return Err((
+                    "routing.priority.keywords.rule_id".to_owned(),
+                    format!(
+                        "{:?} is longer than {} bytes",
+                        rule.rule_id,
+                        domain::limits::IDENTIFIER_BYTES_MAX
+                    ),
                 ));
             }
             if rule.phrases.is_empty() || rule.phrases.len() > RULE_PHRASES_MAX {

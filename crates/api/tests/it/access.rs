@@ -114,6 +114,59 @@ async fn customers_see_their_own_tickets_without_anything_internal() {
     .await;
 }
 
+/// Review #7 finding 5: the sentiment rule's "customer upset" flag was kept on the ticket but
+/// shown nowhere. Staff see it on the ticket; the customer does not.
+#[tokio::test]
+async fn staff_see_the_customer_upset_flag_and_the_customer_does_not() {
+    each_backend(|api| async move {
+        let world = World::new(&api).await;
+        let id = world.ticket_for(&api, &world.customer).await;
+        let path = format!("/v1/tickets/{id}");
+        let calm = api.get(&path, world.token("agent")).await;
+        assert_eq!(calm.body["customer_upset"], json!(false), "{}", calm.body);
+        let flag = domain::Command::FlagCustomerUpset(domain::FlagCustomerUpset {
+            rule_id: "sentiment.upset".to_owned(),
+            evidence: "worst service".to_owned(),
+        });
+        let ticket_id = domain::TicketId(id.parse().unwrap());
+        api::system_command(
+            &api.state,
+            ticket_id,
+            &flag,
+            uuid::Uuid::now_v7(),
+            json!({"source": "test"}),
+        )
+        .await
+        .unwrap();
+        for role in ["agent", "supervisor", "admin"] {
+            let staff = api.get(&path, world.token(role)).await;
+            assert_eq!(staff.status, StatusCode::OK, "{}", staff.body);
+            assert_eq!(
+                staff.body["customer_upset"],
+                json!(true),
+                "{role}: {}",
+                staff.body
+            );
+        }
+        let customer = world.token("customer");
+        let theirs = api.get(&path, customer).await;
+        assert_eq!(theirs.status, StatusCode::OK, "{}", theirs.body);
+        assert!(
+            theirs.body.get("customer_upset").is_none(),
+            "{}",
+            theirs.body
+        );
+        let trail = api.get(&format!("{path}/events"), customer).await;
+        assert!(
+            !event_types(&trail.body).contains(&"CustomerUpsetFlagged".to_owned()),
+            "{}",
+            trail.body
+        );
+        api
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_revoked_token_stops_working_at_once() {
     each_backend(|api| async move {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use automation::manager::{firing_command_id, TriggerManager};
 use domain::Role;
 use serde_json::{json, Value};
+use sqlx::ConnectOptions;
 use store::scratch::ScratchDb;
 use store::{Store, StreamId};
 use uuid::Uuid;
@@ -203,6 +204,132 @@ actions = [{ send_webhook = "pager" }, { send_webhook = "nobody" }]
     assert_eq!(delivery.event_type, "TicketCreated");
     assert_eq!(delivery.trigger.as_deref(), Some("page-on-refund"));
     assert_eq!(delivery.state, automation::webhook::DeliveryState::Pending);
+    drop(store);
+    db.cleanup().await;
+}
+
+/// Waits (bounded) until `done` holds, while the manager runs; the manager returning is a
+/// failure.
+async fn while_running(
+    run: impl std::future::Future<Output = Result<(), automation::manager::ManagerError>>,
+    scenario: impl std::future::Future<Output = ()>,
+) {
+    tokio::select! {
+        result = run => panic!("the trigger manager stopped: {result:?}"),
+        () = scenario => {}
+    }
+}
+
+async fn until(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..1_000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+#[tokio::test]
+async fn a_failed_checkpoint_save_is_logged_and_the_manager_carries_on() {
+    // review-7 finding 2: a failed save returned out of run(), and nothing restarted it.
+    use std::sync::atomic::Ordering::Relaxed;
+    let db = ScratchDb::sqlite().await;
+    let store = Store::open_with(db.config.clone()).await.unwrap();
+    let manager = TriggerManager::new(
+        store.clone(),
+        Arc::new(compile(CONFIG)),
+        Arc::new(catalog().clone()),
+        None,
+    );
+    let stats = manager.stats();
+    let path = db.sqlite_path().unwrap();
+    while_running(manager.run(), async {
+        issue_at(
+            &store,
+            Role::Customer,
+            create("Refund please", "the cup broke", json!({})),
+            at(0),
+        )
+        .await;
+        until("the first firing", || stats.appended.load(Relaxed) >= 1).await;
+        // The checkpoint table goes away: every save fails from now on.
+        let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query("DROP TABLE automation_checkpoints")
+            .execute(&mut connection)
+            .await
+            .unwrap();
+        until("a failed save", || {
+            stats.checkpoint_failures.load(Relaxed) >= 1
+        })
+        .await;
+        let before = stats.appended.load(Relaxed);
+        issue_at(
+            &store,
+            Role::Agent,
+            command(json!({"type": "add_tags", "tags": ["later"]})),
+            at(1),
+        )
+        .await;
+        until("a firing after the failed save", || {
+            stats.appended.load(Relaxed) > before
+        })
+        .await;
+    })
+    .await;
+    drop(store);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_record_that_keeps_failing_is_skipped_and_counted() {
+    // review-7 finding 8: an undecodable record was retried forever and stalled every trigger.
+    use std::sync::atomic::Ordering::Relaxed;
+    let db = ScratchDb::sqlite().await;
+    let store = Store::open_with(db.config.clone()).await.unwrap();
+    // A ticket stream whose first event does not decode.
+    let broken = StreamId::new(domain::TicketId(Uuid::from_u128(0x7001)).stream_id()).unwrap();
+    store
+        .append(
+            &broken,
+            store::ExpectedVersion::NoStream,
+            vec![store::NewEvent {
+                event_id: Uuid::now_v7(),
+                event_type: "TicketCreated".to_owned(),
+                schema_version: 1,
+                payload: serde_json::value::to_raw_value(&json!({"garbage": true})).unwrap(),
+                metadata: serde_json::value::to_raw_value(&json!({})).unwrap(),
+            }],
+            Uuid::now_v7(),
+        )
+        .await
+        .unwrap();
+    issue_at(
+        &store,
+        Role::Customer,
+        create("Refund please", "the cup broke", json!({})),
+        at(0),
+    )
+    .await;
+    let manager = TriggerManager::new(
+        store.clone(),
+        Arc::new(compile(CONFIG)),
+        Arc::new(catalog().clone()),
+        None,
+    );
+    let stats = manager.stats();
+    while_running(manager.run(), async {
+        until("the good ticket's firing", || {
+            stats.appended.load(Relaxed) >= 1
+        })
+        .await;
+    })
+    .await;
+    assert_eq!(stats.skipped.load(Relaxed), 1);
     drop(store);
     db.cleanup().await;
 }
