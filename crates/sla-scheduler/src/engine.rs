@@ -324,19 +324,28 @@ impl TicketSla {
                     clock.stopped_at = Some(at);
                 }
                 (None, true) => {
+                    let counted_until = clock.stopped_at.unwrap_or(at);
                     clock.since = Some(at);
                     clock.stopped_at = None;
                     if clock.cause != Some(RecomputeCause::NewCycle) {
                         clock.cause = Some(RecomputeCause::Resumed);
                     }
-                    clock.recompute(at, policy, target, warning, calendar);
+                    clock.recompute(at, counted_until, policy, target, warning, calendar);
                 }
-                (Some(_), true)
+                // Counting, or paused with a due time recorded: a new target or policy moves the
+                // due time to `add(now, new_target - elapsed)` (docs/sla.md). A paused clock's
+                // due time then moves out again by the business time paused when it resumes.
+                (since, counting)
                     if targets_may_change
+                        && (counting || (clock.active && clock.due_at.is_some()))
                         && (clock.target != target || clock.computed_for != self.policy) =>
                 {
+                    let counted_until = match since {
+                        Some(_) => at,
+                        None => clock.stopped_at.unwrap_or(at),
+                    };
                     let old_due = clock.due_at;
-                    clock.recompute(at, policy, target, warning, calendar);
+                    clock.recompute(at, counted_until, policy, target, warning, calendar);
                     if clock.due_at != old_due && clock.cause != Some(RecomputeCause::NewCycle) {
                         clock.cause = Some(if policy_changed {
                             RecomputeCause::PolicyChanged
@@ -525,10 +534,14 @@ impl Clock {
     }
 
     /// Due and warning times from now (`at`), the business time left and the calendar. A target
-    /// already used up is due at once, unless it was already due (then it keeps its due time).
+    /// already used up is due at once, unless it was already due while the clock counted (up to
+    /// `counted_until`: now, or when a paused clock stopped): then it keeps its due time. A
+    /// paused clock is never due while paused, so a due time that fell in the pause does not
+    /// stand: the clock is due when it counts again.
     fn recompute(
         &mut self,
         at: Timestamp,
+        counted_until: Timestamp,
         policy: Option<usize>,
         target: Option<SignedDuration>,
         warning: Option<crate::policy::Warning>,
@@ -544,7 +557,7 @@ impl Clock {
         let add = |duration: SignedDuration| calendar.add(at, duration).ok();
         if self.elapsed < target {
             self.due_at = add(target - self.elapsed);
-        } else if self.breached || self.due_at.is_some_and(|due| due <= at) {
+        } else if self.breached || self.due_at.is_some_and(|due| due <= counted_until) {
             // Already due: the due time stands.
         } else {
             self.due_at = Some(at);

@@ -205,3 +205,53 @@ fn a_new_cycle_due_when_the_last_one_was_is_recorded() {
         m00030 t1 SlaRecomputed office periodic_update NewCycle 600->600 elapsed=0m (new cycle: periodic_update target 8h00m for priority normal under policy office matched channel email; 0h00m of business time already counted; due 2026-11-02T10:00:00Z -> 2026-11-02T10:00:00Z)"#]]
     .assert_eq(&world.take());
 }
+
+/// Regression (found by the simulation, seed 13673442650964680909): a priority change while the
+/// resolution clock is paused moved nothing; the recompute (when the policy changed) recorded the
+/// old due time. The due time moves to `add(now, new_target - elapsed)` as for a running clock,
+/// and out again by the business time paused when the clock resumes. A target used up during a
+/// pause falls due when the clock counts again, not at the change (a paused clock is never due).
+#[test]
+fn a_priority_change_while_paused_recomputes_the_due_time() {
+    let mut world = World::new(policies(&office()));
+    // t1: two business hours counted (09:00–11:00 Shanghai), then pending; urgent at 12:00:
+    // 4h − 2h left from 12:00 is 15:00 (minute 420); resumed on Tuesday at 08:00, due 11:00
+    // (minute 1620).
+    // t2: five business hours counted (09:00–15:00 less lunch), then pending; urgent at 16:00
+    // uses the 4h target up: no warning or breach while paused; both when it resumes.
+    world.create(1, 1, "normal").create(2, 2, "normal").at(60);
+    world
+        .reply(1)
+        .transition(1, "start")
+        .reply(2)
+        .transition(2, "start")
+        .at(180);
+    world.transition(1, "ask_customer").at(240);
+    world.priority(1, "urgent").at(420);
+    world.transition(2, "ask_customer").at(480);
+    world.priority(2, "urgent").at(24 * 60);
+    world
+        .transition(1, "resume")
+        .transition(2, "resume")
+        .at(2 * 24 * 60);
+    expect![[r#"
+        m00000 t1 SlaApplied office [first_response@360 periodic_update@600 resolution@2040] (policy office matched channel email; calendar office; priority normal)
+        m00000 t2 SlaApplied office [first_response@360 periodic_update@600 resolution@2040] (policy office matched channel email; calendar office; priority normal)
+        m00060 t1 SlaRecomputed office periodic_update NewCycle 600->600 elapsed=0m (new cycle: periodic_update target 8h00m for priority normal under policy office matched channel email; 0h00m of business time already counted; due 2026-11-02T10:00:00Z -> 2026-11-02T10:00:00Z)
+        m00060 t2 SlaRecomputed office periodic_update NewCycle 600->600 elapsed=0m (new cycle: periodic_update target 8h00m for priority normal under policy office matched channel email; 0h00m of business time already counted; due 2026-11-02T10:00:00Z -> 2026-11-02T10:00:00Z)
+        m00240 t1 SlaRecomputed office resolution PriorityChanged 2040->420 elapsed=120m (priority changed: resolution target 4h00m for priority urgent under policy office matched channel email; 2h00m of business time already counted; due 2026-11-03T10:00:00Z -> 2026-11-02T07:00:00Z)
+        m00480 t2 SlaRecomputed office resolution PriorityChanged 2040->480 elapsed=300m (priority changed: resolution target 4h00m for priority urgent under policy office matched channel email; 5h00m of business time already counted; due 2026-11-03T10:00:00Z -> 2026-11-02T08:00:00Z)
+        m01440 t1 SlaRecomputed office periodic_update Resumed 600->1920 elapsed=120m (resumed after a pause: periodic_update target 8h00m for priority urgent under policy office matched channel email; 2h00m of business time already counted; due 2026-11-02T10:00:00Z -> 2026-11-03T08:00:00Z)
+        m01440 t1 SlaRecomputed office resolution Resumed 420->1620 elapsed=120m (resumed after a pause: resolution target 4h00m for priority urgent under policy office matched channel email; 2h00m of business time already counted; due 2026-11-02T07:00:00Z -> 2026-11-03T03:00:00Z)
+        m01440 t2 SlaRecomputed office periodic_update Resumed 600->1680 elapsed=300m (resumed after a pause: periodic_update target 8h00m for priority urgent under policy office matched channel email; 5h00m of business time already counted; due 2026-11-02T10:00:00Z -> 2026-11-03T04:00:00Z)
+        m01440 t2 SlaRecomputed office resolution Resumed 480->1440 elapsed=300m (resumed after a pause: resolution target 4h00m for priority urgent under policy office matched channel email; 5h00m of business time already counted; due 2026-11-02T08:00:00Z -> 2026-11-03T00:00:00Z)
+        m01440 t2 SlaWarningRaised office resolution due=1440
+        m01440 t2 SlaBreached office resolution due=1440 observed=1440
+        m01590 t1 SlaWarningRaised office resolution due=1620
+        m01620 t1 SlaBreached office resolution due=1620 observed=1620
+        m01650 t2 SlaWarningRaised office periodic_update due=1680
+        m01680 t2 SlaBreached office periodic_update due=1680 observed=1680
+        m01890 t1 SlaWarningRaised office periodic_update due=1920
+        m01920 t1 SlaBreached office periodic_update due=1920 observed=1920"#]]
+    .assert_eq(&world.take());
+}
