@@ -78,10 +78,10 @@ pub struct BlueprintsSection {
 impl Config {
     /// Loads `path`; a missing default file means defaults, a missing named file is an error.
     pub fn load(path: &Path, named: bool) -> anyhow::Result<(Config, domain::BlueprintCatalog)> {
-        let config = match std::fs::read_to_string(path) {
-            Ok(text) => parse(path, &text)?,
+        let (config, text) = match std::fs::read_to_string(path) {
+            Ok(text) => (parse(path, &text)?, text),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound && !named => {
-                Config::default()
+                (Config::default(), String::new())
             }
             Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
         };
@@ -107,6 +107,9 @@ impl Config {
             .collect();
         let catalog = domain::BlueprintCatalog::load(&borrowed)
             .map_err(|error| anyhow::anyhow!("{error}"))?;
+        check_transitions(&config.automation, &catalog, &text).map_err(|error| {
+            anyhow::anyhow!("{}", error.display_in(&path.display().to_string(), &text))
+        })?;
         Ok((config, catalog))
     }
 
@@ -226,6 +229,97 @@ fn line_of_key(text: &str, path: &str) -> Option<usize> {
     Some(text.get(..offset)?.matches('\n').count() + 1)
 }
 
+/// Every transition the automation section names must exist in a blueprint of the catalog, or
+/// every use of it would be refused at run time; where the system role takes it (trigger
+/// actions, time-based closes) some blueprint must let the system role take it.
+fn check_transitions(
+    section: &automation::AutomationSection,
+    catalog: &domain::BlueprintCatalog,
+    text: &str,
+) -> Result<(), automation::ConfigError> {
+    use automation::config::ActionConfig;
+    // (key, name, where it is written, taken by the system role)
+    let mut uses: Vec<(String, String, Option<std::ops::Range<usize>>, bool)> = Vec::new();
+    for (i, trigger) in section.triggers.iter().enumerate() {
+        for (j, action) in trigger.actions.get_ref().iter().enumerate() {
+            if let ActionConfig::Transition(name) = action.get_ref() {
+                let key = format!("automation.triggers[{i}].actions[{j}].transition");
+                uses.push((key, name.clone(), Some(action.span()), true));
+            }
+        }
+    }
+    for (i, config) in section.macros.iter().enumerate() {
+        if let Some(name) = &config.transition {
+            let key = format!("automation.macros[{i}].transition");
+            uses.push((key, name.get_ref().clone(), Some(name.span()), false));
+        }
+    }
+    if let Some(timed) = &section.timed {
+        // The values are not spanned one by one: find the line that sets the key, else the
+        // table's.
+        let span_of = |leaf: &str| {
+            let start = timed.span().start.min(text.len());
+            let mut offset = start;
+            for line in text[start..].split_inclusive('\n') {
+                let key = line.split('=').next().unwrap_or("").trim();
+                if line.contains('=') && (key == leaf || key.ends_with(&format!(".{leaf}"))) {
+                    return Some(offset..offset + line.len());
+                }
+                offset += line.len();
+            }
+            Some(timed.span())
+        };
+        let config = timed.get_ref();
+        if config.close_pending_after_hours.is_some() {
+            if let Some(name) = &config.close_pending_transition {
+                let leaf = "close_pending_transition";
+                uses.push((
+                    format!("automation.timed.{leaf}"),
+                    name.clone(),
+                    span_of(leaf),
+                    true,
+                ));
+            }
+        }
+        if config.close_solved_after_hours.is_some() {
+            let (leaf, name) = match &config.close_solved_transition {
+                Some(name) => ("close_solved_transition", name.clone()),
+                None => ("close_solved_after_hours", "close".to_owned()),
+            };
+            let key = "automation.timed.close_solved_transition".to_owned();
+            uses.push((key, name, span_of(leaf), true));
+        }
+    }
+    for (key, name, span, by_system) in uses {
+        let defined: Vec<&domain::Transition> = catalog
+            .iter()
+            .filter_map(|blueprint| blueprint.transition(&name))
+            .collect();
+        let message = if defined.is_empty() {
+            let mut known: Vec<&str> = catalog
+                .iter()
+                .flat_map(|blueprint| blueprint.transitions.iter().map(|t| t.name.as_str()))
+                .collect();
+            known.sort_unstable();
+            known.dedup();
+            format!(
+                "no blueprint has a transition {name:?}; known: {}",
+                known.join(", ")
+            )
+        } else if by_system
+            && !defined
+                .iter()
+                .any(|transition| transition.roles.contains(&domain::Role::System))
+        {
+            format!("the system role may not take transition {name:?} in any blueprint; automations act as the system")
+        } else {
+            continue;
+        };
+        return Err(automation::ConfigError { span, key, message });
+    }
+    Ok(())
+}
+
 /// The line where the key a policy error names is written: `sla.policies[1].calendar` is the
 /// `calendar` key after the second `[[sla.policies]]` header (or the header itself).
 fn line_of_path(text: &str, path: &str) -> Option<usize> {
@@ -336,5 +430,47 @@ mod tests {
             docket.toml:5: targets.first_response: "2 days" is not a duration such as "2h", "90m" or "1h30m"
             docket.toml:6: sla.policies[1]: unreachable: policy "p" before it has no conditions and matches every ticket
             docket.toml:7: automation.macros[0].reply: unknown placeholder {{customer.nmae}} at byte 3; known: {{customer.name}}, {{customer.email}}, {{ticket.number}}, {{ticket.subject}}, {{agent.name}}"#]].assert_eq(&actual.join("\n"));
+    }
+
+    /// Loads `text` as a docket.toml through `Config::load` (with the shipped blueprints).
+    fn load(text: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("docket-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("docket.toml");
+        std::fs::write(&path, text).unwrap();
+        let result = Config::load(&path, true);
+        std::fs::remove_dir_all(&dir).unwrap();
+        match result {
+            Ok(_) => "ok".to_owned(),
+            Err(error) => format!("{error:#}").replace(&path.display().to_string(), "docket.toml"),
+        }
+    }
+
+    #[test]
+    fn transition_names_in_automation_are_checked_against_the_blueprints() {
+        // review-7 finding 6: a typo meant every due close (or firing) was refused forever.
+        let cases = [
+            // Known names, the system allowed where it acts: fine.
+            "[automation.timed]\nclose_pending_after_hours = 168\nclose_pending_transition = \"expire\"\nclose_solved_after_hours = 48\n",
+            "[[automation.macros]]\nid = \"m\"\ntitle = \"M\"\ntransition = \"resolve\"\n",
+            // A typo in a trigger action, a macro, a timed rule; the default `close` is fine.
+            "[[automation.triggers]]\nid = \"t\"\non = [\"TicketCreated\"]\nactions = [\n  { add_tags = [\"x\"] },\n  { transition = \"clsoe\" },\n]\n",
+            "[[automation.macros]]\nid = \"m\"\ntitle = \"M\"\nadd_tags = [\"m\"]\n\n[[automation.macros]]\nid = \"n\"\ntitle = \"N\"\ntransition = \"reslove\"\n",
+            "[automation.timed]\nclose_pending_after_hours = 168\nclose_pending_transition = \"expier\"\n",
+            "[automation.timed]\nclose_solved_after_hours = 48\nclose_solved_transition = \"closed\"\n",
+            // Names that exist but the system role may not take, where the system acts.
+            "[automation.timed]\nclose_pending_after_hours = 168\nclose_pending_transition = \"cancel\"\n",
+            "[[automation.triggers]]\nid = \"t\"\non = [\"TicketCreated\"]\nactions = [{ transition = \"resolve\" }]\n",
+        ];
+        let actual: Vec<String> = cases.iter().map(|text| load(text)).collect();
+        expect_test::expect![[r#"
+            ok
+            ok
+            docket.toml:6: automation.triggers[0].actions[1].transition: no blueprint has a transition "clsoe"; known: approve, approve_large, ask_customer, cancel, close, confirm, expire, mark_refunded, reject, request_evidence, resolve, resume, resume_review, schedule_follow_up, start, start_review
+            docket.toml:9: automation.macros[1].transition: no blueprint has a transition "reslove"; known: approve, approve_large, ask_customer, cancel, close, confirm, expire, mark_refunded, reject, request_evidence, resolve, resume, resume_review, schedule_follow_up, start, start_review
+            docket.toml:3: automation.timed.close_pending_transition: no blueprint has a transition "expier"; known: approve, approve_large, ask_customer, cancel, close, confirm, expire, mark_refunded, reject, request_evidence, resolve, resume, resume_review, schedule_follow_up, start, start_review
+            docket.toml:3: automation.timed.close_solved_transition: no blueprint has a transition "closed"; known: approve, approve_large, ask_customer, cancel, close, confirm, expire, mark_refunded, reject, request_evidence, resolve, resume, resume_review, schedule_follow_up, start, start_review
+            docket.toml:3: automation.timed.close_pending_transition: the system role may not take transition "cancel" in any blueprint; automations act as the system
+            docket.toml:4: automation.triggers[0].actions[0].transition: the system role may not take transition "resolve" in any blueprint; automations act as the system"#]].assert_eq(&actual.join("\n"));
     }
 }
