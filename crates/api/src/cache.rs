@@ -55,36 +55,66 @@ impl TicketCache {
 /// same time (an agent's and the SLA scheduler's) would both rest on the same version, and one
 /// would fail at the append and start over; taking turns, the second decides on what the
 /// first left in the cache and appends once. Other nodes still meet as version conflicts.
-/// An entry lives only while a command holds or awaits it, so the map holds at most the
-/// commands in flight.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TicketLocks {
-    inner: Arc<Mutex<HashMap<TicketId, Arc<tokio::sync::Mutex<()>>>>>,
+    inner: Mutex<Turns>,
 }
 
-/// The turn of one command on one ticket; the next one waiting goes when it drops.
+#[derive(Debug)]
+struct Turns {
+    locks: HashMap<TicketId, Arc<tokio::sync::Mutex<()>>>,
+    /// The size at which idle entries are swept out next.
+    sweep_at: usize,
+}
+
+/// Idle entries (nobody holds or awaits them) are swept out once the map reaches this size, or
+/// twice its size after the last sweep, so sweeping costs O(1) per turn. A swept entry is only
+/// one nobody points at; a waiter that went away (a client hung up) leaves nothing behind.
+pub const TICKET_TURNS_SWEEP_MIN: usize = 1024;
+
+impl Default for TicketLocks {
+    fn default() -> TicketLocks {
+        TicketLocks {
+            inner: Mutex::new(Turns {
+                locks: HashMap::new(),
+                sweep_at: TICKET_TURNS_SWEEP_MIN,
+            }),
+        }
+    }
+}
+
+/// The turn of one command (or of a batch of scheduled work) on one ticket; the next one
+/// waiting goes when it drops.
 #[derive(Debug)]
 pub struct TicketTurn {
-    ticket_id: TicketId,
-    locks: Arc<Mutex<HashMap<TicketId, Arc<tokio::sync::Mutex<()>>>>>,
-    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    _guard: tokio::sync::OwnedMutexGuard<()>,
 }
 
 impl TicketLocks {
-    /// Waits for the ticket's turn.
-    pub async fn turn(&self, ticket_id: TicketId) -> TicketTurn {
-        let lock = self
+    fn lock_of(&self, ticket_id: TicketId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut turns = self
             .inner
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .entry(ticket_id)
-            .or_default()
-            .clone();
-        TicketTurn {
-            ticket_id,
-            locks: self.inner.clone(),
-            guard: Some(lock.lock_owned().await),
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if turns.locks.len() >= turns.sweep_at {
+            turns.locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+            turns.sweep_at = (turns.locks.len() * 2).max(TICKET_TURNS_SWEEP_MIN);
         }
+        turns.locks.entry(ticket_id).or_default().clone()
+    }
+
+    /// Waits for the ticket's turn.
+    pub async fn turn(&self, ticket_id: TicketId) -> TicketTurn {
+        TicketTurn {
+            _guard: self.lock_of(ticket_id).lock_owned().await,
+        }
+    }
+
+    /// The ticket's turn if nobody holds it now; never waits (a batch that holds many turns at
+    /// once takes them this way, so it can never wait in a cycle).
+    pub fn try_turn(&self, ticket_id: TicketId) -> Option<TicketTurn> {
+        let guard = self.lock_of(ticket_id).try_lock_owned().ok()?;
+        Some(TicketTurn { _guard: guard })
     }
 
     #[cfg(test)]
@@ -92,25 +122,8 @@ impl TicketLocks {
         self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .len()
-    }
-}
-
-impl Drop for TicketTurn {
-    fn drop(&mut self) {
-        let mut locks = self
             .locks
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        // Nobody else holds or waits for the lock when only the map and this turn point at it;
-        // newcomers clone it under the map's lock, so none can slip in meanwhile.
-        if locks
-            .get(&self.ticket_id)
-            .is_some_and(|lock| Arc::strong_count(lock) == 2)
-        {
-            locks.remove(&self.ticket_id);
-        }
-        drop(self.guard.take());
+            .len()
     }
 }
 
@@ -119,13 +132,13 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn commands_on_one_ticket_take_turns_and_the_map_empties() {
+    async fn commands_on_one_ticket_take_turns_and_idle_entries_are_swept() {
         let locks = Arc::new(TicketLocks::default());
         let id = TicketId(uuid::Uuid::from_u128(1));
-        let other = TicketId(uuid::Uuid::from_u128(2));
         let first = locks.turn(id).await;
+        assert!(locks.try_turn(id).is_none(), "taken");
         // Another ticket does not wait.
-        let elsewhere = locks.turn(other).await;
+        let elsewhere = locks.turn(TicketId(uuid::Uuid::from_u128(2))).await;
         let waiting = tokio::spawn({
             let locks = locks.clone();
             async move { locks.turn(id).await }
@@ -137,10 +150,22 @@ mod tests {
         );
         drop(first);
         let second = waiting.await.unwrap();
-        assert_eq!(locks.len(), 2);
         drop(second);
         drop(elsewhere);
-        assert_eq!(locks.len(), 0, "no entry outlives its commands");
+        assert!(locks.try_turn(id).is_some(), "free again");
+        // Idle entries go at the sweep bound, held ones stay: tickets 1 and 2 and 1,022 more
+        // fill the map; the next turn sweeps all but ticket 1 and adds its own.
+        let held = locks.turn(id).await;
+        for n in 0..(TICKET_TURNS_SWEEP_MIN - 1) as u128 {
+            drop(locks.turn(TicketId(uuid::Uuid::from_u128(n + 10))).await);
+        }
+        assert_eq!(
+            locks.len(),
+            2,
+            "the held entry and the one taken after the sweep"
+        );
+        assert!(locks.try_turn(id).is_none(), "still held");
+        drop(held);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use store::{AppendError, ExpectedVersion, NewEvent, StreamId};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::cache::TicketTurn;
 use crate::error::ApiError;
 use crate::tickets::{catch_up, stream_id, system_command, CommandMetadata, SystemOutcome};
 use crate::AppState;
@@ -93,8 +94,8 @@ impl CommandSink for ApiSink {
 /// a time (a chunk commits while the next is read and decided). The store keeps its invariants
 /// (versions, hash chain, command id idempotency), so the outcome is the per-command path's.
 /// Anything else — a rejection or a no-op (confirmed against the log there), a version
-/// conflict, a reused command id — goes the per-command path, as do each ticket's later items
-/// (after its first has been answered).
+/// conflict, a reused command id, a ticket whose turn a command in flight holds — goes the
+/// per-command path, as do each ticket's later items (after its first has been answered).
 async fn issue_batch(
     sink: &ApiSink,
     clock: &dyn sla_scheduler::Clock,
@@ -113,6 +114,11 @@ async fn issue_batch(
     let mut failed: HashSet<TicketId> = HashSet::new();
     let mut fallback: Vec<Work> = Vec::new();
     let mut queued = Vec::with_capacity(work.len());
+    // The batch takes its tickets' turns (without waiting: it holds many at once), so that it
+    // does not race a command in flight on the same ticket to the same version; a ticket whose
+    // turn is taken goes the per-command path, which waits for it. The turns are held until
+    // the appends are answered and cached.
+    let mut turns: HashMap<TicketId, TicketTurn> = HashMap::new();
     // Chunk by chunk: the appends of one chunk commit while the next is read and decided.
     let mut work = work.into_iter().peekable();
     while work.peek().is_some() {
@@ -122,6 +128,17 @@ async fn issue_batch(
         for item in &chunk {
             if fallen.contains(&item.ticket) || failed.contains(&item.ticket) {
                 continue;
+            }
+            if let std::collections::hash_map::Entry::Vacant(entry) = turns.entry(item.ticket) {
+                match state.inner.ticket_turns.try_turn(item.ticket) {
+                    Some(turn) => {
+                        entry.insert(turn);
+                    }
+                    None => {
+                        fallen.insert(item.ticket);
+                        continue;
+                    }
+                }
             }
             if let std::collections::hash_map::Entry::Vacant(entry) = tickets.entry(item.ticket) {
                 match state.inner.tickets.get(item.ticket) {
@@ -249,6 +266,8 @@ async fn issue_batch(
             Err(_) => fallback.push(item),
         }
     }
+    // The per-command path takes each ticket's turn itself.
+    drop(turns);
     // The per-command path, for the rest: one ticket's items in order, tickets concurrently.
     if !fallback.is_empty() {
         fallback.sort_by_key(|item| item.due_at);
