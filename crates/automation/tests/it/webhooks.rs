@@ -333,3 +333,35 @@ async fn outcomes_recorded_by_another_dispatcher_are_not_attempted_again() {
     drop(store);
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn two_concurrent_subscriptions_with_one_name_make_one_subscription() {
+    // review-7 finding 11: both read "no such name", then both appended with ExpectedVersion::Any.
+    let db = ScratchDb::sqlite().await;
+    let store = Store::open_with(db.config.clone()).await.unwrap();
+    let url = "https://example.com/hook";
+    for round in 0..10 {
+        let name = format!("crm-{round}");
+        let types = || vec!["TagsAdded".to_owned()];
+        let (first, second) = tokio::join!(
+            subscribe(&store, &name, url, types(), at(round)),
+            subscribe(&store, &name, url, types(), at(round)),
+        );
+        let outcomes = [first.unwrap(), second.unwrap()];
+        let made = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+        assert_eq!(made, 1, "round {round}: {outcomes:?}");
+        assert!(
+            outcomes.iter().any(|outcome| matches!(
+                outcome,
+                Err(automation::webhook::SubscriptionError::NameTaken { .. })
+            )),
+            "round {round}: {outcomes:?}"
+        );
+    }
+    let subscriptions = automation::webhook::Subscriptions::load(&store)
+        .await
+        .unwrap();
+    assert_eq!(subscriptions.by_id.len(), 10);
+    drop(store);
+    db.cleanup().await;
+}
