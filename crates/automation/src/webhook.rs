@@ -364,6 +364,9 @@ impl DeliveryLog {
 #[derive(Clone, Debug, Default)]
 pub struct Subscriptions {
     pub by_id: BTreeMap<Uuid, WebhookSubscribed>,
+    /// Each live subscription's log position: the position of its `WebhookSubscribed` record.
+    /// Only events after it are delivered to it.
+    pub since: BTreeMap<Uuid, u64>,
 }
 
 impl Subscriptions {
@@ -371,16 +374,27 @@ impl Subscriptions {
         match record.event_type.as_str() {
             "WebhookSubscribed" => {
                 if let Ok(subscribed) = serde_json::from_str::<WebhookSubscribed>(&record.payload) {
+                    self.since
+                        .insert(subscribed.subscription_id, record.position);
                     self.by_id.insert(subscribed.subscription_id, subscribed);
                 }
             }
             "WebhookUnsubscribed" => {
                 if let Ok(gone) = serde_json::from_str::<WebhookUnsubscribed>(&record.payload) {
                     self.by_id.remove(&gone.subscription_id);
+                    self.since.remove(&gone.subscription_id);
                 }
             }
             _ => {}
         }
+    }
+
+    /// Whether `record` came after `subscription` was created (events before it are never
+    /// delivered to it, however late the dispatcher reads them).
+    pub fn is_after(&self, subscription: Uuid, record: &Record) -> bool {
+        self.since
+            .get(&subscription)
+            .is_some_and(|since| record.position > *since)
     }
 
     pub fn by_name(&self, name: &str) -> Option<&WebhookSubscribed> {
@@ -391,6 +405,12 @@ impl Subscriptions {
 
     /// Reads the whole `webhooks` stream.
     pub async fn load(store: &Store) -> Result<Subscriptions, StoreError> {
+        Ok(Subscriptions::load_versioned(store).await?.0)
+    }
+
+    /// Reads the whole `webhooks` stream; also answers the stream's version (0: no stream), so
+    /// that a change decided on what was read appends only if nothing came in between.
+    pub async fn load_versioned(store: &Store) -> Result<(Subscriptions, u64), StoreError> {
         let mut subscriptions = Subscriptions::default();
         let stream = subscriptions_stream();
         let mut from = 1;
@@ -400,7 +420,7 @@ impl Subscriptions {
                 .await?;
             page.iter().for_each(|record| subscriptions.apply(record));
             if page.len() < store::READ_LIMIT_MAX {
-                return Ok(subscriptions);
+                return Ok((subscriptions, from - 1 + page.len() as u64));
             }
             from += page.len() as u64;
         }
@@ -538,6 +558,28 @@ async fn append_once<T: Serialize>(
     command_id: Uuid,
     at: Timestamp,
 ) -> Result<(), AppendError> {
+    append_expecting(
+        store,
+        stream,
+        ExpectedVersion::Any,
+        event_type,
+        payload,
+        command_id,
+        at,
+    )
+    .await
+}
+
+/// Appends one event to a webhook stream if it is at `expected`, idempotently by `command_id`.
+async fn append_expecting<T: Serialize>(
+    store: &Store,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    event_type: &str,
+    payload: &T,
+    command_id: Uuid,
+    at: Timestamp,
+) -> Result<(), AppendError> {
     let metadata = json!({
         "actor": {"role": "system", "id": crate::manager::AUTOMATION_ACTOR, "name": "webhooks"},
         "command_id": command_id,
@@ -547,7 +589,7 @@ async fn append_once<T: Serialize>(
     store
         .append(
             stream,
-            ExpectedVersion::Any,
+            expected,
             vec![new_event(event_type, payload, &metadata)],
             command_id,
         )
@@ -596,10 +638,6 @@ pub async fn subscribe(
     event_types: Vec<String>,
     at: Timestamp,
 ) -> Result<Result<WebhookSubscribed, SubscriptionError>, AppendError> {
-    let subscriptions = Subscriptions::load(store).await?;
-    if let Err(error) = check_subscription(&subscriptions, name, url, &event_types) {
-        return Ok(Err(error));
-    }
     let subscribed = WebhookSubscribed {
         subscription_id: Uuid::now_v7(),
         name: name.to_owned(),
@@ -607,17 +645,41 @@ pub async fn subscribe(
         event_types,
     };
     let command_id = Uuid::now_v7();
-    append_once(
-        store,
-        &subscriptions_stream(),
-        "WebhookSubscribed",
-        &subscribed,
-        command_id,
-        at,
-    )
-    .await?;
-    Ok(Ok(subscribed))
+    // Checked on what was read, appended only if the stream is still at the version read: two
+    // admins subscribing one name at once make one subscription, the other is told the name is
+    // taken.
+    let mut attempt = 1;
+    loop {
+        let (subscriptions, version) = Subscriptions::load_versioned(store).await?;
+        if let Err(error) = check_subscription(&subscriptions, name, url, &subscribed.event_types) {
+            return Ok(Err(error));
+        }
+        let expected = match version {
+            0 => ExpectedVersion::NoStream,
+            version => ExpectedVersion::Exact(version),
+        };
+        match append_expecting(
+            store,
+            &subscriptions_stream(),
+            expected,
+            "WebhookSubscribed",
+            &subscribed,
+            command_id,
+            at,
+        )
+        .await
+        {
+            Err(AppendError::WrongExpectedVersion { .. }) if attempt < SUBSCRIBE_ATTEMPTS_MAX => {
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+            Ok(()) => return Ok(Ok(subscribed)),
+        }
+    }
 }
+
+/// How often `subscribe` reads and checks again after another change came in between.
+pub const SUBSCRIBE_ATTEMPTS_MAX: u32 = 10;
 
 /// Ends a subscription: no further deliveries are scheduled or attempted for it; its delivery
 /// log stays readable.
@@ -670,6 +732,15 @@ impl WebhookRequests {
             );
             return Ok(());
         };
+        if !subscriptions.is_after(subscription.subscription_id, record) {
+            tracing::info!(
+                webhook = name,
+                trigger,
+                position = record.position,
+                "send_webhook on an event from before the subscription: not sent"
+            );
+            return Ok(());
+        }
         schedule(
             &self.store,
             subscription.subscription_id,
@@ -1068,6 +1139,9 @@ impl Dispatcher {
                             .event_types
                             .iter()
                             .any(|wanted| wanted == "*" || *wanted == record.event_type)
+                            && self
+                                .subscriptions
+                                .is_after(subscription.subscription_id, record)
                     })
                     .map(|subscription| subscription.subscription_id)
                     .collect();

@@ -333,3 +333,74 @@ async fn outcomes_recorded_by_another_dispatcher_are_not_attempted_again() {
     drop(store);
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn two_concurrent_subscriptions_with_one_name_make_one_subscription() {
+    // review-7 finding 11: both read "no such name", then both appended with ExpectedVersion::Any.
+    let db = ScratchDb::sqlite().await;
+    let store = Store::open_with(db.config.clone()).await.unwrap();
+    let url = "https://example.com/hook";
+    for round in 0..10 {
+        let name = format!("crm-{round}");
+        let types = || vec!["TagsAdded".to_owned()];
+        let (first, second) = tokio::join!(
+            subscribe(&store, &name, url, types(), at(round)),
+            subscribe(&store, &name, url, types(), at(round)),
+        );
+        let outcomes = [first.unwrap(), second.unwrap()];
+        let made = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+        assert_eq!(made, 1, "round {round}: {outcomes:?}");
+        assert!(
+            outcomes.iter().any(|outcome| matches!(
+                outcome,
+                Err(automation::webhook::SubscriptionError::NameTaken { .. })
+            )),
+            "round {round}: {outcomes:?}"
+        );
+    }
+    let subscriptions = automation::webhook::Subscriptions::load(&store)
+        .await
+        .unwrap();
+    assert_eq!(subscriptions.by_id.len(), 10);
+    drop(store);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_new_subscription_receives_only_events_after_it() {
+    // review-7 finding 10: a dispatcher catching up from its checkpoint scheduled events from
+    // before the subscription existed.
+    let db = ScratchDb::sqlite().await;
+    let store = Store::open_with(db.config.clone()).await.unwrap();
+    let clock = Arc::new(Mutex::new(at(0)));
+    let receiver = Receiver::reliable(clock.clone());
+    let url = start_receiver(receiver.clone()).await;
+    let ticket = Uuid::now_v7();
+    let before = append_ticket_event(&store, ticket, 1).await;
+    let subscription = subscribe(&store, "crm", &url, vec!["TagsAdded".to_owned()], at(0))
+        .await
+        .unwrap()
+        .unwrap()
+        .subscription_id;
+    receiver
+        .lock()
+        .unwrap()
+        .set_secret(subscription_secret(SIGNING_KEY, subscription));
+    let after = append_ticket_event(&store, ticket, 2).await;
+    let mut dispatcher = Dispatcher::open(
+        store.clone(),
+        Arc::from(SIGNING_KEY),
+        WebhookClient::new(None).unwrap(),
+    )
+    .await
+    .unwrap();
+    let now = at(0);
+    while dispatcher.catch_up(now).await.unwrap() > 0 {}
+    dispatcher.deliver_due(now).await.unwrap();
+    let log = delivery_log(&store, subscription).await.unwrap();
+    let scheduled: Vec<Uuid> = log.deliveries.iter().map(|d| d.event_id).collect();
+    assert_eq!(scheduled, vec![after], "not {before}");
+    assert_eq!(receiver.lock().unwrap().received(), [after].as_slice());
+    drop(store);
+    db.cleanup().await;
+}
