@@ -8,6 +8,7 @@
 //! with new timers.
 
 use std::collections::{BTreeSet, HashMap};
+use std::ops::Range;
 
 use domain::{Command, StateCategory, TicketId, TransitionTicket};
 use jiff::{SignedDuration, Timestamp};
@@ -30,19 +31,19 @@ pub const TIMED_DELAY_HOURS_MAX: i64 = 24 * 366;
 pub struct TimedConfig {
     /// Remind a customer whose ticket has waited on them this long (e.g. 72).
     #[serde(default)]
-    pub remind_pending_after_hours: Option<i64>,
+    pub remind_pending_after_hours: Option<Spanned<i64>>,
     /// The public reply sent as the reminder; placeholders as in macros, except `agent.name`.
     #[serde(default)]
-    pub reminder: Option<String>,
+    pub reminder: Option<Spanned<String>>,
     /// Close a ticket that has waited on the customer this long (e.g. 168, seven days).
     #[serde(default)]
-    pub close_pending_after_hours: Option<i64>,
+    pub close_pending_after_hours: Option<Spanned<i64>>,
     /// The blueprint transition that closes a pending ticket; the system must be allowed it.
     #[serde(default)]
     pub close_pending_transition: Option<String>,
     /// Close a solved ticket after this long (e.g. 48), and ask for the customer's rating.
     #[serde(default)]
-    pub close_solved_after_hours: Option<i64>,
+    pub close_solved_after_hours: Option<Spanned<i64>>,
     /// The blueprint transition that closes a solved ticket (default `close`).
     #[serde(default)]
     pub close_solved_transition: Option<String>,
@@ -80,44 +81,54 @@ pub struct TimedRules {
 impl TimedRules {
     pub(crate) fn compile(config: &Spanned<TimedConfig>) -> Result<TimedRules, ConfigError> {
         let key = "automation.timed";
-        let error = |name: &str, message: String| ConfigError {
-            span: Some(config.span()),
+        // An error points at the value it is about, or (for a missing one) at the value that
+        // needs it; the whole table only when neither is written.
+        let error = |name: &str, at: Option<Range<usize>>, message: String| ConfigError {
+            span: Some(at.unwrap_or_else(|| config.span())),
             key: format!("{key}.{name}"),
             message,
         };
-        let hours = |name: &str, value: Option<i64>| -> Result<_, ConfigError> {
+        let hours = |name: &str, value: Option<&Spanned<i64>>| -> Result<_, ConfigError> {
             match value {
                 None => Ok(None),
-                Some(hours) if (1..=TIMED_DELAY_HOURS_MAX).contains(&hours) => {
-                    Ok(Some(SignedDuration::from_hours(hours)))
-                }
+                Some(hours) if (1..=TIMED_DELAY_HOURS_MAX).contains(hours.get_ref()) => Ok(Some((
+                    SignedDuration::from_hours(*hours.get_ref()),
+                    hours.span(),
+                ))),
                 Some(hours) => Err(error(
                     name,
-                    format!("{hours} must be 1 to {TIMED_DELAY_HOURS_MAX} hours"),
+                    Some(hours.span()),
+                    format!(
+                        "{} must be 1 to {TIMED_DELAY_HOURS_MAX} hours",
+                        hours.get_ref()
+                    ),
                 )),
             }
         };
         let timed = config.get_ref();
         let remind_pending = match hours(
             "remind_pending_after_hours",
-            timed.remind_pending_after_hours,
+            timed.remind_pending_after_hours.as_ref(),
         )? {
             None => None,
-            Some(after) => {
-                let text = timed.reminder.as_deref().ok_or_else(|| {
+            Some((after, after_span)) => {
+                let text = timed.reminder.as_ref().ok_or_else(|| {
                     error(
                         "reminder",
+                        Some(after_span),
                         "remind_pending_after_hours needs a reminder text".to_owned(),
                     )
                 })?;
-                let template =
-                    Template::parse(text).map_err(|e| error("reminder", e.to_string()))?;
+                let at = Some(text.span());
+                let template = Template::parse(text.get_ref())
+                    .map_err(|e| error("reminder", at.clone(), e.to_string()))?;
                 if template
                     .placeholders()
                     .any(|p| p == crate::template::Placeholder::AgentName)
                 {
                     return Err(error(
                         "reminder",
+                        at,
                         "{{agent.name}} has no value in an automatic reminder".to_owned(),
                     ));
                 }
@@ -126,27 +137,31 @@ impl TimedRules {
         };
         let close_pending = match hours(
             "close_pending_after_hours",
-            timed.close_pending_after_hours,
+            timed.close_pending_after_hours.as_ref(),
         )? {
             None => None,
-            Some(after) => {
+            Some((after, after_span)) => {
                 let transition = timed.close_pending_transition.clone().ok_or_else(|| {
                     error(
                         "close_pending_transition",
+                        Some(after_span),
                         "close_pending_after_hours needs the transition that closes a pending ticket (one the system role may take)".to_owned(),
                     )
                 })?;
                 Some((after, transition))
             }
         };
-        let close_solved =
-            hours("close_solved_after_hours", timed.close_solved_after_hours)?.map(|after| {
-                let transition = timed
-                    .close_solved_transition
-                    .clone()
-                    .unwrap_or_else(|| "close".to_owned());
-                (after, transition)
-            });
+        let close_solved = hours(
+            "close_solved_after_hours",
+            timed.close_solved_after_hours.as_ref(),
+        )?
+        .map(|(after, _)| {
+            let transition = timed
+                .close_solved_transition
+                .clone()
+                .unwrap_or_else(|| "close".to_owned());
+            (after, transition)
+        });
         Ok(TimedRules {
             remind_pending,
             close_pending,

@@ -364,6 +364,9 @@ impl DeliveryLog {
 #[derive(Clone, Debug, Default)]
 pub struct Subscriptions {
     pub by_id: BTreeMap<Uuid, WebhookSubscribed>,
+    /// Each live subscription's log position: the position of its `WebhookSubscribed` record.
+    /// Only events after it are delivered to it.
+    pub since: BTreeMap<Uuid, u64>,
 }
 
 impl Subscriptions {
@@ -371,16 +374,27 @@ impl Subscriptions {
         match record.event_type.as_str() {
             "WebhookSubscribed" => {
                 if let Ok(subscribed) = serde_json::from_str::<WebhookSubscribed>(&record.payload) {
+                    self.since
+                        .insert(subscribed.subscription_id, record.position);
                     self.by_id.insert(subscribed.subscription_id, subscribed);
                 }
             }
             "WebhookUnsubscribed" => {
                 if let Ok(gone) = serde_json::from_str::<WebhookUnsubscribed>(&record.payload) {
                     self.by_id.remove(&gone.subscription_id);
+                    self.since.remove(&gone.subscription_id);
                 }
             }
             _ => {}
         }
+    }
+
+    /// Whether `record` came after `subscription` was created (events before it are never
+    /// delivered to it, however late the dispatcher reads them).
+    pub fn is_after(&self, subscription: Uuid, record: &Record) -> bool {
+        self.since
+            .get(&subscription)
+            .is_some_and(|since| record.position > *since)
     }
 
     pub fn by_name(&self, name: &str) -> Option<&WebhookSubscribed> {
@@ -718,6 +732,15 @@ impl WebhookRequests {
             );
             return Ok(());
         };
+        if !subscriptions.is_after(subscription.subscription_id, record) {
+            tracing::info!(
+                webhook = name,
+                trigger,
+                position = record.position,
+                "send_webhook on an event from before the subscription: not sent"
+            );
+            return Ok(());
+        }
         schedule(
             &self.store,
             subscription.subscription_id,
@@ -1116,6 +1139,9 @@ impl Dispatcher {
                             .event_types
                             .iter()
                             .any(|wanted| wanted == "*" || *wanted == record.event_type)
+                            && self
+                                .subscriptions
+                                .is_after(subscription.subscription_id, record)
                     })
                     .map(|subscription| subscription.subscription_id)
                     .collect();

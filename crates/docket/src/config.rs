@@ -174,15 +174,8 @@ fn parse(path: &Path, text: &str) -> anyhow::Result<Config> {
         );
     }
     if let Err((key, problem)) = config.routing.check() {
-        // Point at the line that sets the key when there is one.
-        let leaf = key.rsplit(['.', ' ']).next().unwrap_or(&key);
-        let line = text
-            .lines()
-            .position(|line| {
-                let line = line.trim_start();
-                line.starts_with(leaf) || line.contains(&format!("\"{leaf}\""))
-            })
-            .map(|index| format!(":{}", index + 1))
+        let line = line_of_key(text, &key)
+            .map(|line| format!(":{line}"))
             .unwrap_or_default();
         bail!("{}{line}: {key}: {problem}", path.display());
     }
@@ -191,6 +184,49 @@ fn parse(path: &Path, text: &str) -> anyhow::Result<Config> {
     })?;
     config.compiled_automation = Arc::new(automation);
     Ok(config)
+}
+
+/// The line (from 1) where the key `path` names is written, found in the parsed document (so
+/// inline tables, dotted keys and repeated `[[…]]` blocks are told apart): `path` is dotted,
+/// with `[n]` after an array's name for its element (`routing.priority.keywords[1].rule_id`).
+/// A key containing a dot is not found, and gets no line.
+fn line_of_key(text: &str, path: &str) -> Option<usize> {
+    use toml::de::{DeTable, DeValue};
+    let document = DeTable::parse(text).ok()?;
+    let mut table: &DeTable<'_> = document.get_ref();
+    let mut span = None;
+    let mut parts = path.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let (name, index) = match part.split_once('[') {
+            Some((name, index)) => (
+                name,
+                Some(index.trim_end_matches(']').parse::<usize>().ok()?),
+            ),
+            None => (part, None),
+        };
+        let (key, value) = table
+            .iter()
+            .find(|(key, _)| key.get_ref().as_ref() == name)?;
+        span = Some(key.span().start);
+        let mut value = value.get_ref();
+        if let Some(index) = index {
+            let DeValue::Array(array) = value else {
+                return None;
+            };
+            let element = array.get(index)?;
+            span = Some(element.span().start);
+            value = element.get_ref();
+        }
+        if parts.peek().is_none() {
+            break;
+        }
+        let DeValue::Table(inner) = value else {
+            return None;
+        };
+        table = inner;
+    }
+    let offset = span?;
+    Some(text.get(..offset)?.matches('\n').count() + 1)
 }
 
 /// Every transition the automation section names must exist in a blueprint of the catalog, or
@@ -335,6 +371,27 @@ mod tests {
             Ok(config) => format!("ok burst={}", config.api.rate_limit_burst),
             Err(error) => format!("{error:#}"),
         }
+    }
+
+    /// Review #7 finding 7: routing errors guessed the line from the key's last segment, so a
+    /// second team's `vip_group`, the second `[[routing.priority.keywords]]` block or a value in
+    /// an inline table pointed at the wrong line or none.
+    #[test]
+    fn routing_errors_point_at_the_line_of_the_key() {
+        let cases = [
+            "[routing.teams.Support]\nvip_group = \"Key\"\n[routing.teams.Billing]\nvip_group = \" \"\n",
+            "[[routing.priority.keywords]]\nrule_id = \"a\"\npriority = \"urgent\"\nphrases = [\"x\"]\n\n[[routing.priority.keywords]]\nrule_id = \"b c\"\npriority = \"urgent\"\nphrases = [\"y\"]\n",
+            "[[routing.priority.keywords]]\nrule_id = \"a\"\npriority = \"urgent\"\nphrases = [\"x\"]\n\n[[routing.priority.keywords]]\nrule_id = \"b\"\npriority = \"urgent\"\nphrases = [\" \"]\n",
+            "[routing.teams]\nSupport = {}\nBilling = { vip_group = \" \" }\n",
+            "[routing.teams.Billing]\nroute_by_language = true\nskills_by_type = { refund = [\"Bad Skill\"] }\n",
+        ];
+        let actual: Vec<String> = cases.iter().map(|text| check(text)).collect();
+        expect_test::expect![[r#"
+            docket.toml:4: routing.teams.Billing.vip_group: names no team
+            docket.toml:7: routing.priority.keywords[1].rule_id: "b c" must be a word without spaces or control characters
+            docket.toml:9: routing.priority.keywords[1].phrases: a phrase is empty
+            docket.toml:3: routing.teams.Billing.vip_group: names no team
+            docket.toml:3: routing.teams.Billing.skills_by_type.refund: "Bad Skill" is not a skill (lowercase ascii letters, digits, `_`, `-`)"#]].assert_eq(&actual.join("\n"));
     }
 
     #[test]

@@ -223,7 +223,8 @@ const CHANNELS: &[&str] = &["email", "web", "chat", "phone", "social", "app", "a
 
 impl RoutingConfig {
     /// What serde cannot check: `(key, problem)` of the first bad value, the key spelt as in
-    /// the file (`routing.priority.channels.fax`).
+    /// the file, with the index of an array element (`routing.priority.channels.fax`,
+    /// `routing.priority.keywords[1].rule_id`).
     pub fn check(&self) -> Result<(), (String, String)> {
         for (team, config) in &self.teams {
             if config
@@ -236,12 +237,14 @@ impl RoutingConfig {
                     "names no team".to_owned(),
                 ));
             }
-            let skills = config
-                .skills_by_type
-                .iter()
-                .chain(&config.skills_by_tag)
-                .flat_map(|(key, skills)| skills.iter().map(move |skill| (key, skill)));
-            for (key, skill) in skills {
+            let skills = [
+                ("skills_by_type", &config.skills_by_type),
+                ("skills_by_tag", &config.skills_by_tag),
+            ]
+            .into_iter()
+            .flat_map(|(map, skills)| skills.iter().map(move |(key, skills)| (map, key, skills)))
+            .flat_map(|(map, key, skills)| skills.iter().map(move |skill| (map, key, skill)));
+            for (map, key, skill) in skills {
                 let well_formed = !skill.is_empty()
                     && skill.len() <= domain::SKILL_BYTES_MAX
                     && skill.chars().all(|c| {
@@ -249,7 +252,7 @@ impl RoutingConfig {
                     });
                 if !well_formed {
                     return Err((
-                        format!("routing.teams.{team}: skills of {key}"),
+                        format!("routing.teams.{team}.{map}.{key}"),
                         format!(
                             "{skill:?} is not a skill (lowercase ascii letters, digits, `_`, `-`)"
                         ),
@@ -264,7 +267,7 @@ impl RoutingConfig {
                 format!("more than {KEYWORD_RULES_MAX} rules"),
             ));
         }
-        for rule in &priority.keywords {
+        for (index, rule) in priority.keywords.iter().enumerate() {
             // The id goes into every `PriorityChangedByRule` the rule causes, and the decider
             // refuses one it would not take as a token: such a rule would match and be refused
             // every round.
@@ -275,7 +278,7 @@ impl RoutingConfig {
                     .any(|c| c.is_whitespace() || c.is_control())
             {
                 return Err((
-                    "routing.priority.keywords.rule_id".to_owned(),
+                    format!("routing.priority.keywords[{index}].rule_id"),
                     format!(
                         "{:?} must be a word without spaces or control characters",
                         rule.rule_id
@@ -284,7 +287,7 @@ impl RoutingConfig {
             }
             if rule.rule_id.len() > domain::limits::IDENTIFIER_BYTES_MAX {
                 return Err((
-                    "routing.priority.keywords.rule_id".to_owned(),
+                    format!("routing.priority.keywords[{index}].rule_id"),
                     format!(
                         "{:?} is longer than {} bytes",
                         rule.rule_id,
@@ -294,13 +297,13 @@ impl RoutingConfig {
             }
             if rule.phrases.is_empty() || rule.phrases.len() > RULE_PHRASES_MAX {
                 return Err((
-                    format!("routing.priority.keywords.{}.phrases", rule.rule_id),
+                    format!("routing.priority.keywords[{index}].phrases"),
                     format!("must list 1 to {RULE_PHRASES_MAX} phrases"),
                 ));
             }
             if rule.phrases.iter().any(|phrase| phrase.trim().is_empty()) {
                 return Err((
-                    format!("routing.priority.keywords.{}.phrases", rule.rule_id),
+                    format!("routing.priority.keywords[{index}].phrases"),
                     "a phrase is empty".to_owned(),
                 ));
             }

@@ -34,6 +34,8 @@ fn errors_name_the_line_and_the_key() {
         "[automation.business_hours]\nzone = \"UTC\"\nmonday = [\"9am-6pm\"]\n",
         "[automation.timed]\nremind_pending_after_hours = 72\n",
         "[automation.timed]\nclose_solved_after_hours = 0\n",
+        "[automation.timed]\nremind_pending_after_hours = 72\nreminder = \"Hi {{agent.name}}\"\n",
+        "[automation.timed]\nreminder = \"Hi\"\nclose_pending_after_hours = 5\n",
     ];
     let actual: Vec<String> = cases.iter().map(|text| check(text)).collect();
     expect![[r#"
@@ -51,8 +53,10 @@ fn errors_name_the_line_and_the_key() {
         docket.toml:2: automation.macros[0]: a macro needs at least one of reply, note, add_tags, remove_tags, priority, transition
         docket.toml:2: automation.business_hours: unknown time zone "Mars/Olympus" (use an IANA name such as Asia/Shanghai)
         docket.toml:3: automation.business_hours.monday: "9am-6pm" is not an interval like "09:00-18:00"
-        docket.toml:1: automation.timed.reminder: remind_pending_after_hours needs a reminder text
-        docket.toml:1: automation.timed.close_solved_after_hours: 0 must be 1 to 8784 hours"#]].assert_eq(&actual.join("\n"));
+        docket.toml:2: automation.timed.reminder: remind_pending_after_hours needs a reminder text
+        docket.toml:2: automation.timed.close_solved_after_hours: 0 must be 1 to 8784 hours
+        docket.toml:3: automation.timed.reminder: {{agent.name}} has no value in an automatic reminder
+        docket.toml:3: automation.timed.close_pending_transition: close_pending_after_hours needs the transition that closes a pending ticket (one the system role may take)"#]].assert_eq(&actual.join("\n"));
 }
 
 #[test]

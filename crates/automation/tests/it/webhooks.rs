@@ -365,3 +365,42 @@ async fn two_concurrent_subscriptions_with_one_name_make_one_subscription() {
     drop(store);
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_new_subscription_receives_only_events_after_it() {
+    // review-7 finding 10: a dispatcher catching up from its checkpoint scheduled events from
+    // before the subscription existed.
+    let db = ScratchDb::sqlite().await;
+    let store = Store::open_with(db.config.clone()).await.unwrap();
+    let clock = Arc::new(Mutex::new(at(0)));
+    let receiver = Receiver::reliable(clock.clone());
+    let url = start_receiver(receiver.clone()).await;
+    let ticket = Uuid::now_v7();
+    let before = append_ticket_event(&store, ticket, 1).await;
+    let subscription = subscribe(&store, "crm", &url, vec!["TagsAdded".to_owned()], at(0))
+        .await
+        .unwrap()
+        .unwrap()
+        .subscription_id;
+    receiver
+        .lock()
+        .unwrap()
+        .set_secret(subscription_secret(SIGNING_KEY, subscription));
+    let after = append_ticket_event(&store, ticket, 2).await;
+    let mut dispatcher = Dispatcher::open(
+        store.clone(),
+        Arc::from(SIGNING_KEY),
+        WebhookClient::new(None).unwrap(),
+    )
+    .await
+    .unwrap();
+    let now = at(0);
+    while dispatcher.catch_up(now).await.unwrap() > 0 {}
+    dispatcher.deliver_due(now).await.unwrap();
+    let log = delivery_log(&store, subscription).await.unwrap();
+    let scheduled: Vec<Uuid> = log.deliveries.iter().map(|d| d.event_id).collect();
+    assert_eq!(scheduled, vec![after], "not {before}");
+    assert_eq!(receiver.lock().unwrap().received(), [after].as_slice());
+    drop(store);
+    db.cleanup().await;
+}

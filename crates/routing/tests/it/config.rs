@@ -41,8 +41,8 @@ fn keyword_rule_ids_are_identifiers_the_decider_accepts() {
     expect![[r#"
         ok
         ok
-        routing.priority.keywords.rule_id: "k×129" is longer than 128 bytes
-        routing.priority.keywords.rule_id: "out\u{7}age" must be a word without spaces or control characters
-        routing.priority.keywords.rule_id: "out age" must be a word without spaces or control characters
-        routing.priority.keywords.rule_id: "" must be a word without spaces or control characters"#]].assert_eq(&actual.join("\n"));
+        routing.priority.keywords[0].rule_id: "k×129" is longer than 128 bytes
+        routing.priority.keywords[0].rule_id: "out\u{7}age" must be a word without spaces or control characters
+        routing.priority.keywords[0].rule_id: "out age" must be a word without spaces or control characters
+        routing.priority.keywords[0].rule_id: "" must be a word without spaces or control characters"#]].assert_eq(&actual.join("\n"));
 }
