@@ -144,6 +144,26 @@ pub(crate) async fn start_receiver(receiver: Shared) -> String {
     format!("http://{address}/hooks")
 }
 
+/// Subscribes "crm" to `TagsAdded` at `url` and gives the receiver the subscription's secret, so
+/// it can check signatures; the subscription's id.
+pub(crate) async fn subscribe_receiver(
+    store: &Store,
+    receiver: &Shared,
+    url: &str,
+    now: Timestamp,
+) -> Uuid {
+    let subscription = subscribe(store, "crm", url, vec!["TagsAdded".to_owned()], now)
+        .await
+        .unwrap()
+        .unwrap()
+        .subscription_id;
+    receiver
+        .lock()
+        .unwrap()
+        .set_secret(subscription_secret(SIGNING_KEY, subscription));
+    subscription
+}
+
 pub(crate) async fn append_ticket_event(store: &Store, ticket: Uuid, version: u64) -> Uuid {
     let stream = StreamId::new(format!("ticket-{ticket}")).unwrap();
     let event_id = Uuid::now_v7();
@@ -294,15 +314,7 @@ async fn outcomes_recorded_by_another_dispatcher_are_not_attempted_again() {
     let clock = Arc::new(Mutex::new(at(0)));
     let receiver = Receiver::reliable(clock.clone());
     let url = start_receiver(receiver.clone()).await;
-    let subscription = subscribe(&store, "crm", &url, vec!["TagsAdded".to_owned()], at(0))
-        .await
-        .unwrap()
-        .unwrap()
-        .subscription_id;
-    receiver
-        .lock()
-        .unwrap()
-        .set_secret(subscription_secret(SIGNING_KEY, subscription));
+    subscribe_receiver(&store, &receiver, &url, at(0)).await;
     let ticket = Uuid::now_v7();
     let mut sent = Vec::new();
     for version in 1..=3 {
@@ -377,15 +389,7 @@ async fn a_new_subscription_receives_only_events_after_it() {
     let url = start_receiver(receiver.clone()).await;
     let ticket = Uuid::now_v7();
     let before = append_ticket_event(&store, ticket, 1).await;
-    let subscription = subscribe(&store, "crm", &url, vec!["TagsAdded".to_owned()], at(0))
-        .await
-        .unwrap()
-        .unwrap()
-        .subscription_id;
-    receiver
-        .lock()
-        .unwrap()
-        .set_secret(subscription_secret(SIGNING_KEY, subscription));
+    let subscription = subscribe_receiver(&store, &receiver, &url, at(0)).await;
     let after = append_ticket_event(&store, ticket, 2).await;
     let mut dispatcher = Dispatcher::open(
         store.clone(),

@@ -10,9 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use automation::webhook::{
-    delivery_log, subscribe, subscription_secret, DeliveryState, DISPATCHER_LOCK,
-};
+use automation::webhook::{delivery_log, DeliveryState, DISPATCHER_LOCK};
 use automation::{run_elected, DispatcherSetup, DispatcherStats, WebhookClient};
 use jiff::Timestamp;
 use sla_scheduler::Leadership;
@@ -21,7 +19,9 @@ use store::Store;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::webhooks::{append_ticket_event, start_receiver, Receiver, SIGNING_KEY};
+use crate::webhooks::{
+    append_ticket_event, start_receiver, subscribe_receiver, Receiver, SIGNING_KEY,
+};
 
 #[derive(Debug)]
 struct WallClock;
@@ -84,21 +84,7 @@ async fn two_dispatchers_on_one_postgresql_deliver_once_and_fail_over() {
     let store_b = Store::open_with(db.config.clone()).await.unwrap();
     let receiver = Receiver::reliable(Arc::new(Mutex::new(Timestamp::now())));
     let url = start_receiver(receiver.clone()).await;
-    let subscription = subscribe(
-        &store_a,
-        "crm",
-        &url,
-        vec!["TagsAdded".to_owned()],
-        Timestamp::now(),
-    )
-    .await
-    .unwrap()
-    .unwrap()
-    .subscription_id;
-    receiver
-        .lock()
-        .unwrap()
-        .set_secret(subscription_secret(SIGNING_KEY, subscription));
+    let subscription = subscribe_receiver(&store_a, &receiver, &url, Timestamp::now()).await;
     let delivered = |count: usize| {
         let store = store_a.clone();
         move || {
