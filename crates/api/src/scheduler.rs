@@ -4,7 +4,7 @@
 //! background, with the node's leadership, and keeps its stats for `/metrics`.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use domain::{CommandContext, Event, Ticket, TicketId};
 use jiff::Timestamp;
@@ -31,6 +31,40 @@ pub type SourceFactory = Arc<dyn Fn() -> Vec<Box<dyn TimerSource>> + Send + Sync
 pub struct ApiSink {
     state: AppState,
     chunk_work_max: usize,
+    prefetched: Arc<Mutex<Prefetched>>,
+}
+
+/// Most tickets held read ahead of their timers (`CommandSink::prefetch`); beyond it, tickets
+/// are read when their work falls due.
+pub const PREFETCHED_MAX: usize = 250_000;
+/// How long a ticket read ahead is kept for a timer that did not fire (it was answered, or its
+/// due time moved).
+pub const PREFETCHED_KEEP: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Tickets read ahead of their timers, with when they were read; a batch takes them out. Only a
+/// starting point: a batch decides on the cached ticket instead when that one is newer, and the
+/// append's expected version turns a ticket changed elsewhere into a conflict, decided again on
+/// the per-command path.
+#[derive(Debug, Default)]
+struct Prefetched {
+    tickets: HashMap<TicketId, (Ticket, std::time::Instant)>,
+    swept: Option<std::time::Instant>,
+}
+
+impl Prefetched {
+    /// Drops what was kept longer than `PREFETCHED_KEEP`, at most once per `PREFETCHED_KEEP`.
+    fn sweep(&mut self) {
+        let now = std::time::Instant::now();
+        if self
+            .swept
+            .is_some_and(|swept| now.duration_since(swept) < PREFETCHED_KEEP)
+        {
+            return;
+        }
+        self.swept = Some(now);
+        self.tickets
+            .retain(|_, (_, read)| now.duration_since(*read) < PREFETCHED_KEEP);
+    }
 }
 
 impl ApiSink {
@@ -38,6 +72,32 @@ impl ApiSink {
         ApiSink {
             state,
             chunk_work_max: BATCH_CHUNK_WORK_MAX,
+            prefetched: Arc::default(),
+        }
+    }
+
+    /// How many tickets are held read ahead (tests, benchmarks).
+    pub fn prefetched(&self) -> usize {
+        self.lock_prefetched().tickets.len()
+    }
+
+    fn lock_prefetched(&self) -> std::sync::MutexGuard<'_, Prefetched> {
+        self.prefetched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The ticket a batch decides on: the cached one or the one read ahead, whichever is newer
+    /// (the one read ahead is taken out either way).
+    fn take_ticket(&self, ticket_id: TicketId) -> Option<Ticket> {
+        let ahead = self
+            .lock_prefetched()
+            .tickets
+            .remove(&ticket_id)
+            .map(|(ticket, _)| ticket);
+        match (self.state.inner.tickets.get(ticket_id), ahead) {
+            (Some(cached), Some(ahead)) if ahead.version > cached.version => Some(ahead),
+            (cached, ahead) => cached.or(ahead),
         }
     }
 
@@ -52,12 +112,49 @@ impl ApiSink {
 }
 
 impl CommandSink for ApiSink {
+    async fn prefetch(&self, tickets: Vec<TicketId>) {
+        let mut wanted: Vec<TicketId> = {
+            let mut prefetched = self.lock_prefetched();
+            prefetched.sweep();
+            let room = PREFETCHED_MAX.saturating_sub(prefetched.tickets.len());
+            let mut seen = HashSet::new();
+            tickets
+                .into_iter()
+                .filter(|ticket_id| {
+                    !prefetched.tickets.contains_key(ticket_id) && seen.insert(*ticket_id)
+                })
+                .take(room)
+                .collect()
+        };
+        // The cache holds the newest version of what this process wrote: no read for those.
+        wanted.retain(|ticket_id| self.state.inner.tickets.get(*ticket_id).is_none());
+        if wanted.is_empty() {
+            return;
+        }
+        let mut read: HashMap<TicketId, Ticket> = wanted
+            .iter()
+            .map(|ticket_id| (*ticket_id, Ticket::initial()))
+            .collect();
+        if let Err(error) = fold_streams(&self.state, &wanted, &mut read).await {
+            // Only a hint: the work reads its tickets when it falls due.
+            tracing::warn!(%error, "sla scheduler: reading tickets ahead failed");
+            return;
+        }
+        let now = std::time::Instant::now();
+        let mut prefetched = self.lock_prefetched();
+        for (ticket_id, ticket) in read {
+            if ticket.version > 0 {
+                prefetched.tickets.insert(ticket_id, (ticket, now));
+            }
+        }
+    }
+
     async fn issue_batch(
         self: Arc<Self>,
         clock: Arc<dyn sla_scheduler::Clock>,
         work: Vec<Work>,
     ) -> Vec<BatchOutcome> {
-        issue_batch(&self, clock.as_ref(), work).await
+        issue_batch(&self, clock, work).await
     }
 
     async fn issue(&self, work: &Work) -> Result<Issued, SinkError> {
@@ -98,7 +195,7 @@ impl CommandSink for ApiSink {
 /// per-command path, as do each ticket's later items (after its first has been answered).
 async fn issue_batch(
     sink: &ApiSink,
-    clock: &dyn sla_scheduler::Clock,
+    clock: Arc<dyn sla_scheduler::Clock>,
     work: Vec<Work>,
 ) -> Vec<BatchOutcome> {
     let state = &sink.state;
@@ -113,7 +210,7 @@ async fn issue_batch(
     let mut fallen: HashSet<TicketId> = HashSet::new();
     let mut failed: HashSet<TicketId> = HashSet::new();
     let mut fallback: Vec<Work> = Vec::new();
-    let mut queued = Vec::with_capacity(work.len());
+    let mut settling = Vec::new();
     // The batch takes its tickets' turns (without waiting: it holds many at once), so that it
     // does not race a command in flight on the same ticket to the same version; a ticket whose
     // turn is taken goes the per-command path, which waits for it. The turns are held until
@@ -141,7 +238,7 @@ async fn issue_batch(
                 }
             }
             if let std::collections::hash_map::Entry::Vacant(entry) = tickets.entry(item.ticket) {
-                match state.inner.tickets.get(item.ticket) {
+                match sink.take_ticket(item.ticket) {
                     Some(ticket) => {
                         entry.insert(ticket);
                     }
@@ -227,17 +324,62 @@ async fn issue_batch(
                 None => fallback.push(item),
             }
         }
+        let mut chunk_queued = Vec::with_capacity(batched.len());
         for (item, after, stream, expected, new_events) in batched {
             let append = state
                 .inner
                 .store
                 .append_queued(&stream, expected, new_events, item.command_id)
                 .await;
-            queued.push((item, after, append));
+            chunk_queued.push((item, after, append));
         }
+        // Each chunk's outcomes are taken as its batches commit, while the next chunk is read
+        // and decided, so an item's processed time is when its append was answered.
+        settling.push(tokio::spawn(settle(
+            state.clone(),
+            clock.clone(),
+            chunk_queued,
+        )));
     }
 
-    // Take the outcomes as their batches commit.
+    for settled in settling {
+        match settled.await {
+            Ok((settled, conflicted)) => {
+                outcomes.extend(settled);
+                fallback.extend(conflicted);
+            }
+            Err(error) => tracing::error!(%error, "sla scheduler: a batch's settling panicked"),
+        }
+    }
+    // The per-command path takes each ticket's turn itself.
+    drop(turns);
+    // The per-command path, for the rest: one ticket's items in order, tickets concurrently.
+    if !fallback.is_empty() {
+        fallback.sort_by_key(|item| item.due_at);
+        let sink = Arc::new(sink.clone());
+        let clock = Arc::new(StateClock(state.clone()));
+        outcomes.extend(sla_scheduler::driver::issue_each(sink, clock, fallback).await);
+    }
+    outcomes
+}
+
+/// A queued append of the batched path: the work, the ticket after its events, the append.
+type Queued = (
+    Work,
+    Ticket,
+    Result<store::QueuedAppend, AppendError>,
+);
+
+/// Takes the outcomes of a chunk's appends in order as they commit, each with the time it was
+/// answered: an appended item caches the ticket it left; a conflict (the ticket moved since it
+/// was read) or a reused command id comes back to be decided again on the per-command path.
+async fn settle(
+    state: AppState,
+    clock: Arc<dyn sla_scheduler::Clock>,
+    queued: Vec<Queued>,
+) -> (Vec<BatchOutcome>, Vec<Work>) {
+    let mut outcomes = Vec::with_capacity(queued.len());
+    let mut conflicted = Vec::new();
     for (item, after, append) in queued {
         let outcome = match append {
             Ok(queued) => queued.outcome().await,
@@ -261,26 +403,35 @@ async fn issue_batch(
                 };
                 outcomes.push((item, Err(error), clock.now()));
             }
-            // A conflict (the ticket moved since it was read), a reused command id: decided
-            // again on the per-command path, which handles each.
-            Err(_) => fallback.push(item),
+            Err(_) => conflicted.push(item),
         }
     }
-    // The per-command path takes each ticket's turn itself.
-    drop(turns);
-    // The per-command path, for the rest: one ticket's items in order, tickets concurrently.
-    if !fallback.is_empty() {
-        fallback.sort_by_key(|item| item.due_at);
-        let sink = Arc::new(sink.clone());
-        let clock = Arc::new(StateClock(state.clone()));
-        outcomes.extend(sla_scheduler::driver::issue_each(sink, clock, fallback).await);
+    (outcomes, conflicted)
+}
+
+/// Reads the streams of `missing` tickets and folds them into `tickets` (`fold_streams`), then
+/// caches them.
+async fn load_many(
+    state: &AppState,
+    missing: &[TicketId],
+    tickets: &mut HashMap<TicketId, Ticket>,
+) -> Result<(), ApiError> {
+    fold_streams(state, missing, tickets).await?;
+    for ticket_id in missing {
+        // Cached only once committed: these are, they were read from the log.
+        if let Some(ticket) = tickets.get(ticket_id) {
+            if ticket.version > 0 {
+                state.inner.tickets.put(*ticket_id, ticket.clone());
+            }
+        }
     }
-    outcomes
+    Ok(())
 }
 
 /// Reads the streams of `missing` tickets (one query per `store::READ_STREAMS_MAX` streams)
-/// and folds them into `tickets`; a stream the read cut short is read on by itself.
-async fn load_many(
+/// and folds them into `tickets` (each starting from what `tickets` holds, `Ticket::initial()`
+/// for a ticket not read yet); a stream the read cut short is read on by itself.
+async fn fold_streams(
     state: &AppState,
     missing: &[TicketId],
     tickets: &mut HashMap<TicketId, Ticket>,
@@ -329,14 +480,6 @@ async fn load_many(
                 let ticket = tickets.remove(&ticket_id).unwrap_or_else(Ticket::initial);
                 let ticket = catch_up(state, ticket_id, ticket).await?;
                 tickets.insert(ticket_id, ticket);
-            }
-        }
-    }
-    for ticket_id in missing {
-        // Cached only once committed: these are, they were read from the log.
-        if let Some(ticket) = tickets.get(ticket_id) {
-            if ticket.version > 0 {
-                state.inner.tickets.put(*ticket_id, ticket.clone());
             }
         }
     }

@@ -295,9 +295,10 @@ async fn measure(db: &ScratchDb, tickets: u64, burst: u64) -> anyhow::Result<()>
     let memory_before = resident_bytes();
     let (cpu_before, began) = (cpu_time(), Instant::now());
     let sources: Vec<Box<dyn TimerSource>> = vec![Box::new(SlaSource::new(policies))];
+    let sink = Arc::new(api::scheduler::ApiSink::new(state.clone()));
     let mut driver = Driver::new(
         &store,
-        Arc::new(api::scheduler::ApiSink::new(state.clone())),
+        sink.clone(),
         Arc::new(api::scheduler::StateClock(state.clone())),
         sources,
         Arc::new(SchedulerStats::default()),
@@ -320,17 +321,33 @@ async fn measure(db: &ScratchDb, tickets: u64, burst: u64) -> anyhow::Result<()>
         grown / active.max(1),
     );
 
-    // The burst: the first responses of `burst` tickets fall due in the same second.
-    clock.set(start + SignedDuration::from_mins(60));
+    // The burst: the first responses of `burst` tickets fall due in the same second. The clock
+    // starts a little before the lookahead window and runs at its real pace; the driver steps as
+    // `docket serve` runs it (fire what is due, read ahead, sleep until the next deadline), so
+    // it reads the burst's tickets ahead while the due time approaches.
+    let due = start + SignedDuration::from_mins(60);
+    clock.set(due - sla_scheduler::driver::PREFETCH_AHEAD - SignedDuration::from_secs(1));
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while clock.read() < due && Instant::now() < deadline {
+        driver.fire().await;
+        driver.prefetch().await;
+        let left = due.duration_since(clock.read()).unsigned_abs();
+        tokio::time::sleep(driver.sleep_for().min(left)).await;
+    }
+    println!(
+        "read ahead: {} tickets held in memory when the burst fell due ({} s ahead at most)",
+        sink.prefetched(),
+        sla_scheduler::driver::PREFETCH_AHEAD.as_secs()
+    );
     let (cpu_before, began) = (cpu_time(), Instant::now());
     // Appends that fail (SQLite busy while a read model saves its snapshot) are retried by the
     // driver on its next round, as in `docket serve`.
     let mut fired = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(600);
     while (fired.len() as u64) < burst && Instant::now() < deadline {
         let round = driver.fire().await;
+        driver.prefetch().await;
         if round.is_empty() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(driver.sleep_for().min(Duration::from_millis(100))).await;
         }
         fired.extend(round);
     }

@@ -91,6 +91,82 @@ impl Default for RunnerConfig {
     }
 }
 
+/// Time between snapshots, as a multiple of what the last one took: snapshots of a large model
+/// (seconds each) take at most a twentieth of the time, whatever the event rate.
+pub const SNAPSHOT_SPACING: u32 = 19;
+
+/// A snapshot that is due waits until no record has arrived for this long: serializing a large
+/// model takes seconds of CPU, which a burst of appends (the SLA scheduler firing 100,000
+/// breaches) needs more.
+pub const SNAPSHOT_QUIET: Duration = Duration::from_secs(1);
+/// ... unless this many times `snapshot_every_events` records were folded since the last one:
+/// under a load that never pauses, snapshots still happen.
+pub const SNAPSHOT_OVERDUE_FACTOR: u64 = 10;
+
+/// When the runner may snapshot next: after `snapshot_every_events` records, once the log has
+/// been quiet for `SNAPSHOT_QUIET` (or the snapshot is overdue), and no sooner than
+/// `SNAPSHOT_SPACING` times the last snapshot's duration after it ended.
+#[derive(Debug, Default)]
+struct SnapshotPacer {
+    unsnapshotted: u64,
+    not_before: Option<std::time::Instant>,
+    /// Bytes of the last snapshot: the next one's buffer starts that large.
+    last_bytes: usize,
+}
+
+impl SnapshotPacer {
+    fn folded(&mut self, records: u64) {
+        self.unsnapshotted += records;
+    }
+
+    fn spaced(&self) -> bool {
+        self.not_before
+            .is_none_or(|not_before| std::time::Instant::now() >= not_before)
+    }
+
+    /// Due whatever the traffic: while catching up, and when overdue.
+    fn due(&self, config: &RunnerConfig) -> bool {
+        self.unsnapshotted >= config.snapshot_every_events && self.spaced()
+    }
+
+    fn overdue(&self, config: &RunnerConfig) -> bool {
+        self.unsnapshotted
+            >= config
+                .snapshot_every_events
+                .saturating_mul(SNAPSHOT_OVERDUE_FACTOR)
+            && self.spaced()
+    }
+
+    /// How long the follower waits, without a new record, before it snapshots; `None` when no
+    /// snapshot is due.
+    fn quiet_wait(&self, config: &RunnerConfig) -> Option<Duration> {
+        if self.unsnapshotted < config.snapshot_every_events {
+            return None;
+        }
+        let spacing = self.not_before.map_or(Duration::ZERO, |not_before| {
+            not_before.saturating_duration_since(std::time::Instant::now())
+        });
+        Some(spacing.max(SNAPSHOT_QUIET))
+    }
+
+    /// Takes a snapshot with `save` and paces the next one by what it took.
+    async fn snapshot<P: Projection>(
+        &mut self,
+        snapshots: &Snapshots,
+        shared: &Arc<Shared<P>>,
+    ) -> Result<u64, RunnerError> {
+        let started = std::time::Instant::now();
+        let saved = snapshot(snapshots, shared, self.last_bytes).await;
+        let ended = std::time::Instant::now();
+        self.not_before = Some(ended + ended.duration_since(started) * SNAPSHOT_SPACING);
+        saved.map(|(position, bytes)| {
+            self.unsnapshotted = 0;
+            self.last_bytes = bytes;
+            position
+        })
+    }
+}
+
 /// How far a projection is behind the log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Lag {
@@ -574,7 +650,7 @@ async fn run<P: Projection>(
     // Catch up with packed pages first: far cheaper than the subscription's row-by-row reads
     // when a new node or a new version starts from far behind. It snapshots as it goes, like
     // the follower below; an error here only means the subscription catches up instead.
-    let mut unsnapshotted: u64 = 0;
+    let mut pacer = SnapshotPacer::default();
     loop {
         let from = shared
             .state
@@ -595,13 +671,10 @@ async fn run<P: Projection>(
         .await;
         match reached {
             Ok(reached) if reached > from => {
-                unsnapshotted += reached - from;
-                if unsnapshotted >= config.snapshot_every_events {
-                    match snapshot(&snapshots, &shared).await {
-                        Ok(_) => unsnapshotted = 0,
-                        Err(error) => {
-                            tracing::warn!(projection = P::NAME, %error, "saving a snapshot")
-                        }
+                pacer.folded(reached - from);
+                if pacer.due(&config) {
+                    if let Err(error) = pacer.snapshot(&snapshots, &shared).await {
+                        tracing::warn!(projection = P::NAME, %error, "saving a snapshot")
                     }
                 }
             }
@@ -620,6 +693,7 @@ async fn run<P: Projection>(
     let mut subscription = store.subscribe(start);
     let mut retry_delay = Duration::from_millis(50);
     loop {
+        let quiet_wait = pacer.quiet_wait(&config);
         let step = tokio::select! {
             record = subscription.next() => match record {
                 Ok(record) => {
@@ -638,24 +712,28 @@ async fn run<P: Projection>(
                         state.position
                     };
                     shared.position.send_replace(position);
-                    unsnapshotted += records.len() as u64;
-                    if unsnapshotted >= config.snapshot_every_events {
-                        match snapshot(&snapshots, &shared).await {
-                            Ok(_) => unsnapshotted = 0,
-                            Err(error) => tracing::warn!(projection = P::NAME, %error, "saving a snapshot"),
+                    pacer.folded(records.len() as u64);
+                    if pacer.overdue(&config) {
+                        if let Err(error) = pacer.snapshot(&snapshots, &shared).await {
+                            tracing::warn!(projection = P::NAME, %error, "saving a snapshot");
                         }
                     }
                     Ok(())
                 }
                 Err(error) => Err(error),
             },
+            // A due snapshot, once the log has been quiet (the select starts over, and so does
+            // this wait, with every record).
+            _ = tokio::time::sleep(quiet_wait.unwrap_or_default()), if quiet_wait.is_some() => {
+                if let Err(error) = pacer.snapshot(&snapshots, &shared).await {
+                    tracing::warn!(projection = P::NAME, %error, "saving a snapshot");
+                }
+                Ok(())
+            }
             request = inbox.recv() => match request {
                 None => return,
                 Some(Request::Snapshot(reply)) => {
-                    let saved = snapshot(&snapshots, &shared).await;
-                    if saved.is_ok() {
-                        unsnapshotted = 0;
-                    }
+                    let saved = pacer.snapshot(&snapshots, &shared).await;
                     let _ = reply.send(saved);
                     Ok(())
                 }
@@ -663,7 +741,7 @@ async fn run<P: Projection>(
                     let swapped = swap(&store, &snapshots, &shared, shadow).await;
                     if let Ok(position) = swapped {
                         subscription = store.subscribe(position);
-                        unsnapshotted = 0;
+                        pacer.unsnapshotted = 0;
                     }
                     let _ = reply.send(swapped);
                     Ok(())
@@ -681,30 +759,48 @@ async fn run<P: Projection>(
     }
 }
 
-/// Serializes model and position under one read lock, then stores them as one row.
+/// Serializes model and position under one read lock, then stores them as one row. The
+/// serialization (seconds for a model of 500,000 tickets) runs on a blocking thread, never on
+/// the runtime's workers: six models snapshotting at once had stalled every task of the process,
+/// the log's group commit among them, for as long (found by `docket bench sla`). Queries keep
+/// reading meanwhile; the model's own runner waits for its snapshot before folding on.
 async fn snapshot<P: Projection>(
     snapshots: &Snapshots,
-    shared: &Shared<P>,
-) -> Result<u64, RunnerError> {
-    let (position, last_recorded_at, state) = {
-        let state = shared.state.read().unwrap_or_else(PoisonError::into_inner);
-        let bytes = serde_json::to_vec(&state.model).map_err(|error| RunnerError::Snapshot {
-            name: P::NAME,
-            message: error.to_string(),
+    shared: &Arc<Shared<P>>,
+    size_hint: usize,
+) -> Result<(u64, usize), RunnerError> {
+    let serialized = shared.clone();
+    let (position, last_recorded_at, state) = tokio::task::spawn_blocking(move || {
+        let state = serialized
+            .state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Sized like the last one: no copies while the buffer grows.
+        let mut bytes = Vec::with_capacity(size_hint + size_hint / 8);
+        serde_json::to_writer(&mut bytes, &state.model).map_err(|error| {
+            RunnerError::Snapshot {
+                name: P::NAME,
+                message: error.to_string(),
+            }
         })?;
-        (state.position, state.last_recorded_at, bytes)
-    };
+        Ok::<_, RunnerError>((state.position, state.last_recorded_at, bytes))
+    })
+    .await
+    .map_err(|error| RunnerError::Snapshot {
+        name: P::NAME,
+        message: format!("serializing stopped: {error}"),
+    })??;
     snapshots
         .save(P::NAME, P::VERSION, position, last_recorded_at, &state)
         .await?;
-    Ok(position)
+    Ok((position, state.len()))
 }
 
 /// Brings the shadow up to the live position, swaps it in, and snapshots it.
 async fn swap<P: Projection>(
     store: &Store,
     snapshots: &Snapshots,
-    shared: &Shared<P>,
+    shared: &Arc<Shared<P>>,
     mut shadow: Checkpointed<P>,
 ) -> Result<u64, RunnerError> {
     let live = shared
@@ -725,7 +821,7 @@ async fn swap<P: Projection>(
     shared.position.send_replace(position);
     // The swap stands even if its snapshot fails (the runner follows from the new position and
     // snapshots again later); the failure is only logged (found in review).
-    if let Err(error) = snapshot(snapshots, shared).await {
+    if let Err(error) = snapshot(snapshots, shared, 0).await {
         tracing::warn!(%error, "snapshot after a rebuild failed; it is retried later");
     }
     Ok(position)

@@ -27,6 +27,13 @@ pub const IDLE_WAKE_MAX: Duration = Duration::from_secs(1);
 /// How often a leader checks it still holds its lock.
 pub const LEADER_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How far ahead of their due time the tickets of timers are read into memory (`prefetch`): a
+/// burst of 100,000 timers due in one second then fires from memory instead of reading 100,000
+/// tickets after they fell due.
+pub const PREFETCH_AHEAD: SignedDuration = SignedDuration::from_secs(15);
+/// Most tickets prefetched in one step; the driver fires what is due between steps.
+pub const PREFETCH_STEP_MAX: usize = 2_000;
+
 /// The wall clock, injected: `docket serve` passes the system clock, tests a manual one.
 pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> Timestamp;
@@ -58,6 +65,15 @@ pub type BatchOutcome = (Work, Result<Issued, SinkError>, Timestamp);
 /// Where work goes: the domain's decider and the store, as the System actor.
 pub trait CommandSink: Send + Sync + 'static {
     fn issue(&self, work: &Work) -> impl Future<Output = Result<Issued, SinkError>> + Send;
+
+    /// Reads `tickets` (whose timers fall due within `PREFETCH_AHEAD`) into memory ahead of
+    /// time, so that their work, when due, is decided without reading the log. Only a hint: a
+    /// ticket that changes meanwhile must still be decided on its latest version (the append's
+    /// expected version guards it). By default nothing.
+    fn prefetch(&self, tickets: Vec<domain::TicketId>) -> impl Future<Output = ()> + Send {
+        let _ = tickets;
+        async {}
+    }
 
     /// Issues a round of work, oldest first, the work of one ticket in order; answers for every
     /// item, in any order, with when it was processed (a failed item is retried next round).
@@ -107,6 +123,8 @@ pub struct Driver<S> {
     stats: Arc<SchedulerStats>,
     /// Work that failed transiently, retried first next round.
     retry: Vec<Work>,
+    /// The last prefetch step was full: more tickets fall due within `PREFETCH_AHEAD`.
+    prefetch_pending: bool,
 }
 
 impl std::fmt::Debug for dyn TimerSource {
@@ -131,6 +149,7 @@ impl<S: CommandSink> Driver<S> {
             subscription: store.subscribe(0),
             stats,
             retry: Vec::new(),
+            prefetch_pending: false,
         }
     }
 
@@ -231,10 +250,33 @@ impl<S: CommandSink> Driver<S> {
         fired
     }
 
-    /// How long to sleep before the next deadline, at most `IDLE_WAKE_MAX`.
-    fn sleep_for(&self) -> Duration {
+    /// One step of reading ahead: asks the sink to read the tickets of the next
+    /// `PREFETCH_STEP_MAX` timers due within `PREFETCH_AHEAD` that no step announced yet.
+    /// Returns how many tickets it asked for; while steps come back full, `sleep_for` says not
+    /// to sleep.
+    pub async fn prefetch(&mut self) -> usize {
+        let before = self.clock.now() + PREFETCH_AHEAD;
+        let mut tickets = Vec::new();
+        for source in &mut self.sources {
+            let left = PREFETCH_STEP_MAX - tickets.len();
+            tickets.extend(source.upcoming(before, left));
+        }
+        let count = tickets.len();
+        self.prefetch_pending = count >= PREFETCH_STEP_MAX;
+        if count > 0 {
+            self.sink.prefetch(tickets).await;
+        }
+        count
+    }
+
+    /// How long to sleep before the next deadline, at most `IDLE_WAKE_MAX` (none while
+    /// prefetching is behind).
+    pub fn sleep_for(&self) -> Duration {
         if !self.retry.is_empty() {
             return Duration::from_millis(500);
+        }
+        if self.prefetch_pending {
+            return Duration::ZERO;
         }
         let Some(deadline) = self.next_deadline() else {
             return IDLE_WAKE_MAX;
@@ -280,6 +322,7 @@ impl<S: CommandSink> Driver<S> {
             }
             read_log = false;
             self.fire().await;
+            self.prefetch().await;
             let wait = self.sleep_for().min(LEADER_CHECK_INTERVAL);
             tokio::select! {
                 next = self.subscription.next() => {

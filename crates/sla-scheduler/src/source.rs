@@ -60,6 +60,15 @@ pub trait TimerSource: Send {
     fn next_deadline(&self) -> Option<Timestamp>;
     /// Takes out what is due at `now`, oldest first, at most `max` items.
     fn fire_due(&mut self, now: Timestamp, max: usize) -> Vec<Work>;
+    /// Tickets with a timer due before `before` that it has not announced yet (in due order, at
+    /// most `max`; a ticket may come twice): what the driver prefetches ahead of the due time,
+    /// so that a burst finds its tickets in memory. An announcement is only a hint — a timer set
+    /// later with an earlier due time is not announced, and is read when it fires. By default,
+    /// nothing.
+    fn upcoming(&mut self, before: Timestamp, max: usize) -> Vec<TicketId> {
+        let _ = (before, max);
+        Vec::new()
+    }
     /// How many timers it holds (for metrics).
     fn timers(&self) -> usize;
     /// Bytes of the state it holds, by structure, where it counts them (benchmarks).
@@ -109,6 +118,8 @@ pub struct SlaSource {
     /// entries outnumber the live ones.
     stale: VecDeque<(u32, i64)>,
     stale_since: HashMap<u32, i64>,
+    /// The last timer `upcoming` announced: the next call goes on after it.
+    announced: Option<SlaTimer>,
 }
 
 /// One set timer: `(due, slot, code)` with `due` in nanoseconds since the epoch, `slot` the
@@ -142,6 +153,7 @@ impl SlaSource {
             slots: HashMap::new(),
             tickets: Vec::new(),
             timers: BTreeSet::new(),
+            announced: None,
             stale: VecDeque::new(),
             stale_since: HashMap::new(),
         }
@@ -298,6 +310,24 @@ impl TimerSource for SlaSource {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    fn upcoming(&mut self, before: Timestamp, max: usize) -> Vec<TicketId> {
+        use std::ops::Bound;
+        let end_key = (due_nanos(before), 0, 0);
+        let start = match self.announced {
+            // `range` refuses a start past its end.
+            Some(last) if last >= end_key => return Vec::new(),
+            Some(last) => Bound::Excluded(last),
+            None => Bound::Unbounded,
+        };
+        let end = Bound::Excluded(end_key);
+        let mut tickets = Vec::new();
+        for &timer in self.timers.range((start, end)).take(max) {
+            tickets.push(self.tickets[timer.1 as usize].ticket_id());
+            self.announced = Some(timer);
+        }
+        tickets
     }
 
     fn fire_due(&mut self, now: Timestamp, max: usize) -> Vec<Work> {
