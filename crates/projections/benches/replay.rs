@@ -29,6 +29,12 @@ use projections::{AgentLoad, Customers, Projection, Queues, Reports, SlaView, Ti
 use store::scratch::ScratchDb;
 use store::Store;
 
+/// The allocator the `docket` binary runs with, since `docket projections rebuild` is what this
+/// measures: mimalloc, built without transparent huge pages (with them a rebuild costs about 1 µs
+/// more CPU per event; glibc's costs the same as mimalloc without; docs/PERFORMANCE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Events per ticket in the synthetic history, on average (measured: about 10).
 const EVENTS_PER_TICKET: u64 = 10;
 /// Records kept in memory for the per-projection fold figures.
