@@ -107,8 +107,11 @@ fn read_page(connection: &Connection, after: u64, limit: usize) -> Result<Record
     let mut page = RecordPage::with_capacity(limit, limit * PAGE_TEXT_BYTES_PER_RECORD);
     while let Some(row) = rows.next().map_err(sql_error)? {
         let column = |index: usize| row.get_ref(index).map_err(sql_error);
+        let position = column(0)?.as_i64().map_err(|error| StoreError::Corrupt {
+            message: format!("column position of a record after {after}: {error}"),
+        })?;
         let corrupt = |name: &str, error: rusqlite::types::FromSqlError| StoreError::Corrupt {
-            message: format!("column {name}: {error}"),
+            message: format!("column {name} of position {position}: {error}"),
         };
         let integer = |index: usize, name: &str| {
             column(index)?
@@ -121,7 +124,7 @@ fn read_page(connection: &Connection, after: u64, limit: usize) -> Result<Record
                 .map_err(|error| corrupt(name, error))
         };
         page.push(
-            integer(0, "position")?,
+            position,
             text(1, "stream_id")?,
             text(2, "category")?,
             integer(3, "stream_version")?,
