@@ -1,5 +1,6 @@
-//! The replay read of the SQLite log: rows stepped in the calling thread through `rusqlite`,
-//! with borrowed column access, straight into a `RecordPage` (one text buffer per page).
+//! The replay read of the SQLite log: rows stepped through `rusqlite` by the thread that reads
+//! them (one of tokio's blocking threads), with borrowed column access, straight into a
+//! `RecordPage` (one text buffer per page).
 //!
 //! sqlx hands every SQLite row from its worker thread to the caller, which costs more than a
 //! read model's whole fold of the record; the SQL-packed read (`packed`, `group_concat` of
