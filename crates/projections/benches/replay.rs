@@ -1,7 +1,8 @@
 //! Replay benchmark of the read side: appends a realistic synthetic history to a scratch SQLite
-//! store, then measures, in the same run, the raw read rate of the log (packed pages, the
-//! fastest way out of the database, with every field touched and nothing decoded; and the
-//! row-by-row `read_all` for comparison), the rebuild of all projections from the log in one
+//! store, then measures, in the same run, the raw read rate of the log (the replay read, rows
+//! stepped through `rusqlite`: the fastest way out of the database, with every field touched
+//! and nothing decoded; the SQL-packed read replay used before it, and the row-by-row
+//! `read_all`, for comparison), the rebuild of all projections from the log in one
 //! pass (`AllModels::fold`: read + decode once + fold into all six, what
 //! `Projections::rebuild_all` runs), the fold rate of each projection, memory per ticket, and
 //! query latencies (next in queue, filtered list, text search, a one-month report). Every rate
@@ -28,6 +29,12 @@ use projections::tickets::{ListQuery, TicketFilter, TicketSort};
 use projections::{AgentLoad, Customers, Projection, Queues, Reports, SlaView, Tickets};
 use store::scratch::ScratchDb;
 use store::Store;
+
+/// The allocator the `docket` binary runs with, since `docket projections rebuild` is what this
+/// measures: mimalloc, built without transparent huge pages (with them a rebuild costs about 1 µs
+/// more CPU per event; glibc's costs the same as mimalloc without; docs/PERFORMANCE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Events per ticket in the synthetic history, on average (measured: about 10).
 const EVENTS_PER_TICKET: u64 = 10;
@@ -170,34 +177,19 @@ async fn main() {
         watch.rate(head)
     );
 
-    // The raw limit, the fastest way out of the database: packed pages (what replay reads),
-    // every field touched, nothing decoded.
+    // The raw limit, the fastest way out of the database: the replay read (rows stepped on a
+    // blocking thread, what `AllModels::fold` reads), every field touched, nothing decoded.
+    // Then the SQL-packed read that replay used before, for comparison.
     let watch = Stopwatch::start();
-    let mut position = 0;
-    let mut bytes = 0usize;
-    loop {
-        let page = store
-            .read_all_packed(position, store::READ_LIMIT_MAX)
-            .await
-            .expect("reading");
-        let Some(last) = page.last_position() else {
-            break;
-        };
-        position = last;
-        for record in page.iter() {
-            bytes += record.stream_id.len()
-                + record.category.len()
-                + record.event_type.len()
-                + record.payload.len()
-                + record.metadata.len();
-            black_box(&record);
-        }
-    }
+    let bytes = raw_read(&store, Read::Stepped).await;
     println!(
-        "raw packed read        {}  ({} MiB of text)",
+        "raw read (stepped)     {}  ({} MiB of text)",
         watch.rate(head),
         bytes >> 20
     );
+    let watch = Stopwatch::start();
+    raw_read(&store, Read::Concat).await;
+    println!("raw packed read (SQL)  {}", watch.rate(head));
 
     // The row-by-row read every other reader uses, for comparison.
     let watch = Stopwatch::start();
@@ -312,6 +304,40 @@ async fn main() {
     });
     println!("report over a month    {}", percentiles(report));
     db.cleanup().await;
+}
+
+#[derive(Clone, Copy)]
+enum Read {
+    /// `Store::read_all_packed`: what replay reads.
+    Stepped,
+    /// `Store::read_all_concat`: records packed by SQLite into a few sqlx rows.
+    Concat,
+}
+
+/// Reads the whole log page by page, touching every field of every record; returns the bytes
+/// of text read.
+async fn raw_read(store: &Store, read: Read) -> usize {
+    let mut position = 0;
+    let mut bytes = 0usize;
+    loop {
+        let page = match read {
+            Read::Stepped => store.read_all_packed(position, store::READ_LIMIT_MAX).await,
+            Read::Concat => store.read_all_concat(position, store::READ_LIMIT_MAX).await,
+        }
+        .expect("reading");
+        let Some(last) = page.last_position() else {
+            return bytes;
+        };
+        position = last;
+        for record in page.iter() {
+            bytes += record.stream_id.len()
+                + record.category.len()
+                + record.event_type.len()
+                + record.payload.len()
+                + record.metadata.len();
+            black_box(&record);
+        }
+    }
 }
 
 fn count(tickets: &Tickets, category: StateCategory) -> u64 {

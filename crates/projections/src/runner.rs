@@ -395,8 +395,8 @@ impl<P: Projection> Checkpointed<P> {
 
 /// Folds the log after `after` page by page into `fold`, until a page comes back empty or
 /// `until` is reached; returns the last position folded. The next page is read while the
-/// current one is folded: on SQLite the read runs on the database's worker thread, so reading
-/// and folding use two cores.
+/// current one is folded: on SQLite the read runs on a blocking thread (the store's stepped
+/// reader), so reading and folding use two cores.
 async fn replay(
     store: &Store,
     after: u64,

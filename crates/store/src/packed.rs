@@ -1,14 +1,15 @@
-//! Bulk reads for replaying the log (rebuilding read models): what a fold needs of each record,
-//! packed by the database and split without copying.
+//! Pages of records for replaying the log (rebuilding read models): what a fold needs of each
+//! record, in a few text buffers, handed out as borrowed `RecordRef`s.
 //!
-//! Through sqlx, SQLite hands every result row from its worker thread to the caller one at a
-//! time, which costs about 6 µs a row: more than everything a read model does with it. So on
-//! SQLite one result row carries `PACKED_CHUNK_MAX` records joined into one text value
-//! (`group_concat` of `concat_ws`), with separators that valid JSON text can never hold raw
-//! (the control characters U+001E and U+001F must be escaped inside JSON strings and are not
-//! JSON whitespace; every other column is a number or a validated name). The page keeps those
-//! texts and hands out borrowed `RecordRef`s. PostgreSQL streams rows cheaply and is read the
-//! ordinary way, into the same page shape.
+//! On SQLite, `stepped` fills a page from a plain range scan (the fastest read). This module
+//! keeps the read it replaced, `Store::read_all_concat`, for the benchmark: through sqlx,
+//! SQLite hands every result row from its worker thread to the caller one at a time, which
+//! costs about 6 µs a row, so one result row carries `PACKED_CHUNK_MAX` records joined into one
+//! text value (`group_concat` of `concat_ws`), with separators that valid JSON text can never
+//! hold raw (the control characters U+001E and U+001F must be escaped inside JSON strings and
+//! are not JSON whitespace; every other column is a number or a validated name), split here
+//! without copying. PostgreSQL streams rows cheaply and is read the ordinary way, into the same
+//! page shape.
 //!
 //! A page leaves out what replay does not need: event and command ids and the hashes (`verify`
 //! is the reader of those).
@@ -146,6 +147,62 @@ impl RecordPage {
         }
     }
 
+    /// An empty page with room for `records` records and `text_bytes` bytes of their text.
+    pub(crate) fn with_capacity(records: usize, text_bytes: usize) -> RecordPage {
+        RecordPage {
+            texts: vec![String::with_capacity(text_bytes)],
+            spans: Vec::with_capacity(records),
+        }
+    }
+
+    /// Appends one record as the database returns it, copying its text into the page's last
+    /// text buffer; out-of-range numbers are corrupt data.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one argument per column of the replay read, in the order it selects them"
+    )]
+    pub(crate) fn push(
+        &mut self,
+        position: i64,
+        stream_id: &str,
+        category: &str,
+        stream_version: i64,
+        event_type: &str,
+        schema_version: i64,
+        recorded_at: i64,
+        metadata: &str,
+        payload: &str,
+    ) -> Result<(), StoreError> {
+        if self.texts.is_empty() {
+            self.texts.push(String::new());
+        }
+        let index = self.texts.len() - 1;
+        let text = &mut self.texts[index];
+        let mut copy = |value: &str| {
+            let start = text.len();
+            text.push_str(value);
+            start..text.len()
+        };
+        let stream_id = copy(stream_id);
+        let category = copy(category);
+        let event_type = copy(event_type);
+        let metadata = copy(metadata);
+        let payload = copy(payload);
+        self.spans.push(Span {
+            text: index,
+            position: crate::to_u64(position)?,
+            stream_version: crate::to_u64(stream_version)?,
+            schema_version: schema_version_of(schema_version)?,
+            recorded_at: timestamp_of(recorded_at)?,
+            stream_id,
+            category,
+            event_type,
+            payload,
+            metadata,
+        });
+        Ok(())
+    }
+
     /// Splits one packed text into spans; a text that does not split as packed is corrupt data.
     fn add_packed(&mut self, text: String) -> Result<(), StoreError> {
         let index = self.texts.len();
@@ -177,14 +234,8 @@ impl RecordPage {
                 text: index,
                 position,
                 stream_version,
-                schema_version: u32::try_from(schema_version).map_err(|_| StoreError::Corrupt {
-                    message: format!("schema version {schema_version} out of range"),
-                })?,
-                recorded_at: Timestamp::from_microsecond(recorded_at).map_err(|error| {
-                    StoreError::Corrupt {
-                        message: format!("recorded_at {recorded_at}: {error}"),
-                    }
-                })?,
+                schema_version: schema_version_of(schema_version)?,
+                recorded_at: timestamp_of(recorded_at)?,
                 stream_id,
                 category,
                 event_type,
@@ -198,7 +249,7 @@ impl RecordPage {
 
     /// Puts the spans in position order (the database is not asked to order inside an
     /// aggregate) and checks that they are exactly `after + 1 ..`.
-    fn finish(&mut self, after: u64) -> Result<(), StoreError> {
+    pub(crate) fn finish(&mut self, after: u64) -> Result<(), StoreError> {
         if !self
             .spans
             .windows(2)
@@ -219,6 +270,18 @@ impl RecordPage {
         }
         Ok(())
     }
+}
+
+fn schema_version_of(schema_version: i64) -> Result<u32, StoreError> {
+    u32::try_from(schema_version).map_err(|_| StoreError::Corrupt {
+        message: format!("schema version {schema_version} out of range"),
+    })
+}
+
+fn timestamp_of(recorded_at: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_microsecond(recorded_at).map_err(|error| StoreError::Corrupt {
+        message: format!("recorded_at {recorded_at}: {error}"),
+    })
 }
 
 /// One row per chunk of `PACKED_CHUNK_MAX` positions in `(?1, ?1 + ?2]`; each row is that

@@ -22,7 +22,7 @@ use crate::writer::{BatchCommit, Committed};
 use crate::{RawRecord, INSERT_COLUMNS, RECORD_COLUMNS};
 
 /// How long a statement waits for another process's write lock before failing as unavailable.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Rows per multi-row INSERT statement: 13 parameters each stays far below SQLite's limit.
 const INSERT_ROWS_MAX: usize = 64;
 

@@ -80,9 +80,27 @@ async fn follows_appends_of_another_node() {
     .await;
 }
 
-/// The packed read for replay gives exactly what `read_all` gives (less ids and hashes), across
-/// chunk boundaries, for any start and limit, with text that JSON escapes (control characters,
-/// quotes, CJK) and an event at the size bound.
+/// Both replay reads (stepped and SQL-packed) give exactly what `read_all` gives (less ids and
+/// hashes), across chunk and page boundaries, for any start and limit, with text that JSON
+/// escapes (control characters, the packed read's separators, quotes, CJK) and an event at the
+/// size bound.
+#[tokio::test]
+async fn packed_reads_of_an_empty_log_are_empty() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        for page in [
+            store.read_all_packed(0, 100).await.unwrap(),
+            store.read_all_concat(0, 100).await.unwrap(),
+            store.read_all_packed(5, 100).await.unwrap(),
+        ] {
+            assert!(page.is_empty());
+            assert_eq!(page.last_position(), None);
+        }
+        db
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn packed_reads_match_read_all() {
     each_backend(|db| async move {
@@ -135,13 +153,34 @@ async fn packed_reads_match_read_all() {
             (head + 5, 100),
         ] {
             let records = store.read_all(after, limit).await.unwrap();
-            let page = store.read_all_packed(after, limit).await.unwrap();
-            assert_eq!(page.len(), records.len(), "after {after} limit {limit}");
-            assert_eq!(page.last_position(), records.last().map(|r| r.position));
-            assert!(
-                page.iter().eq(records.iter().map(store::Record::view)),
-                "after {after} limit {limit}"
-            );
+            for page in [
+                store.read_all_packed(after, limit).await.unwrap(),
+                store.read_all_concat(after, limit).await.unwrap(),
+            ] {
+                assert_eq!(page.len(), records.len(), "after {after} limit {limit}");
+                assert_eq!(page.last_position(), records.last().map(|r| r.position));
+                assert!(
+                    page.iter().eq(records.iter().map(store::Record::view)),
+                    "after {after} limit {limit}"
+                );
+            }
+        }
+        // Page by page to the head, as replay reads: every record once, in order.
+        for limit in [7, chunk as usize, store::READ_LIMIT_MAX] {
+            let mut position = 0;
+            let mut pages = 0;
+            loop {
+                let page = store.read_all_packed(position, limit).await.unwrap();
+                let records = store.read_all(position, limit).await.unwrap();
+                assert!(page.iter().eq(records.iter().map(store::Record::view)));
+                let Some(last) = page.last_position() else {
+                    break;
+                };
+                position = last;
+                pages += 1;
+            }
+            assert_eq!(position, head, "limit {limit}");
+            assert_eq!(pages, head.div_ceil(limit as u64), "limit {limit}");
         }
         db
     })

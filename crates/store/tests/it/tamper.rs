@@ -198,3 +198,45 @@ async fn the_documented_encoding_verifies_with_an_independent_script() {
     drop(store);
     db.cleanup().await;
 }
+
+/// The replay reads of SQLite (the stepped read and the SQL-packed one) report a tampered log
+/// as an error, never panic: a hole in the positions, a text where a number belongs (SQLite
+/// stores any value in any column), a name that is not UTF-8.
+#[tokio::test]
+async fn replay_reads_of_a_tampered_log_are_errors() {
+    let cases = [
+        "DELETE FROM events WHERE position = 4",
+        "UPDATE events SET recorded_at = 'soon' WHERE position = 4",
+        "UPDATE events SET category = x'ff' WHERE position = 4",
+    ];
+    let mut actual = Vec::new();
+    for sql in cases {
+        let db = ScratchDb::sqlite().await;
+        let store = open(&db).await;
+        seed(&store).await;
+        tamper(&db, sql).await;
+        actual.push(sql.to_owned());
+        for (read, page) in [
+            ("stepped", store.read_all_packed(0, 100).await),
+            ("concat", store.read_all_concat(0, 100).await),
+        ] {
+            let verdict = match page {
+                Ok(page) => format!("{} records", page.len()),
+                Err(error) => error.to_string(),
+            };
+            actual.push(format!("  {read}: {verdict}"));
+        }
+        drop(store);
+        db.cleanup().await;
+    }
+    expect_test::expect![[r#"
+        DELETE FROM events WHERE position = 4
+          stepped: event store data is corrupt: packed read after 0: position 5 where 4 was expected
+          concat: event store data is corrupt: packed read after 0: position 5 where 4 was expected
+        UPDATE events SET recorded_at = 'soon' WHERE position = 4
+          stepped: event store data is corrupt: column recorded_at of position 4: Invalid type
+          concat: event store data is corrupt: a packed record does not split: "4\u{1f}ticket-0\u{1f}ticket\u{1f}2\u{1f}E\u{1f}1\u{1f}soon\u{1f}{\"actor\":\"test\"}\u{1f}{\"i\":3,\"text\":\"abc\"}"
+        UPDATE events SET category = x'ff' WHERE position = 4
+          stepped: event store data is corrupt: column category of position 4: Invalid type
+          concat: event store database error: error occurred while decoding column 0: invalid utf-8 sequence of 1 bytes from index 248"#]].assert_eq(&actual.join("\n"));
+}
