@@ -632,3 +632,112 @@ async fn a_caught_up_driver_follows_the_tail_without_reading_the_log() {
     );
     db.cleanup().await;
 }
+
+/// Tickets read ahead of their timers are a hint, never the truth: a ticket moved after it was
+/// read ahead — by this node (its cache is newer) or by another node (only the log knows) —
+/// still gets each warning and breach once, in order, decided on its latest version; a ticket
+/// nobody moved is decided on what was read ahead.
+#[tokio::test]
+async fn tickets_read_ahead_that_move_before_their_timers_fire_are_decided_on_their_latest_version()
+{
+    for db in ScratchDb::all().await {
+        let clock = ManualClock::new(start());
+        let leader = Node::start(&db, clock.clone()).await;
+        let other = Node::start(&db, clock.clone()).await;
+        let policies = policies(POLICIES);
+        // Opened and given their SLA on the other node: the leader's cache holds none of them.
+        let tickets = [
+            other.create(0).await,
+            other.create(1).await,
+            other.create(2).await,
+        ];
+        let mut earlier = other.driver(&policies);
+        earlier.catch_up().await.unwrap();
+        assert_eq!(earlier.fire().await.len(), 3, "ApplySla");
+        let sink = ApiSink::new(leader.state.clone());
+        let mut driver = leader.driver_with(sink.clone(), &policies);
+        driver.catch_up().await.unwrap();
+        assert_eq!(driver.fire().await, vec![]);
+        assert_eq!(
+            driver.prefetch().await,
+            0,
+            "nothing due within the lookahead yet"
+        );
+        // Ten seconds before the first warnings (half of 60 minutes).
+        clock.advance_ms(30 * MINUTE_MS - 10_000);
+        driver.catch_up().await.unwrap();
+        assert_eq!(
+            driver.prefetch().await,
+            3,
+            "the three first-response warnings"
+        );
+        assert_eq!(driver.prefetch().await, 0, "announced once");
+        assert_eq!(sink.prefetched(), 3);
+        let tag = |n: u128| {
+            Command::AddTags(domain::AddTags {
+                tags: vec![format!("moved-{n}")],
+            })
+        };
+        api::system_command(
+            &leader.state,
+            tickets[0],
+            &tag(0),
+            Uuid::from_u128(0x7b0),
+            json!({"source": "test"}),
+        )
+        .await
+        .unwrap();
+        api::system_command(
+            &other.state,
+            tickets[1],
+            &tag(1),
+            Uuid::from_u128(0x7b1),
+            json!({"source": "test"}),
+        )
+        .await
+        .unwrap();
+        // Every warning and breach falls due.
+        clock.advance_ms(3 * 60 * MINUTE_MS);
+        driver.catch_up().await.unwrap();
+        driver.fire().await;
+        driver.catch_up().await.unwrap();
+        assert_eq!(driver.fire().await, vec![]);
+        assert_eq!(sink.prefetched(), 0, "taken by the batch that fired them");
+        let events = sla_events(&leader.store).await;
+        for ticket_id in tickets {
+            let stream = format!("ticket-{}", ticket_id.0);
+            let order: Vec<(&str, &str)> = events
+                .iter()
+                .filter(|event| {
+                    event.ticket == stream
+                        && ["SlaWarningRaised", "SlaBreached"].contains(&event.event_type.as_str())
+                })
+                .map(|event| (event.event_type.as_str(), event.metric.as_str()))
+                .collect();
+            assert_eq!(
+                order,
+                [
+                    ("SlaWarningRaised", "first_response"),
+                    ("SlaBreached", "first_response"),
+                    ("SlaWarningRaised", "resolution"),
+                    ("SlaBreached", "resolution"),
+                ],
+                "{stream}: {events:#?}"
+            );
+        }
+        // The moves are in the log, before the first warning of their tickets.
+        let log = tests::read_whole_log(&leader.store).await.unwrap();
+        for (n, ticket_id) in tickets.iter().take(2).enumerate() {
+            let stream = format!("ticket-{}", ticket_id.0);
+            let kinds: Vec<&str> = log
+                .iter()
+                .filter(|record| record.stream_id == stream)
+                .map(|record| record.event_type.as_str())
+                .collect();
+            let tagged = kinds.iter().position(|kind| *kind == "TagsAdded");
+            let warned = kinds.iter().position(|kind| *kind == "SlaWarningRaised");
+            assert!(tagged.is_some() && tagged < warned, "ticket {n}: {kinds:?}");
+        }
+        db.cleanup().await;
+    }
+}

@@ -364,11 +364,7 @@ async fn issue_batch(
 }
 
 /// A queued append of the batched path: the work, the ticket after its events, the append.
-type Queued = (
-    Work,
-    Ticket,
-    Result<store::QueuedAppend, AppendError>,
-);
+type Queued = (Work, Ticket, Result<store::QueuedAppend, AppendError>);
 
 /// Takes the outcomes of a chunk's appends in order as they commit, each with the time it was
 /// answered: an appended item caches the ticket it left; a conflict (the ticket moved since it

@@ -777,11 +777,9 @@ async fn snapshot<P: Projection>(
             .unwrap_or_else(PoisonError::into_inner);
         // Sized like the last one: no copies while the buffer grows.
         let mut bytes = Vec::with_capacity(size_hint + size_hint / 8);
-        serde_json::to_writer(&mut bytes, &state.model).map_err(|error| {
-            RunnerError::Snapshot {
-                name: P::NAME,
-                message: error.to_string(),
-            }
+        serde_json::to_writer(&mut bytes, &state.model).map_err(|error| RunnerError::Snapshot {
+            name: P::NAME,
+            message: error.to_string(),
         })?;
         Ok::<_, RunnerError>((state.position, state.last_recorded_at, bytes))
     })
@@ -1117,5 +1115,56 @@ impl Projections {
             Reports::NAME => self.reports.rebuild(progress).await,
             _ => return None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(every: u64) -> RunnerConfig {
+        RunnerConfig {
+            snapshot_every_events: every,
+        }
+    }
+
+    #[test]
+    fn a_due_snapshot_waits_for_a_quiet_log_unless_overdue() {
+        let config = config(100);
+        let mut pacer = SnapshotPacer::default();
+        pacer.folded(99);
+        assert_eq!(pacer.quiet_wait(&config), None, "not due yet");
+        assert!(!pacer.due(&config));
+        pacer.folded(1);
+        assert!(pacer.due(&config), "due while catching up");
+        assert_eq!(pacer.quiet_wait(&config), Some(SNAPSHOT_QUIET));
+        assert!(!pacer.overdue(&config), "a follower waits for quiet");
+        pacer.folded(100 * SNAPSHOT_OVERDUE_FACTOR - 101);
+        assert!(!pacer.overdue(&config));
+        pacer.folded(1);
+        assert!(pacer.overdue(&config), "under a load that never pauses");
+    }
+
+    #[test]
+    fn snapshots_are_spaced_by_what_the_last_one_took() {
+        let config = config(1);
+        let now = std::time::Instant::now();
+        let pacer = SnapshotPacer {
+            unsnapshotted: 1_000,
+            not_before: Some(now + Duration::from_secs(30)),
+            last_bytes: 0,
+        };
+        assert!(!pacer.due(&config) && !pacer.overdue(&config));
+        let wait = pacer.quiet_wait(&config).expect("due by count");
+        assert!(
+            wait > Duration::from_secs(29) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        let pacer = SnapshotPacer {
+            not_before: Some(now),
+            ..pacer
+        };
+        assert!(pacer.due(&config) && pacer.overdue(&config));
+        assert_eq!(pacer.quiet_wait(&config), Some(SNAPSHOT_QUIET));
     }
 }
