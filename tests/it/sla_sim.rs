@@ -356,6 +356,17 @@ fn integration() -> Actor {
 async fn random_tickets_against_a_minute_by_minute_oracle() {
     let seed = tests::seed();
     crate::announce_seed("sla_sim", seed);
+    simulate(seed).await;
+}
+
+/// Seeds that found a bug, replayed on every run.
+#[tokio::test]
+async fn seeds_that_found_bugs() {
+    // A recompute back to a due time recorded earlier in the cycle was taken for a duplicate.
+    simulate(16_781_774_737_726_706_410).await;
+}
+
+async fn simulate(seed: u64) {
     let mut rng = Rng::new(seed);
     let (tickets_max, steps) = if tests::slow_tests() {
         (60, 1500)

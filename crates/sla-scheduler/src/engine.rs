@@ -436,12 +436,22 @@ impl TicketSla {
                     clock.recorded_due.map_or("none".to_owned(), |due| due.to_string()),
                     due_at,
                 );
+                // The due time moved from and the business time counted are part of the key: a
+                // recompute back to a due time recorded earlier in the cycle (priority raised,
+                // then lowered again) is a new fact, and with only the new due time in its key
+                // it was taken for a duplicate and never recorded, and its breach never fired
+                // (found by the simulation, seed 16781774737726706410).
                 let key = seed(&[
                     b"recompute",
                     self.ticket_id.0.as_bytes(),
                     metric.as_str().as_bytes(),
                     &clock.cycle.to_be_bytes(),
                     &due_at.as_nanosecond().to_be_bytes(),
+                    &clock
+                        .recorded_due
+                        .map_or(i128::MIN, Timestamp::as_nanosecond)
+                        .to_be_bytes(),
+                    &clock.elapsed.as_secs().to_be_bytes(),
                 ]);
                 Some((
                     Command::RecomputeSla(RecomputeSla {
