@@ -442,6 +442,9 @@ async fn fold_streams(
             .store
             .read_streams(chunk, store::READ_LIMIT_MAX)
             .await?;
+        // The appends about to be decided go to these streams: the writer plans them from
+        // memory instead of reading their heads back (`Store::hint_stream_heads`).
+        state.inner.store.hint_stream_heads(&records).await?;
         let cut = records.len() >= store::READ_LIMIT_MAX;
         for record in &records {
             let Some(ticket_id) = sla_scheduler::source::ticket_of(record) else {

@@ -9,8 +9,9 @@ use std::collections::HashMap;
 
 use crate::plan::{Append, Known, LogHead, Plan, StreamHead};
 
-/// Most stream heads remembered; past it the memory starts over (it is only a fast path).
-pub const STREAM_HEADS_MAX: usize = 100_000;
+/// Most stream heads remembered; past it the memory starts over (it is only a fast path). About
+/// 130 bytes each: 32 MiB at most.
+pub const STREAM_HEADS_MAX: usize = 250_000;
 
 #[derive(Debug, Default)]
 pub(crate) struct StreamHeads {
@@ -45,10 +46,39 @@ impl StreamHeads {
             .all(|outcome| matches!(outcome, Ok(outcome) if !outcome.duplicate))
     }
 
+    /// Takes heads read from the log as hints (a reader about to append to these streams, e.g.
+    /// the SLA scheduler reading a burst's tickets ahead). A hint never replaces a newer head;
+    /// a stale one only costs a plan from the database (the unique index or the plan's
+    /// conflict says so).
+    pub fn hint(&mut self, heads: Vec<(String, u64, crate::Hash)>) {
+        if self.heads.len() + heads.len() > STREAM_HEADS_MAX {
+            self.heads.clear();
+        }
+        for (stream, version, stream_hash) in heads {
+            let head = StreamHead {
+                version,
+                stream_hash,
+            };
+            self.heads
+                .entry(stream)
+                .and_modify(|known| {
+                    if known.version < version {
+                        *known = head;
+                    }
+                })
+                .or_insert(head);
+        }
+    }
+
     /// Remembers the heads a committed plan left.
     pub fn learn(&mut self, plan: &Plan<'_>) {
         self.log_head = Some(plan.head);
-        if self.heads.len() + plan.rows.len() > STREAM_HEADS_MAX {
+        let new_streams = plan
+            .rows
+            .iter()
+            .filter(|row| !self.heads.contains_key(row.stream.as_str()))
+            .count();
+        if self.heads.len() + new_streams > STREAM_HEADS_MAX {
             self.heads.clear();
         }
         for row in &plan.rows {

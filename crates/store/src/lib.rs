@@ -270,6 +270,33 @@ impl Store {
         Ok(records)
     }
 
+    /// Tells the writer the heads of streams a caller has just read (the last record of each,
+    /// in any order), because it is about to append to them: their appends then take the group
+    /// commit's fast path (planned from memory) instead of reading the heads back. Only a hint:
+    /// a head that is no longer the stream's costs a plan from the database, never a wrong
+    /// append. Waits for room in the writer's queue.
+    pub async fn hint_stream_heads(&self, records: &[Record]) -> Result<(), StoreError> {
+        let mut heads: std::collections::HashMap<&str, (u64, Hash)> =
+            std::collections::HashMap::new();
+        for record in records {
+            let head = heads
+                .entry(record.stream_id.as_str())
+                .or_insert((record.stream_version, record.stream_hash));
+            if head.0 < record.stream_version {
+                *head = (record.stream_version, record.stream_hash);
+            }
+        }
+        let heads = heads
+            .into_iter()
+            .map(|(stream, (version, hash))| (stream.to_owned(), version, hash))
+            .collect();
+        self.inner
+            .queue
+            .send(writer::Msg::Hint(heads))
+            .await
+            .map_err(|_| StoreError::Closed)
+    }
+
     /// Waits until every append queued before this call has been committed or has failed.
     pub async fn flush(&self) -> Result<(), StoreError> {
         let (done, flushed) = oneshot::channel();

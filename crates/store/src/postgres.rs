@@ -238,6 +238,10 @@ pub(crate) struct PgWriter {
 }
 
 impl BatchCommit for PgWriter {
+    fn hint(&mut self, heads: Vec<(String, u64, crate::Hash)>) {
+        self.heads.hint(heads);
+    }
+
     async fn commit(&mut self, appends: &[Append]) -> Result<Committed, StoreError> {
         let mut conn = match self.conn.take() {
             Some(conn) => conn,

@@ -192,6 +192,10 @@ pub(crate) struct SqliteWriter {
 }
 
 impl BatchCommit for SqliteWriter {
+    fn hint(&mut self, heads: Vec<(String, u64, crate::Hash)>) {
+        self.heads.hint(heads);
+    }
+
     async fn commit(&mut self, appends: &[Append]) -> Result<Committed, StoreError> {
         let mut conn = match self.conn.take() {
             Some(conn) => conn,

@@ -43,6 +43,9 @@ pub(crate) trait BatchCommit: Send + 'static {
         &mut self,
         appends: &[Append],
     ) -> impl Future<Output = Result<Committed, StoreError>> + Send;
+
+    /// Stream heads read from the log, as hints for the fast path (`StreamHeads::hint`).
+    fn hint(&mut self, heads: Vec<(String, u64, crate::Hash)>);
 }
 
 pub(crate) type Reply = oneshot::Sender<Result<AppendOutcome, AppendError>>;
@@ -52,6 +55,8 @@ pub(crate) enum Msg {
     Append(Append, Reply),
     /// Answered once everything queued before it has been committed or failed.
     Flush(oneshot::Sender<()>),
+    /// Stream heads a reader saw (stream, version, stream hash): hints for the fast path.
+    Hint(Vec<(String, u64, crate::Hash)>),
 }
 
 /// Upper bounds of the batch size histogram's buckets, in appends per group commit.
@@ -103,6 +108,7 @@ pub(crate) async fn run<W: BatchCommit>(
                     replies.push(reply);
                 }
                 Msg::Flush(done) => flushes.push(done),
+                Msg::Hint(heads) => writer.hint(heads),
             }
             if appends.len() < BATCH_APPENDS_MAX && events < BATCH_EVENTS_MAX {
                 next = queue.try_recv().ok();

@@ -458,3 +458,84 @@ async fn two_busy_nodes_never_fail_each_other() {
     })
     .await;
 }
+
+/// Stream heads a reader hints to the writer (`Store::hint_stream_heads`) let it plan appends
+/// to existing streams from memory; a hint that is right, one that is stale (the stream moved
+/// on since it was read) and one older than what the writer knows never give a wrong answer,
+/// and the hash chains still verify.
+#[tokio::test]
+async fn hinted_stream_heads_right_or_stale_never_give_a_wrong_answer() {
+    each_backend(|db| async move {
+        let writer = open(&db).await;
+        let s1 = stream("ticket-h1");
+        let one = |store: &Store, expected| {
+            let store = store.clone();
+            let s1 = s1.clone();
+            async move {
+                store
+                    .append(&s1, expected, vec![event("E", json!({}))], Uuid::now_v7())
+                    .await
+            }
+        };
+        one(&writer, ExpectedVersion::NoStream).await.unwrap();
+        one(&writer, ExpectedVersion::Exact(1)).await.unwrap();
+        let read = writer.read_stream(&s1, 1, 100).await.unwrap();
+        assert_eq!(read.len(), 2);
+
+        // A fresh node, hinted right: appends at version 3.
+        let hinted = open(&db).await;
+        hinted.hint_stream_heads(&read).await.unwrap();
+        assert_eq!(
+            one(&hinted, ExpectedVersion::Exact(2))
+                .await
+                .unwrap()
+                .stream_version,
+            3
+        );
+        // Another fresh node, hinted with what is now stale (version 2): the database decides.
+        let stale = open(&db).await;
+        stale.hint_stream_heads(&read).await.unwrap();
+        assert_eq!(
+            one(&stale, ExpectedVersion::Exact(3))
+                .await
+                .unwrap()
+                .stream_version,
+            4
+        );
+        let wrong = one(&stale, ExpectedVersion::Exact(2)).await;
+        assert!(
+            matches!(
+                wrong,
+                Err(AppendError::WrongExpectedVersion {
+                    actual: Some(4),
+                    ..
+                })
+            ),
+            "{wrong:?}"
+        );
+        // An older hint than the writer's memory is ignored: it appends at 5 from memory.
+        stale.hint_stream_heads(&read[..1]).await.unwrap();
+        assert_eq!(
+            one(&stale, ExpectedVersion::Exact(4))
+                .await
+                .unwrap()
+                .stream_version,
+            5
+        );
+        let versions: Vec<u64> = writer
+            .read_stream(&s1, 1, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|record| record.stream_version)
+            .collect();
+        assert_eq!(versions, [1, 2, 3, 4, 5]);
+        assert!(writer
+            .verify(1, None, &mut |_, _| {})
+            .await
+            .unwrap()
+            .is_intact());
+        db
+    })
+    .await;
+}
