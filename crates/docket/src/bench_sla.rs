@@ -279,6 +279,27 @@ async fn raw_batched_ticket_appends(
     Ok(total as f64 / began.elapsed().as_secs_f64())
 }
 
+/// Committed batches so far, and how many of them the writer planned from memory.
+fn plans(store: &Store) -> (u64, u64) {
+    let stats = store.stats();
+    (
+        stats.batches.load(std::sync::atomic::Ordering::Relaxed),
+        stats
+            .planned_from_memory
+            .load(std::sync::atomic::Ordering::Relaxed),
+    )
+}
+
+/// "m of n batches planned from memory" since `before`.
+fn plans_since(store: &Store, before: (u64, u64)) -> String {
+    let (batches, from_memory) = plans(store);
+    format!(
+        "{} of {} batches planned from memory",
+        from_memory - before.1,
+        batches - before.0
+    )
+}
+
 /// The files under `dir` (the scratch database, its WAL, its snapshot file) and their sizes.
 fn dir_files(dir: &std::path::Path) -> Vec<(String, u64)> {
     let mut files: Vec<(String, u64)> = std::fs::read_dir(dir)
@@ -413,6 +434,7 @@ async fn measure(db: &ScratchDb, tickets: u64, burst: u64) -> anyhow::Result<()>
         sink.prefetched(),
         sla_scheduler::driver::PREFETCH_AHEAD.as_secs()
     );
+    let plans_before = plans(&store);
     let (cpu_before, began) = (cpu_time(), Instant::now());
     // Appends that fail (SQLite busy while a read model saves its snapshot) are retried by the
     // driver on its next round, as in `docket serve`.
@@ -442,11 +464,12 @@ async fn measure(db: &ScratchDb, tickets: u64, burst: u64) -> anyhow::Result<()>
         .filter(|fired| matches!(fired.issued, sla_scheduler::Issued::Appended { .. }))
         .count();
     println!(
-        "burst: {appended} of {} fired in {:.2} s ({:.0}/s; CPU {:.1} µs per fire); lag due -> appended p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        "burst: {appended} of {} fired in {:.2} s ({:.0}/s; CPU {:.1} µs per fire; {}); lag due -> appended p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
         fired.len(),
         elapsed.as_secs_f64(),
         fired.len() as f64 / elapsed.as_secs_f64(),
         burst_cpu.as_secs_f64() * 1e6 / fired.len().max(1) as f64,
+        plans_since(&store, plans_before),
         ms(percentile(&lags, 0.50)),
         ms(percentile(&lags, 0.99)),
         ms(lags.last().copied().unwrap_or_default()),
@@ -461,14 +484,16 @@ async fn measure(db: &ScratchDb, tickets: u64, burst: u64) -> anyhow::Result<()>
         raw_cpu.as_secs_f64() * 1e6 / burst.max(1) as f64
     );
     read_ticket_streams(&state, &store, burst, burst).await?;
+    let plans_before = plans(&store);
     let (cpu_before, began) = (cpu_time(), Instant::now());
     let raw = raw_batched_ticket_appends(&store, burst, burst, due).await?;
     let raw_cpu = cpu_time().saturating_sub(cpu_before);
     println!(
-        "raw limit of the burst's shape, same store: {raw:.0} appends/s ({} single-event appends to existing ticket streams queued back to back, {:.2} s; CPU {:.1} µs per append)",
+        "raw limit of the burst's shape, same store: {raw:.0} appends/s ({} single-event appends to existing ticket streams queued back to back, {:.2} s; CPU {:.1} µs per append; {})",
         burst,
         began.elapsed().as_secs_f64(),
-        raw_cpu.as_secs_f64() * 1e6 / burst.max(1) as f64
+        raw_cpu.as_secs_f64() * 1e6 / burst.max(1) as f64,
+        plans_since(&store, plans_before),
     );
     let (cpu_before, began) = (cpu_time(), Instant::now());
     let raw = raw_appends(&store, burst).await?;

@@ -297,6 +297,7 @@ async fn commit_batch(
                 Ok(true) => {
                     heads.learn(&plan);
                     return Ok(Committed {
+                        from_memory: true,
                         records: plan.records(),
                         outcomes: plan.outcomes,
                         head: plan.head,
@@ -330,6 +331,7 @@ async fn commit_batch(
     conn.execute("COMMIT").await?;
     heads.learn(&plan);
     Ok(Committed {
+        from_memory: false,
         records: plan.records(),
         outcomes: plan.outcomes,
         head: plan.head,

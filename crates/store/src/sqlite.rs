@@ -250,6 +250,7 @@ async fn write_batch(
                 Ok(()) => {
                     heads.learn(&plan);
                     return Ok(Committed {
+                        from_memory: true,
                         records: plan.records(),
                         outcomes: plan.outcomes,
                         head: plan.head,
@@ -294,6 +295,7 @@ async fn write_batch(
     }
     heads.learn(&plan);
     Ok(Committed {
+        from_memory: false,
         records: plan.records(),
         outcomes: plan.outcomes,
         head: plan.head,

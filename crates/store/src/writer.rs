@@ -27,6 +27,8 @@ pub(crate) struct Committed {
     pub head: LogHead,
     /// The records written (duplicates and conflicts write none).
     pub records: Vec<Record>,
+    /// Planned from the writer's memory of stream heads, without reading them back.
+    pub from_memory: bool,
 }
 
 /// Committed batches, as the records readers will see, for followers in this process: they
@@ -74,6 +76,8 @@ pub struct WriterStats {
     /// Events written.
     pub events: AtomicU64,
     pub failed_batches: AtomicU64,
+    /// Committed batches planned from memory (the fast path); the rest read the heads back.
+    pub planned_from_memory: AtomicU64,
 }
 
 impl WriterStats {
@@ -120,7 +124,11 @@ pub(crate) async fn run<W: BatchCommit>(
                     outcomes,
                     head,
                     records,
+                    from_memory,
                 }) => {
+                    if from_memory {
+                        stats.planned_from_memory.fetch_add(1, Ordering::Relaxed);
+                    }
                     assert_eq!(outcomes.len(), replies.len(), "one outcome per append");
                     let events_written = records.len();
                     if !records.is_empty() {
