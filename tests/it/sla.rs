@@ -741,3 +741,80 @@ async fn tickets_read_ahead_that_move_before_their_timers_fire_are_decided_on_th
         db.cleanup().await;
     }
 }
+
+/// Priority raised, lowered and raised again while no business time passes (a frozen clock,
+/// as a night outside business hours): each move is recorded, the third too — its recompute
+/// goes back to a due time recorded earlier in the cycle from the same recorded due with the
+/// same business time counted, and its command id once collided with the first's (the reviewer's
+/// scenario after seed 16781774737726706410) — and the breach fires at the last due time.
+#[tokio::test]
+async fn a_priority_toggled_back_and_forth_without_time_passing_records_every_recompute() {
+    for db in ScratchDb::all().await {
+        let clock = ManualClock::new(start());
+        let node = Node::start(&db, clock.clone()).await;
+        let policies = policies(TIERED);
+        let ticket_id = node.create(0).await;
+        let mut driver = node.driver(&policies);
+        settle(&mut driver).await;
+        let agent = domain::Actor {
+            id: domain::ActorId(Uuid::from_u128(0xa9e7)),
+            role: domain::Role::Agent,
+        };
+        for (n, priority) in ["urgent", "normal", "urgent"].into_iter().enumerate() {
+            let command: Command = serde_json::from_value(
+                json!({"type": "set_priority", "priority": priority, "reason": "toggle"}),
+            )
+            .unwrap();
+            api::command_as(
+                &node.state,
+                agent,
+                ticket_id,
+                &command,
+                Uuid::from_u128(0x70_0000 + n as u128),
+            )
+            .await
+            .unwrap();
+            settle(&mut driver).await;
+        }
+        let recomputed: Vec<Option<Timestamp>> = sla_events(&node.store)
+            .await
+            .into_iter()
+            .filter(|event| event.event_type == "SlaRecomputed" && event.metric == "resolution")
+            .map(|event| event.due_at)
+            .collect();
+        assert_eq!(recomputed.len(), 3, "{recomputed:?}");
+        // Past every due time: the resolution breach fires once, at the urgent due time.
+        clock.advance_ms(10 * 24 * 60 * MINUTE_MS);
+        settle(&mut driver).await;
+        let breaches: Vec<SlaEvent> = sla_events(&node.store)
+            .await
+            .into_iter()
+            .filter(|event| event.event_type == "SlaBreached" && event.metric == "resolution")
+            .collect();
+        assert_eq!(breaches.len(), 1, "{breaches:#?}");
+        assert_eq!(
+            breaches[0].due_at,
+            start().checked_add(SignedDuration::from_hours(4)).ok(),
+            "{breaches:#?}"
+        );
+        db.cleanup().await;
+    }
+}
+
+/// Folds and fires until nothing is left to fire.
+async fn settle(driver: &mut Driver<ApiSink>) {
+    loop {
+        driver.catch_up().await.unwrap();
+        if driver.fire().await.is_empty() {
+            break;
+        }
+    }
+}
+
+/// Resolution in 4 hours for urgent tickets, 24 for the rest; 24x7.
+const TIERED: &str = r#"
+version = 1
+[[policies]]
+id = "tiered"
+targets.resolution = { urgent = "4h", high = "24h", normal = "24h", low = "24h" }
+"#;

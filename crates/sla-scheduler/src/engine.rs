@@ -41,6 +41,9 @@ pub struct Clock {
     /// What the log recorded (a mirror of the domain's clock).
     pub recorded_policy: Option<&'static str>,
     pub recorded_due: Option<Timestamp>,
+    /// How many `SlaRecomputed` the log holds for this clock: the sequence number of the next
+    /// recompute, in its command id.
+    pub recomputes: u32,
     pub warned: bool,
     pub breached: bool,
 }
@@ -246,6 +249,7 @@ impl TicketSla {
                     let clock = &mut self.clocks[metric.index()];
                     clock.recorded_policy = Some(crate::packed::intern(&recomputed.policy_id));
                     clock.recorded_due = Some(recomputed.to_due_at);
+                    clock.recomputes = clock.recomputes.saturating_add(1);
                     if recomputed.cause == RecomputeCause::NewCycle {
                         clock.warned = false;
                         clock.breached = false;
@@ -436,22 +440,20 @@ impl TicketSla {
                     clock.recorded_due.map_or("none".to_owned(), |due| due.to_string()),
                     due_at,
                 );
-                // The due time moved from and the business time counted are part of the key: a
-                // recompute back to a due time recorded earlier in the cycle (priority raised,
-                // then lowered again) is a new fact, and with only the new due time in its key
-                // it was taken for a duplicate and never recorded, and its breach never fired
-                // (found by the simulation, seed 16781774737726706410).
+                // The recompute's sequence number on this clock is part of the key: a recompute
+                // back to a due time recorded earlier in the cycle (priority raised, then
+                // lowered again) is a new fact, and with only the new due time in its key it was
+                // taken for a duplicate and never recorded, and its breach never fired (found by
+                // the simulation, seed 16781774737726706410). The number only moves when the log
+                // records a recompute, so a repeated fire of this one (a retry, another leader)
+                // keeps its id.
                 let key = seed(&[
                     b"recompute",
                     self.ticket_id.0.as_bytes(),
                     metric.as_str().as_bytes(),
                     &clock.cycle.to_be_bytes(),
+                    &clock.recomputes.to_be_bytes(),
                     &due_at.as_nanosecond().to_be_bytes(),
-                    &clock
-                        .recorded_due
-                        .map_or(i128::MIN, Timestamp::as_nanosecond)
-                        .to_be_bytes(),
-                    &clock.elapsed.as_secs().to_be_bytes(),
                 ]);
                 Some((
                     Command::RecomputeSla(RecomputeSla {

@@ -180,7 +180,7 @@ fn unpack_cause(cause: u8) -> Option<RecomputeCause> {
 /// takes a customer message and an agent reply, so no ticket comes near it.
 pub const CYCLES_MAX: u32 = (1 << 24) - 1;
 
-/// One metric's clock, packed: 72 bytes instead of 232.
+/// One metric's clock, packed: 80 bytes instead of 240.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PackedClock {
     since: i64,
@@ -191,6 +191,7 @@ pub struct PackedClock {
     recorded_due: i64,
     elapsed: i64,
     target: i64,
+    recomputes: u32,
     /// The cycle in the low 24 bits; the metric (2 bits), the flags (3) and the cause (3) above.
     cycle_and_bits: u32,
     recorded_policy: u16,
@@ -216,6 +217,7 @@ impl PackedClock {
             recorded_due: pack_at(clock.recorded_due),
             elapsed: duration_nanos(clock.elapsed),
             target: clock.target.map_or(NONE_I64, duration_nanos),
+            recomputes: clock.recomputes,
             cycle_and_bits: clock.cycle
                 | ((metric.index() as u32) << 24)
                 | (flags << 26)
@@ -250,6 +252,7 @@ impl PackedClock {
             cause: unpack_cause((self.cycle_and_bits >> 29) as u8),
             recorded_policy: unpack_policy(self.recorded_policy),
             recorded_due: unpack_at(self.recorded_due),
+            recomputes: self.recomputes,
             warned: self.flags() & WARNED != 0,
             breached: self.flags() & BREACHED != 0,
         }
@@ -384,6 +387,7 @@ mod tests {
             cause: Some(RecomputeCause::PolicyChanged),
             recorded_policy: Some(intern("gold")),
             recorded_due: Some(at("2026-10-25T00:00:00Z")),
+            recomputes: u32::MAX,
             warned: true,
             breached: false,
         };
@@ -399,7 +403,7 @@ mod tests {
         ticket.clocks[Metric::FirstResponse.index()].cycle = 1;
         repacked.repack(&ticket);
         assert_eq!(repacked.unpack(), ticket);
-        assert_eq!(size_of::<PackedClock>(), 72);
+        assert_eq!(size_of::<PackedClock>(), 80);
     }
 
     #[test]

@@ -51,7 +51,11 @@ impl StreamHeads {
     /// a stale one only costs a plan from the database (the unique index or the plan's
     /// conflict says so).
     pub fn hint(&mut self, heads: Vec<(String, u64, crate::Hash)>) {
-        if self.heads.len() + heads.len() > STREAM_HEADS_MAX {
+        let new_streams = heads
+            .iter()
+            .filter(|(stream, ..)| !self.heads.contains_key(stream.as_str()))
+            .count();
+        if self.heads.len() + new_streams > STREAM_HEADS_MAX {
             self.heads.clear();
         }
         for (stream, version, stream_hash) in heads {

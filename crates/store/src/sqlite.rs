@@ -23,7 +23,9 @@ use crate::{RawRecord, INSERT_COLUMNS, RECORD_COLUMNS};
 
 /// How long a statement waits for another process's write lock before failing as unavailable.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// SQLite's page cache per connection, in KiB (negative means KiB to SQLite). The default, 2 MiB,
+/// SQLite's page cache of the writer's connection, in KiB (negative means KiB to SQLite; the
+/// readers keep the default: in WAL mode a reader's cache is dropped whenever the WAL moves, so
+/// it would buy little for its memory). The default, 2 MiB,
 /// holds a sliver of the indexes an append touches (stream, command id): appends to existing
 /// streams spread over hundreds of thousands of tickets read most index pages back from the OS
 /// on every insert.
@@ -47,7 +49,6 @@ pub(crate) fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreEr
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(BUSY_TIMEOUT)
-        .pragma("cache_size", CACHE_SIZE_PRAGMA)
         .disable_statement_logging())
 }
 
@@ -55,7 +56,8 @@ pub(crate) async fn open(
     options: SqliteConnectOptions,
     readers_max: u32,
 ) -> Result<(SqlitePool, SqliteWriter), StoreError> {
-    let mut conn = options.connect().await?;
+    let writer_options = options.clone().pragma("cache_size", CACHE_SIZE_PRAGMA);
+    let mut conn = writer_options.connect().await?;
     migrate::migrate_sqlite(&mut conn, migrate::LOG_COMPONENT, migrate::LOG_SQLITE).await?;
     let readers = SqlitePoolOptions::new()
         .max_connections(readers_max)
@@ -66,7 +68,7 @@ pub(crate) async fn open(
     Ok((
         readers,
         SqliteWriter {
-            options,
+            options: writer_options,
             conn: Some(conn),
             heads: StreamHeads::default(),
         },
