@@ -166,6 +166,29 @@ pub async fn sla_events(store: &Store) -> Vec<SlaEvent> {
         .collect()
 }
 
+/// The warnings and breaches in the log (of one ticket's stream, or all), as (type, metric).
+fn warnings_and_breaches<'a>(
+    events: &'a [SlaEvent],
+    stream: Option<&str>,
+) -> Vec<(&'a str, &'a str)> {
+    events
+        .iter()
+        .filter(|event| {
+            stream.is_none_or(|stream| event.ticket == stream)
+                && ["SlaWarningRaised", "SlaBreached"].contains(&event.event_type.as_str())
+        })
+        .map(|event| (event.event_type.as_str(), event.metric.as_str()))
+        .collect()
+}
+
+/// Both clocks of the test policy warned, then breached, in due order.
+const EACH_WARNED_THEN_BREACHED: [(&str, &str); 4] = [
+    ("SlaWarningRaised", "first_response"),
+    ("SlaBreached", "first_response"),
+    ("SlaWarningRaised", "resolution"),
+    ("SlaBreached", "resolution"),
+];
+
 fn count(events: &[SlaEvent], event_type: &str) -> usize {
     events
         .iter()
@@ -440,21 +463,9 @@ async fn a_ticket_moved_by_another_node_gets_its_warning_before_its_breach() {
         driver.catch_up().await.unwrap();
         assert_eq!(driver.fire().await, vec![]);
         let events = sla_events(&node.store).await;
-        let order: Vec<(&str, &str)> = events
-            .iter()
-            .filter(|event| {
-                ["SlaWarningRaised", "SlaBreached"].contains(&event.event_type.as_str())
-            })
-            .map(|event| (event.event_type.as_str(), event.metric.as_str()))
-            .collect();
         assert_eq!(
-            order,
-            [
-                ("SlaWarningRaised", "first_response"),
-                ("SlaBreached", "first_response"),
-                ("SlaWarningRaised", "resolution"),
-                ("SlaBreached", "resolution"),
-            ],
+            warnings_and_breaches(&events, None),
+            EACH_WARNED_THEN_BREACHED,
             "{events:#?}"
         );
         db.cleanup().await;
@@ -706,22 +717,9 @@ async fn tickets_read_ahead_that_move_before_their_timers_fire_are_decided_on_th
         let events = sla_events(&leader.store).await;
         for ticket_id in tickets {
             let stream = format!("ticket-{}", ticket_id.0);
-            let order: Vec<(&str, &str)> = events
-                .iter()
-                .filter(|event| {
-                    event.ticket == stream
-                        && ["SlaWarningRaised", "SlaBreached"].contains(&event.event_type.as_str())
-                })
-                .map(|event| (event.event_type.as_str(), event.metric.as_str()))
-                .collect();
             assert_eq!(
-                order,
-                [
-                    ("SlaWarningRaised", "first_response"),
-                    ("SlaBreached", "first_response"),
-                    ("SlaWarningRaised", "resolution"),
-                    ("SlaBreached", "resolution"),
-                ],
+                warnings_and_breaches(&events, Some(&stream)),
+                EACH_WARNED_THEN_BREACHED,
                 "{stream}: {events:#?}"
             );
         }
@@ -802,7 +800,7 @@ async fn a_priority_toggled_back_and_forth_without_time_passing_records_every_re
 }
 
 /// Folds and fires until nothing is left to fire.
-async fn settle(driver: &mut Driver<ApiSink>) {
+pub async fn settle(driver: &mut Driver<ApiSink>) {
     loop {
         driver.catch_up().await.unwrap();
         if driver.fire().await.is_empty() {

@@ -20,7 +20,7 @@ use store::scratch::ScratchDb;
 use tests::Rng;
 use uuid::Uuid;
 
-use crate::sla::{policies, ManualClock, Node};
+use crate::sla::{policies, settle, ManualClock, Node};
 
 /// `fast` (24x7) for high and urgent tickets, `office` (Berlin business hours) for the rest.
 /// An office warning raises the priority to high, which hands the ticket to `fast` mid-flight;
@@ -552,15 +552,6 @@ async fn simulate(seed: u64) {
 }
 
 /// Folds what is new and fires what is due until nothing is left.
-async fn settle(driver: &mut sla_scheduler::Driver<api::scheduler::ApiSink>) {
-    loop {
-        driver.catch_up().await.unwrap();
-        if driver.fire().await.is_empty() {
-            return;
-        }
-    }
-}
-
 async fn issue(node: &Node, actor: Actor, ticket_id: TicketId, command: Value) {
     let command: Command = serde_json::from_value(command).unwrap();
     // Rejections (a transition not allowed from this state) are part of the game.
