@@ -335,20 +335,30 @@ async fn issue_batch(
         }
         // Each chunk's outcomes are taken as its batches commit, while the next chunk is read
         // and decided, so an item's processed time is when its append was answered.
-        settling.push(tokio::spawn(settle(
-            state.clone(),
-            clock.clone(),
-            chunk_queued,
-        )));
+        // The items are kept aside too: a settling task that fails leaves them to be retried.
+        let items: Vec<Work> = chunk_queued.iter().map(|(item, ..)| item.clone()).collect();
+        let task = tokio::spawn(settle(state.clone(), clock.clone(), chunk_queued));
+        settling.push((items, task));
     }
 
-    for settled in settling {
-        match settled.await {
+    for (items, task) in settling {
+        match task.await {
             Ok((settled, conflicted)) => {
                 outcomes.extend(settled);
                 fallback.extend(conflicted);
             }
-            Err(error) => tracing::error!(%error, "sla scheduler: a batch's settling panicked"),
+            Err(error) => {
+                // Every item is answered: these are retried next round (an append that did
+                // commit is then a duplicate of its command id, nothing more).
+                tracing::error!(%error, "sla scheduler: a batch's settling panicked");
+                let message = format!("settling the batch failed: {error}");
+                outcomes.extend(items.into_iter().map(|item| {
+                    let error = SinkError {
+                        message: message.clone(),
+                    };
+                    (item, Err(error), clock.now())
+                }));
+            }
         }
     }
     // The per-command path takes each ticket's turn itself.

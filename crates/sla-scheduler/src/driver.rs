@@ -323,6 +323,11 @@ impl<S: CommandSink> Driver<S> {
             read_log = false;
             self.fire().await;
             self.prefetch().await;
+            if self.prefetch_pending {
+                // More tickets to read ahead: step again at once, folding the tail (a wake by
+                // the clock would read the log back).
+                continue;
+            }
             let wait = self.sleep_for().min(LEADER_CHECK_INTERVAL);
             tokio::select! {
                 next = self.subscription.next() => {
