@@ -28,6 +28,15 @@ impl TicketCache {
         inner.0.get(&ticket_id).cloned()
     }
 
+    /// Whether a ticket is cached, without copying it.
+    pub fn contains(&self, ticket_id: TicketId) -> bool {
+        let inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        inner.0.contains_key(&ticket_id)
+    }
+
     /// Keeps `ticket` unless a newer version is already cached.
     pub fn put(&self, ticket_id: TicketId, ticket: Ticket) {
         let mut inner = self

@@ -127,7 +127,7 @@ impl CommandSink for ApiSink {
                 .collect()
         };
         // The cache holds the newest version of what this process wrote: no read for those.
-        wanted.retain(|ticket_id| self.state.inner.tickets.get(*ticket_id).is_none());
+        wanted.retain(|ticket_id| !self.state.inner.tickets.contains(*ticket_id));
         if wanted.is_empty() {
             return;
         }
