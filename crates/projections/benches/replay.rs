@@ -11,7 +11,8 @@
 //!
 //! `cargo bench -p projections --bench replay`; `DOCKET_BENCH_EVENTS=N` sets the size (default
 //! 100,000 events, about 10 per ticket); `DOCKET_BENCH_FULL=1` runs 1,000,000 tickets (about ten
-//! million events). It measures and prints; it never asserts a time.
+//! million events); `DOCKET_BENCH_REBUILDS=N` rebuilds N times. It measures and prints; it never
+//! asserts a time.
 #![allow(
     clippy::print_stdout,
     reason = "a benchmark reports its figures on stdout"
@@ -210,13 +211,26 @@ async fn main() {
 
     // Rebuild of all six projections from the log in one pass: read, decode once, fold into
     // each; the next page is read while this one folds.
-    let rss_before = rss_bytes();
-    let watch = Stopwatch::start();
-    let all = AllModels::fold(&store, &mut |_, _| {})
-        .await
-        .expect("folding the log");
-    println!("rebuild all 6 (1 pass) {}", watch.rate(head));
-    let rss_after = rss_bytes();
+    // `DOCKET_BENCH_REBUILDS=N` rebuilds N times (to profile the rebuild, or to see its
+    // spread); the memory figure is the last one's.
+    let rebuilds: usize = std::env::var("DOCKET_BENCH_REBUILDS")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(1);
+    let mut rebuilt = None;
+    let (mut rss_before, mut rss_after) = (0, 0);
+    for _ in 0..rebuilds.max(1) {
+        drop(rebuilt.take());
+        rss_before = rss_bytes();
+        let watch = Stopwatch::start();
+        let all = AllModels::fold(&store, &mut |_, _| {})
+            .await
+            .expect("folding the log");
+        println!("rebuild all 6 (1 pass) {}", watch.rate(head));
+        rss_after = rss_bytes();
+        rebuilt = Some(all);
+    }
+    let all = rebuilt.expect("at least one rebuild");
 
     cached.truncate(CACHED_RECORDS_MAX);
     println!(

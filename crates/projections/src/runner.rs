@@ -26,6 +26,10 @@ use tokio::task::JoinHandle;
 
 use crate::{AgentLoad, Customers, Projection, Queues, Reports, SlaView, TicketEvent, Tickets};
 
+mod rebuild;
+
+pub use rebuild::{DECODE_CHUNK_RECORDS, PIPELINE_PAGES_MAX, REBUILD_WORKERS_MAX};
+
 /// Records read per page while rebuilding.
 pub const REBUILD_PAGE_MAX: usize = store::READ_LIMIT_MAX;
 /// The longest the runner waits before retrying after a database error.
@@ -73,6 +77,8 @@ pub enum RunnerError {
     Snapshot { name: &'static str, message: String },
     #[error("the projection runner has stopped")]
     Stopped,
+    #[error("starting a rebuild worker thread: {0}")]
+    Worker(std::io::Error),
 }
 
 /// How often to snapshot.
@@ -401,7 +407,7 @@ async fn replay(
     store: &Store,
     after: u64,
     until: Option<u64>,
-    fold: &mut (dyn FnMut(&RecordPage) + Send),
+    fold: &mut (dyn FnMut(RecordPage) + Send),
 ) -> Result<u64, RunnerError> {
     let read = |after: u64| {
         let store = store.clone();
@@ -418,7 +424,7 @@ async fn replay(
         if until.is_none_or(|until| position < until) {
             next = Some(read(position));
         }
-        fold(&page);
+        fold(page);
     }
     Ok(position)
 }
@@ -862,68 +868,6 @@ impl AllModels {
         self.last_recorded_at = micros(record.recorded_at);
     }
 
-    /// Folds a page of records, in order, into every model, on two threads: each decodes half
-    /// of the page, then one folds tickets while the other folds the five other models (each
-    /// model still sees every event in order, so the result is the same as `apply` one record
-    /// at a time).
-    pub fn apply_page(&mut self, page: &RecordPage) {
-        for (offset, record) in page.iter().enumerate() {
-            assert_eq!(
-                record.position,
-                self.position + 1 + offset as u64,
-                "records must arrive in order, without gaps"
-            );
-        }
-        let decode = |range: std::ops::Range<usize>| -> Vec<Option<TicketEvent>> {
-            range
-                .map(|index| TicketEvent::decode(page.get(index).expect("an index below len")))
-                .collect()
-        };
-        let half = page.len() / 2;
-        // Two halves, kept apart (no copy into one vector), each decoded and then dropped on
-        // its own thread.
-        let (first, second) = std::thread::scope(|scope| {
-            let second = scope.spawn(|| decode(half..page.len()));
-            let first = decode(0..half);
-            (first, second.join().expect("decoding does not panic"))
-        });
-        let events = || first.iter().chain(second.iter()).flatten();
-        let AllModels {
-            tickets,
-            queues,
-            agents,
-            sla,
-            customers,
-            reports,
-            ..
-        } = self;
-        std::thread::scope(|scope| {
-            // Tickets (text postings, rows) weigh about as much as the other five together
-            // in replay mode.
-            let other = scope.spawn(|| {
-                for event in events() {
-                    tickets.apply_event(event);
-                }
-            });
-            for event in events() {
-                reports.apply_event(event);
-                queues.apply_event(event);
-                sla.apply_event(event);
-                customers.apply_event(event);
-                agents.apply_event(event);
-            }
-            other.join().expect("folds do not panic");
-        });
-        std::thread::scope(|scope| {
-            scope.spawn(move || drop(second));
-            drop(first);
-        });
-        if let Some(last) = page.len().checked_sub(1).and_then(|index| page.get(index)) {
-            self.position = last.position;
-            self.last_recorded_at = micros(last.recorded_at);
-        }
-    }
-
     /// Puts every model in replay mode (`Projection::begin_replay`): for a fold from the
     /// start of the log, finished by `finish_replay`.
     pub fn begin_replay(&mut self) {
@@ -960,20 +904,46 @@ impl AllModels {
     }
 
     /// Folds the log from position 0 up to its head when called (or further, to the end of
-    /// the page that reaches it); `progress(applied, total)` after each page.
+    /// the page that reaches it), in replay mode, on the rebuild pipeline's worker threads
+    /// (`rebuild`) while the next pages are read; `progress(folded, total)` after each page
+    /// read.
     pub async fn fold(
         store: &Store,
         progress: &mut (dyn FnMut(u64, u64) + Send),
     ) -> Result<AllModels, RunnerError> {
         let (total, _) = store.head().await?;
-        let mut models = AllModels::default();
-        models.begin_replay();
+        let pipeline = rebuild::RebuildPipeline::start().map_err(RunnerError::Worker)?;
+        let (mut position, mut last_recorded_at) = (0, 0);
         replay(store, 0, Some(total), &mut |page| {
-            models.apply_page(page);
-            progress(models.position, total.max(models.position));
+            let (Some(first), Some(last)) = (page.get(0), page.last_position()) else {
+                return;
+            };
+            // Positions within a page increase, so first and last in place mean no gap.
+            assert!(
+                first.position == position + 1 && last == position + page.len() as u64,
+                "records must arrive in order, without gaps"
+            );
+            position = last;
+            if let Some(record) = page.get(page.len() - 1) {
+                last_recorded_at = micros(record.recorded_at);
+            }
+            pipeline.submit(page);
+            progress(pipeline.folded_position(), total.max(position));
         })
         .await?;
+        let (tickets, reports, queues, sla, customers, agents) = pipeline.finish();
+        let mut models = AllModels {
+            tickets,
+            queues,
+            agents,
+            sla,
+            customers,
+            reports,
+            position,
+            last_recorded_at,
+        };
         models.finish_replay();
+        progress(models.position, total.max(models.position));
         Ok(models)
     }
 }
