@@ -610,33 +610,90 @@ impl TimeIndex {
 
     /// The index of these sheets, built in one pass: every contribution appended, then every
     /// vector sorted once. Sheets are taken in id order, so that ticket types are interned
-    /// alike on every node.
+    /// alike on every node. A large index is built on several threads (what `restore` and the
+    /// end of a rebuild wait for: it was the longest step of a rebuild's end, on one core).
     fn build(tickets: &Map<TicketId, Facts>) -> TimeIndex {
-        let mut index = TimeIndex::default();
-        let mut contributions = Vec::new();
+        let parts = if tickets.len() < INDEX_PARALLEL_TICKETS_MIN {
+            1
+        } else {
+            std::thread::available_parallelism()
+                .map_or(1, usize::from)
+                .clamp(1, INDEX_BUILD_THREADS_MAX)
+        };
+        TimeIndex::build_in_parts(tickets, parts)
+    }
+
+    /// `build` on `parts` threads: each takes the contributions of the hours `h` with
+    /// `h mod parts` its own, from every sheet in id order, so that each hour's vectors hold
+    /// what one pass would have put there, in the same order, before they are sorted.
+    fn build_in_parts(tickets: &Map<TicketId, Facts>, parts: usize) -> TimeIndex {
         let mut ids: Vec<&TicketId> = tickets.keys().collect();
         ids.sort_unstable();
-        for id in ids {
-            let facts = &tickets[id];
-            let dimensions = index.dimensions(facts);
-            facts.contributions(&mut contributions);
-            for contribution in &contributions {
-                index.change_as(*id, &dimensions, contribution, Change::Append);
-            }
+        let mut index = TimeIndex::default();
+        for id in &ids {
+            index.dimensions(&tickets[*id]);
         }
-        for hour in index.hours.values_mut() {
-            // Ids came in order; a ticket with several contributions in the hour came
-            // several times in a row.
-            hour.tickets.dedup();
-            for buckets in &mut hour.buckets {
-                for (_, bucket) in buckets {
-                    bucket.sort();
+        let parts = i64::try_from(parts.max(1)).unwrap_or(1);
+        let build_part = |part: i64| {
+            let mut index = TimeIndex {
+                ticket_types: index.ticket_types.clone(),
+                ..TimeIndex::default()
+            };
+            let mut contributions = Vec::new();
+            for id in &ids {
+                let facts = &tickets[*id];
+                let dimensions = index.dimensions(facts);
+                facts.contributions(&mut contributions);
+                for contribution in &contributions {
+                    if hour_of(contribution.at()).rem_euclid(parts) == part {
+                        index.change_as(**id, &dimensions, contribution, Change::Append);
+                    }
                 }
             }
+            for hour in index.hours.values_mut() {
+                // Ids came in order; a ticket with several contributions in the hour came
+                // several times in a row.
+                hour.tickets.dedup();
+                for buckets in &mut hour.buckets {
+                    for (_, bucket) in buckets {
+                        bucket.sort();
+                    }
+                }
+            }
+            index
+        };
+        let built: Vec<TimeIndex> = if parts == 1 {
+            vec![build_part(0)]
+        } else {
+            std::thread::scope(|scope| {
+                let others: Vec<_> = (1..parts)
+                    .map(|part| scope.spawn(move || build_part(part)))
+                    .collect();
+                let mut built = vec![build_part(0)];
+                built.extend(others.into_iter().map(|other| {
+                    other
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                }));
+                built
+            })
+        };
+        for part in built {
+            index.hours.extend(part.hours);
+            index.first_hour = match (index.first_hour, part.first_hour) {
+                (Some(first), Some(other)) => Some(first.min(other)),
+                (first, other) => first.or(other),
+            };
+            index.last_hour = index.last_hour.max(part.last_hour);
         }
         index
     }
 }
+
+/// Sheets below which the reports' index is built on one thread.
+const INDEX_PARALLEL_TICKETS_MIN: usize = 10_000;
+/// Threads that build the reports' index at most.
+const INDEX_BUILD_THREADS_MAX: usize = 4;
 
 /// The reports view.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -1105,6 +1162,33 @@ mod tests {
     use super::*;
     use crate::synth;
     use crate::testkit::{minute, Log};
+
+    /// The index as text, hour by hour in order (the maps' own order differs per process).
+    fn index_text(index: &TimeIndex) -> String {
+        let hours: std::collections::BTreeMap<_, _> = index.hours.iter().collect();
+        let mut types: Vec<_> = index.ticket_types.iter().collect();
+        types.sort();
+        format!(
+            "{hours:?} {:?} {:?} {types:?}",
+            index.first_hour, index.last_hour
+        )
+    }
+
+    #[test]
+    fn the_index_built_in_parts_equals_the_index_built_in_one() {
+        let mut config = synth::SynthConfig::small(5, 600);
+        config.concurrent_tickets = 100;
+        let mut reports = Reports::default();
+        for record in synth::records(synth::history(config)) {
+            reports.apply(record.view());
+        }
+        let whole = TimeIndex::build_in_parts(&reports.tickets, 1);
+        assert!(whole.hours.len() > 10, "hours: {}", whole.hours.len());
+        for parts in [2, 3, 7] {
+            let built = TimeIndex::build_in_parts(&reports.tickets, parts);
+            assert_eq!(index_text(&built), index_text(&whole), "{parts} parts");
+        }
+    }
 
     #[test]
     fn report_over_a_range() {
