@@ -88,9 +88,81 @@ pub struct TicketEvent {
 /// The stream category of tickets; every other category is ignored by the views.
 pub const TICKET_CATEGORY: &str = "ticket";
 
+/// The metadata's `at`, as text: parsed by `event_time` (borrowed unless it holds an escape).
 #[derive(serde::Deserialize)]
-struct EventTime {
-    at: Option<Timestamp>,
+struct EventTime<'a> {
+    #[serde(borrow)]
+    at: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// A timestamp as jiff reads it (`Timestamp`'s `FromStr`, which its serde `Deserialize` uses
+/// too), with a fast path for the one form writers produce (jiff's `Display`:
+/// `YYYY-MM-DDTHH:MM:SS[.fffffffff]Z`): replay parses one per record, and jiff's general
+/// parser was 3% of a rebuild. Anything else the fast path does not take goes to jiff.
+fn event_time(text: &str) -> Option<Timestamp> {
+    utc_timestamp(text).or_else(|| text.parse().ok())
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`, with a valid date, hour, minute and second (no leap
+/// second), inside jiff's range; `None` for anything else.
+fn utc_timestamp(text: &str) -> Option<Timestamp> {
+    let bytes = text.as_bytes();
+    let number = |range: std::ops::Range<usize>| -> Option<i64> {
+        bytes.get(range)?.iter().try_fold(0i64, |value, byte| {
+            byte.is_ascii_digit()
+                .then(|| value * 10 + i64::from(byte - b'0'))
+        })
+    };
+    let separators = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if separators
+        .iter()
+        .any(|(at, separator)| bytes.get(*at) != Some(separator))
+    {
+        return None;
+    }
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let (nanosecond, end) = match bytes.get(19) {
+        Some(b'.') => {
+            let digits = bytes[20..]
+                .iter()
+                .take_while(|byte| byte.is_ascii_digit())
+                .count();
+            if !(1..=9).contains(&digits) {
+                return None;
+            }
+            let fraction = number(20..20 + digits)?;
+            (fraction * 10i64.pow(9 - digits as u32), 20 + digits)
+        }
+        _ => (0, 19),
+    };
+    if bytes.get(end..) != Some(b"Z".as_slice()) {
+        return None;
+    }
+    let date = jiff::civil::Date::new(
+        i16::try_from(year).ok()?,
+        i8::try_from(month).ok()?,
+        i8::try_from(day).ok()?,
+    )
+    .ok()?;
+    let days = days_from_civil(year, month, i64::from(date.day()));
+    let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second;
+    Timestamp::new(seconds, i32::try_from(nanosecond).ok()?).ok()
+}
+
+/// Days from 1970-01-01 to a valid proleptic Gregorian date (Howard Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month_from_march = (month + 9) % 12;
+    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }
 
 impl TicketEvent {
@@ -111,6 +183,7 @@ impl TicketEvent {
             serde_json::from_str::<EventTime>(record.metadata)
                 .ok()
                 .and_then(|time| time.at)
+                .and_then(|at| event_time(&at))
                 .unwrap_or(record.recorded_at)
         } else {
             record.recorded_at
@@ -146,6 +219,76 @@ mod tests {
         }
         replayed.finish_replay();
         assert_eq!(replayed, incremental, "{}", P::NAME);
+    }
+
+    /// The metadata's time is read as jiff reads a `Timestamp` (its serde `Deserialize`, what
+    /// the decode used before, and its `FromStr`), whether the fast path takes it or not.
+    #[test]
+    fn event_times_read_as_jiff_reads_them() {
+        let check = |text: &str| {
+            let jiff: Option<Timestamp> = text.parse().ok();
+            let serde: Option<Timestamp> = serde_json::from_value(text.into()).ok();
+            assert_eq!(serde, jiff, "serde and FromStr of {text:?}");
+            assert_eq!(event_time(text), jiff, "{text:?}");
+            if let Some(fast) = utc_timestamp(text) {
+                assert_eq!(Some(fast), jiff, "fast path of {text:?}");
+            }
+        };
+        let (mut taken, mut written) = (0, 0);
+        // Every day of a few leap cycles and centuries, at varied times, as `Display` writes
+        // them (what writers store), with and without fractions.
+        let mut seconds: i64 = -2_208_988_800; // 1900-01-01
+        let mut state: u64 = 42;
+        while seconds < 4_102_444_800 {
+            // 2100-01-01
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let nanos = match state % 4 {
+                0 => 0,
+                1 => ((state >> 8) % 1_000) as i32 * 1_000_000,
+                _ => ((state >> 8) % 1_000_000_000) as i32,
+            };
+            let at = Timestamp::new(seconds, nanos).expect("in range");
+            let text = at.to_string();
+            check(&text);
+            taken += usize::from(utc_timestamp(&text).is_some());
+            written += 1;
+            seconds += 86_400 + i64::try_from((state >> 20) % 3_600).expect("small");
+        }
+        assert!(written > 70_000, "{written} timestamps");
+        assert_eq!(taken, written, "the fast path takes what Display writes");
+        for text in [
+            "1970-01-01T00:00:00Z",
+            "0000-01-01T00:00:00Z",
+            "9999-12-30T22:00:00.999999999Z",
+            "9999-12-31T23:59:59Z",
+            "2024-02-29T12:00:00Z",
+            "2023-02-29T12:00:00Z",
+            "2024-04-31T12:00:00Z",
+            "2024-13-01T00:00:00Z",
+            "2024-05-06T24:00:00Z",
+            "2024-05-06T23:60:00Z",
+            "2016-12-31T23:59:60Z",
+            "2024-05-06T10:11:12.Z",
+            "2024-05-06T10:11:12.1234567891Z",
+            "2024-05-06T10:11:12,5Z",
+            "2024-05-06T10:11:12.5z",
+            "2024-05-06t10:11:12Z",
+            "2024-05-06 10:11:12Z",
+            "2024-05-06T10:11:12+08:00",
+            "2024-05-06T10:11:12Z[UTC]",
+            "2024-05-06T10:11:12ZZ",
+            "2024-05-06T10:11Z",
+            "2024-05-06",
+            "+2024-05-06T10:11:12Z",
+            "-0001-05-06T10:11:12Z",
+            "2024-05-06T10:11:12",
+            "２０２４-05-06T10:11:12Z",
+            "",
+        ] {
+            check(text);
+        }
     }
 
     #[test]
