@@ -95,6 +95,54 @@ struct EventTime<'a> {
     at: Option<std::borrow::Cow<'a, str>>,
 }
 
+/// The metadata's `at` (`None`: absent, or not a time), as serde reads it into `EventTime`,
+/// with a fast path for the form writers store: a flat object of strings without escapes or
+/// whitespace (`{"actor":"…","at":"…"}`), the rest read by serde.
+fn metadata_time(metadata: &str) -> Option<Timestamp> {
+    match flat_metadata_at(metadata) {
+        Some(at) => at.and_then(event_time),
+        None => serde_json::from_str::<EventTime>(metadata)
+            .ok()
+            .and_then(|time| time.at)
+            .and_then(|at| event_time(&at)),
+    }
+}
+
+/// The `at` of a flat object `{"key":"value",…}` whose keys and values are strings without
+/// escapes, control characters or whitespace around them: `Some(None)` when there is no `at`,
+/// `None` when the text is not of that form or has `at` twice (for serde to read: it rejects
+/// a repeated field).
+fn flat_metadata_at(metadata: &str) -> Option<Option<&str>> {
+    /// A string without escapes at the start of `text`, and what follows it.
+    fn quoted(text: &str) -> Option<(&str, &str)> {
+        let body = text.strip_prefix('"')?;
+        let end = body.find(['"', '\\'])?;
+        let (string, rest) = body.split_at(end);
+        let rest = rest.strip_prefix('"')?;
+        (!string.bytes().any(|byte| byte < 0x20)).then_some((string, rest))
+    }
+    let mut rest = metadata.strip_prefix('{')?.strip_suffix('}')?;
+    let mut at = None;
+    while !rest.is_empty() {
+        let (key, after) = quoted(rest)?;
+        let (value, after) = quoted(after.strip_prefix(':')?)?;
+        if key == "at" {
+            if at.is_some() {
+                return None;
+            }
+            at = Some(value);
+        }
+        rest = match after.strip_prefix(',') {
+            // A comma must be followed by another member.
+            Some("") => return None,
+            Some(next) => next,
+            None if after.is_empty() => after,
+            None => return None,
+        };
+    }
+    Some(at)
+}
+
 /// A timestamp as jiff reads it (`Timestamp`'s `FromStr`, which its serde `Deserialize` uses
 /// too), with a fast path for the one form writers produce (jiff's `Display`:
 /// `YYYY-MM-DDTHH:MM:SS[.fffffffff]Z`): replay parses one per record, and jiff's general
@@ -180,11 +228,7 @@ impl TicketEvent {
         // Only parse the metadata when it can hold a time: most records are live appends whose
         // recorded time is the event time, and parsing costs as much as the payload.
         let at = if record.metadata.contains("\"at\"") {
-            serde_json::from_str::<EventTime>(record.metadata)
-                .ok()
-                .and_then(|time| time.at)
-                .and_then(|at| event_time(&at))
-                .unwrap_or(record.recorded_at)
+            metadata_time(record.metadata).unwrap_or(record.recorded_at)
         } else {
             record.recorded_at
         };
@@ -288,6 +332,60 @@ mod tests {
             "",
         ] {
             check(text);
+        }
+    }
+
+    /// The metadata's time is what serde reads into `EventTime`, whether the flat fast path
+    /// takes the text or not.
+    #[test]
+    fn metadata_times_read_as_serde_reads_them() {
+        let check = |metadata: &str| {
+            let serde = serde_json::from_str::<EventTime>(metadata)
+                .ok()
+                .and_then(|time| time.at)
+                .and_then(|at| event_time(&at));
+            assert_eq!(metadata_time(metadata), serde, "{metadata}");
+        };
+        let at = "2024-05-06T10:11:12.5Z";
+        let flat = [
+            format!(r#"{{"actor":"synth","at":"{at}"}}"#),
+            format!(r#"{{"at":"{at}"}}"#),
+            format!(r#"{{"at":"{at}","actor":"synth","via":"api"}}"#),
+            format!(r#"{{"actor":"用户","at":"{at}"}}"#),
+            r#"{"actor":"synth"}"#.to_owned(),
+            r#"{"at":"not a time"}"#.to_owned(),
+            r#"{"at":"2024-05-06T10:11:12+08:00"}"#.to_owned(),
+            "{}".to_owned(),
+        ];
+        for metadata in &flat {
+            assert!(flat_metadata_at(metadata).is_some(), "{metadata}");
+            check(metadata);
+        }
+        for metadata in [
+            format!(r#"{{"at":"{at}","at":"{at}"}}"#),
+            format!(r#"{{ "at":"{at}"}}"#),
+            format!(r#"{{"at" :"{at}"}}"#),
+            format!(r#"{{"at":"{at}",}}"#),
+            format!(r#"{{,"at":"{at}"}}"#),
+            format!(r#"{{"at":"{at}"}} "#),
+            format!(r#"{{"at":"{at}"}}x"#),
+            format!(r#"{{"actor":"a\"b","at":"{at}"}}"#),
+            format!(r#"{{"actor":"a\u0041","at":"{at}"}}"#),
+            format!(r#"{{"a\u0074":"{at}"}}"#),
+            r#"{"at":"2024-05-06T10:11:12\u002e5Z"}"#.to_owned(),
+            format!("{{\"actor\":\"a\tb\",\"at\":\"{at}\"}}"),
+            format!(r#"{{"actor":{{"at":"x"}},"at":"{at}"}}"#),
+            format!(r#"{{"actor":null,"at":"{at}"}}"#),
+            format!(r#"{{"n":5,"at":"{at}"}}"#),
+            r#"{"at":null}"#.to_owned(),
+            r#"{"at":5}"#.to_owned(),
+            r#"{"at":"#.to_owned(),
+            r#"{"at""#.to_owned(),
+            "{".to_owned(),
+            "".to_owned(),
+        ] {
+            assert!(flat_metadata_at(&metadata).is_none(), "{metadata}");
+            check(&metadata);
         }
     }
 
