@@ -891,14 +891,15 @@ impl AllModels {
             ..
         } = self;
         std::thread::scope(|scope| {
+            // The reports' index is the longest by far and builds on threads of its own.
             let other = scope.spawn(|| {
                 tickets.finish_replay();
                 customers.finish_replay();
                 agents.finish_replay();
+                queues.finish_replay();
+                sla.finish_replay();
             });
             reports.finish_replay();
-            queues.finish_replay();
-            sla.finish_replay();
             other.join().expect("building indexes does not panic");
         });
     }
