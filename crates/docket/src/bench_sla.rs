@@ -22,14 +22,30 @@ use uuid::Uuid;
 
 use crate::bench::{ms, percentile};
 
-/// First response within an hour, resolution within 30 days: two timers per ticket.
+/// First response within an hour, resolution within 30 days (of business time, Monday to Friday,
+/// 09:00–18:00 UTC): two timers per ticket.
 const BENCH_POLICIES: &str = r#"
 version = 1
+[calendars.office]
+time_zone = "UTC"
+monday = ["09:00-18:00"]
+tuesday = ["09:00-18:00"]
+wednesday = ["09:00-18:00"]
+thursday = ["09:00-18:00"]
+friday = ["09:00-18:00"]
 [[policies]]
 id = "bench"
+calendar = "office"
 targets.first_response = "60m"
 targets.resolution = "720h"
 "#;
+
+/// Monday 09:00 UTC: the office opens after a weekend in which the burst's tickets came in.
+const OPENING: &str = "2026-11-02T09:00:00Z";
+
+/// The burst's tickets come in over the weekend before `OPENING` (from Saturday 09:00), so
+/// their first responses all fall due an hour after it opens, as a business calendar makes them.
+const WEEKEND: SignedDuration = SignedDuration::from_hours(48);
 
 /// Concurrent appenders while writing the history and for the raw limit.
 const APPENDERS: usize = 256;
@@ -85,9 +101,33 @@ fn event(event_type: &str, payload: serde_json::Value, at: Timestamp) -> anyhow:
     })
 }
 
-/// Ticket `n` opened at `at`, with the SLA clocks the engine computes for it.
-fn ticket_events(n: u64, at: Timestamp) -> anyhow::Result<(StreamId, Vec<NewEvent>)> {
-    let ticket_id = Uuid::from_u128(0xbe4c_0000_0000_0000 + u128::from(n));
+/// Ticket `n`'s id: a version 7 UUID of its creation time, as the API makes them (the rest
+/// from `n`, so that a later phase names the same ticket).
+fn ticket_id(n: u64, at: Timestamp) -> Uuid {
+    let mut rest = [0u8; 10];
+    rest[2..].copy_from_slice(&n.to_be_bytes());
+    uuid::Builder::from_unix_timestamp_millis(at.as_millisecond() as u64, &rest).into_uuid()
+}
+
+/// When ticket `n` of `tickets` opens: the first `burst` over the weekend before `opening`, the
+/// rest over the 30 days after it (from a minute after the opening, so that none falls due with
+/// the burst).
+fn opened_at(n: u64, tickets: u64, burst: u64, opening: Timestamp) -> Timestamp {
+    if n < burst {
+        let before = WEEKEND.as_secs() as u64 * (burst - n) / burst.max(1);
+        opening - SignedDuration::from_secs(before as i64)
+    } else {
+        opening + SignedDuration::from_secs(60 + (n * 2_592_000 / tickets) as i64)
+    }
+}
+
+/// Ticket `n` opened at `at`, with the SLA clocks the engine computes for it under `policy`.
+fn ticket_events(
+    n: u64,
+    at: Timestamp,
+    policy: &sla_scheduler::policy::Policy,
+) -> anyhow::Result<(StreamId, Vec<NewEvent>)> {
+    let ticket_id = ticket_id(n, at);
     let created = json!({
         "ticket_id": ticket_id, "number": n + 1, "channel": "email",
         "requester": Uuid::from_u128(0xc000 + u128::from(n % 5000)), "ticket_type": "question",
@@ -95,11 +135,13 @@ fn ticket_events(n: u64, at: Timestamp) -> anyhow::Result<(StreamId, Vec<NewEven
         "blueprint": {"id": "general", "version": 1}, "state": "new", "category": "new",
         "pii": {"subject": "bench", "description": "", "requester_name": null, "requester_email": null},
     });
+    let due = |target: SignedDuration| policy.calendar.add(at, target);
     let applied = json!({
-        "policy_id": "bench", "policy_version": 1, "reason": "policy bench (fallback)",
+        "policy_id": "bench", "policy_version": 1,
+        "reason": "policy bench (fallback); calendar office; priority normal",
         "targets": [
-            {"metric": "first_response", "due_at": at + SignedDuration::from_mins(60)},
-            {"metric": "resolution", "due_at": at + SignedDuration::from_hours(720)},
+            {"metric": "first_response", "due_at": due(SignedDuration::from_mins(60))?},
+            {"metric": "resolution", "due_at": due(SignedDuration::from_hours(720))?},
         ],
     });
     Ok((
@@ -116,26 +158,23 @@ async fn write_history(
     store: &Store,
     tickets: u64,
     burst: u64,
-    start: Timestamp,
+    opening: Timestamp,
+    policies: &Arc<Policies>,
 ) -> anyhow::Result<f64> {
     let began = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..APPENDERS {
-        let (store, next) = (store.clone(), next.clone());
+        let (store, next, policies) = (store.clone(), next.clone(), policies.clone());
         tasks.push(tokio::spawn(async move {
+            let policy = policies.by_id("bench").context("the bench policy")?;
             loop {
                 let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if n >= tickets {
                     return anyhow::Ok(());
                 }
-                // The burst opens in the same second; the rest over the following 30 days.
-                let at = if n < burst {
-                    start
-                } else {
-                    start + SignedDuration::from_secs(60 + (n * 2_592_000 / tickets) as i64)
-                };
-                let (stream, events) = ticket_events(n, at)?;
+                let at = opened_at(n, tickets, burst, opening);
+                let (stream, events) = ticket_events(n, at, policy)?;
                 store
                     .append(&stream, ExpectedVersion::NoStream, events, Uuid::now_v7())
                     .await?;
@@ -214,7 +253,8 @@ async fn raw_batched_appends(store: &Store, total: u64) -> anyhow::Result<f64> {
 
 /// Raw limit for the burst's shape: `total` single-event appends to existing ticket streams
 /// (tickets `first..first + total`, two events each, no timer due), with an event and
-/// metadata the size of a breach's and command ids scattered like the scheduler's (hashes),
+/// metadata the size of a breach's and command ids laid out like the scheduler's (the ticket's
+/// id, then a hash),
 /// queued back to back — what the burst writes, without deciding anything. The streams are read
 /// first (untimed, `read_ticket_streams`), as the scheduler reads a burst's tickets ahead.
 async fn read_ticket_streams(
@@ -222,16 +262,12 @@ async fn read_ticket_streams(
     store: &Store,
     first: u64,
     total: u64,
+    id_of: &dyn Fn(u64) -> Uuid,
 ) -> anyhow::Result<()> {
     // Read first, as the scheduler reads a burst's tickets ahead (which also tells the writer
     // their stream heads); not timed.
     let streams = (first..first + total)
-        .map(|n| {
-            StreamId::new(format!(
-                "ticket-{}",
-                Uuid::from_u128(0xbe4c_0000_0000_0000 + u128::from(n))
-            ))
-        })
+        .map(|n| StreamId::new(format!("ticket-{}", id_of(n))))
         .collect::<Result<Vec<_>, _>>()?;
     for chunk in streams.chunks(store::READ_STREAMS_MAX) {
         let records = store.read_streams(chunk, store::READ_LIMIT_MAX).await?;
@@ -249,11 +285,12 @@ async fn raw_batched_ticket_appends(
     first: u64,
     total: u64,
     at: Timestamp,
+    id_of: &dyn Fn(u64) -> Uuid,
 ) -> anyhow::Result<f64> {
     let began = Instant::now();
     let mut queued = Vec::new();
     for n in first..first + total {
-        let ticket_id = Uuid::from_u128(0xbe4c_0000_0000_0000 + u128::from(n));
+        let ticket_id = id_of(n);
         let stream = StreamId::new(format!("ticket-{ticket_id}"))?;
         let payload = json!({
             "due_at": at, "metric": "resolution", "observed_at": at, "policy_id": "bench",
@@ -265,8 +302,11 @@ async fn raw_batched_ticket_appends(
             "correlation_id": Uuid::now_v7(),
             "scheduler": {"source": "sla", "due_at": at, "rule": null},
         }))?;
-        let command_id =
-            Uuid::from_u128(u128::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835));
+        // The scheduler's layout: the ticket's id, then a hash (`ticket_ordered_id`).
+        let scattered = u64::try_from(
+            u128::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835) >> 64,
+        )?;
+        let command_id = sla_scheduler::ticket_ordered_id(ticket_id, scattered.to_be_bytes());
         queued.push(
             store
                 .append_queued(&stream, ExpectedVersion::Exact(2), vec![event], command_id)
@@ -355,12 +395,14 @@ async fn measure(db: &ScratchDb, tickets: u64, burst: u64) -> anyhow::Result<()>
     let store = Store::open_with(db.config.clone())
         .await
         .context("opening the scratch store")?;
-    let start: Timestamp = "2026-11-02T09:00:00Z".parse()?;
+    let start: Timestamp = OPENING.parse()?;
     let clock = Arc::new(ShiftedClock(Mutex::new((start, Instant::now()))));
     println!(
         "docket bench sla: {tickets} tickets with 2 SLA timers each, a burst of {burst} due in one second (SQLite)"
     );
-    let rate = write_history(&store, tickets, burst, start).await?;
+    let config: SlaConfig = toml::from_str(BENCH_POLICIES)?;
+    let policies = Arc::new(Policies::compile(&config)?);
+    let rate = write_history(&store, tickets, burst, start, &policies).await?;
     println!("history written: {rate:.0} tickets/s (2 events per append)");
     let state = api::AppState::start(
         store.clone(),
@@ -383,8 +425,6 @@ async fn measure(db: &ScratchDb, tickets: u64, burst: u64) -> anyhow::Result<()>
         .snapshot()
         .await
         .context("snapshotting the read models")?;
-    let config: SlaConfig = toml::from_str(BENCH_POLICIES)?;
-    let policies = Arc::new(Policies::compile(&config)?);
 
     // Load: a fresh driver folds the whole log, as a node that becomes leader does.
     let memory_before = resident_bytes();
@@ -416,7 +456,8 @@ async fn measure(db: &ScratchDb, tickets: u64, burst: u64) -> anyhow::Result<()>
         grown / active.max(1),
     );
 
-    // The burst: the first responses of `burst` tickets fall due in the same second. The clock
+    // The burst: the first responses of the `burst` tickets that came in over the weekend fall
+    // due an hour after the office opens, all at once. The clock
     // starts a little before the lookahead window and runs at its real pace; the driver steps as
     // `docket serve` runs it (fire what is due, read ahead, sleep until the next deadline), so
     // it reads the burst's tickets ahead while the due time approaches.
@@ -483,10 +524,11 @@ async fn measure(db: &ScratchDb, tickets: u64, burst: u64) -> anyhow::Result<()>
         began.elapsed().as_secs_f64(),
         raw_cpu.as_secs_f64() * 1e6 / burst.max(1) as f64
     );
-    read_ticket_streams(&state, &store, burst, burst).await?;
+    let id_of = |n: u64| ticket_id(n, opened_at(n, tickets, burst, start));
+    read_ticket_streams(&state, &store, burst, burst, &id_of).await?;
     let plans_before = plans(&store);
     let (cpu_before, began) = (cpu_time(), Instant::now());
-    let raw = raw_batched_ticket_appends(&store, burst, burst, due).await?;
+    let raw = raw_batched_ticket_appends(&store, burst, burst, due, &id_of).await?;
     let raw_cpu = cpu_time().saturating_sub(cpu_before);
     println!(
         "raw limit of the burst's shape, same store: {raw:.0} appends/s ({} single-event appends to existing ticket streams queued back to back, {:.2} s; CPU {:.1} µs per append; {})",

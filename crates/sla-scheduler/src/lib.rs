@@ -29,4 +29,6 @@ pub use driver::{
 pub use leader::{Leader, Leadership, SCHEDULER_LOCK};
 pub use policy::{Metric, Policies, PolicyError, SlaConfig};
 pub use source::{SlaSource, TimerSource, Work};
-pub use timers::{command_id, Due, TimerId, TimerKey, TimerKind, Timers, FIRE_BATCH_MAX};
+pub use timers::{
+    command_id, ticket_ordered_id, Due, TimerId, TimerKey, TimerKind, Timers, FIRE_BATCH_MAX,
+};

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::engine::{Owed, TicketSla};
 use crate::packed::PackedTicket;
 use crate::policy::{Metric, Policies, Trigger};
-use crate::timers::{command_id, TimerId, TimerKind, FIRE_BATCH_MAX};
+use crate::timers::{command_id, ticket_ordered_id, TimerId, TimerKind, FIRE_BATCH_MAX};
 
 /// A command the driver must issue through the domain, as the System actor.
 #[derive(Clone, Debug, PartialEq)]
@@ -346,12 +346,12 @@ impl TimerSource for SlaSource {
             let at = Timestamp::from_nanosecond(i128::from(since))
                 .expect("an i64 of nanoseconds is in range");
             for (command, key) in ticket.reconcile(&self.policies) {
-                let mut bytes = [0u8; 16];
-                bytes.copy_from_slice(&key[..16]);
+                let mut rest = [0u8; 8];
+                rest.copy_from_slice(&key[..8]);
                 work.push(Work {
                     ticket: ticket_id,
                     command,
-                    command_id: uuid::Builder::from_custom_bytes(bytes).into_uuid(),
+                    command_id: ticket_ordered_id(ticket_id.0, rest),
                     due_at: at.min(now),
                     source: "sla",
                     rule: None,
