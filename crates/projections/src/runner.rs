@@ -468,13 +468,17 @@ impl Default for Decodes {
 impl Decodes {
     /// The decode of each record (`None`: not a ticket event), from the ring where another
     /// runner left it, else decoded here (outside the lock) and left for the others.
-    fn decode(&self, records: &[store::Record]) -> Vec<Option<Arc<TicketEvent>>> {
+    fn decode<R: std::borrow::Borrow<store::Record>>(
+        &self,
+        records: &[R],
+    ) -> Vec<Option<Arc<TicketEvent>>> {
         let slot = |position: u64| (position % SHARED_DECODES as u64) as usize;
         let mut decoded = Vec::with_capacity(records.len());
         let mut missing = Vec::new();
         {
             let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
             for (index, record) in records.iter().enumerate() {
+                let record: &store::Record = record.borrow();
                 match &slots[slot(record.position)] {
                     Some((position, event)) if *position == record.position => {
                         decoded.push(event.clone())
@@ -490,11 +494,11 @@ impl Decodes {
             return decoded;
         }
         for &index in &missing {
-            decoded[index] = TicketEvent::decode(records[index].view()).map(Arc::new);
+            decoded[index] = TicketEvent::decode(records[index].borrow().view()).map(Arc::new);
         }
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         for &index in &missing {
-            let position = records[index].position;
+            let position = records[index].borrow().position;
             slots[slot(position)] = Some((position, decoded[index].clone()));
         }
         decoded
@@ -781,12 +785,12 @@ async fn run<P: Projection>(
     loop {
         let quiet_wait = pacer.quiet_wait(&config);
         let step = tokio::select! {
-            record = subscription.next() => match record {
+            record = subscription.next_shared() => match record {
                 Ok(record) => {
                     // Fold whatever else is already at hand under the same write lock (no read
                     // of the database: the subscription reads when it has to).
                     let mut records = vec![record];
-                    match subscription.take_buffered() {
+                    match subscription.take_buffered_shared() {
                         Ok(more) => records.extend(more),
                         Err(error) => tracing::warn!(projection = P::NAME, %error, "reading the log"),
                     }
