@@ -439,6 +439,72 @@ struct Shared<P> {
     position: watch::Sender<u64>,
 }
 
+/// Slots of `Decodes`: how far apart the models of a process may follow the log and still
+/// share their decodes (a model further behind decodes for itself).
+pub const SHARED_DECODES: usize = 16_384;
+
+/// One decode of each live record for every model of a process. The six runners follow the
+/// same tail, and each decoding every record for itself (the payload's JSON, the metadata's
+/// time) cost about as much as all six folds. A record at a position never changes, so the
+/// decode of one runner is the decode of all; a ring of the last `SHARED_DECODES` positions,
+/// filled by whichever runner reaches a record first. `Projections::start` gives its six
+/// runners one; a runner started alone has its own.
+#[derive(Debug)]
+pub struct Decodes {
+    slots: std::sync::Mutex<Vec<DecodeSlot>>,
+}
+
+/// A position and its decode (`None`: not a ticket event); `None` while the slot is unused.
+type DecodeSlot = Option<(u64, Option<Arc<TicketEvent>>)>;
+
+impl Default for Decodes {
+    fn default() -> Decodes {
+        Decodes {
+            slots: std::sync::Mutex::new(vec![None; SHARED_DECODES]),
+        }
+    }
+}
+
+impl Decodes {
+    /// The decode of each record (`None`: not a ticket event), from the ring where another
+    /// runner left it, else decoded here (outside the lock) and left for the others.
+    fn decode<R: std::borrow::Borrow<store::Record>>(
+        &self,
+        records: &[R],
+    ) -> Vec<Option<Arc<TicketEvent>>> {
+        let slot = |position: u64| (position % SHARED_DECODES as u64) as usize;
+        let mut decoded = Vec::with_capacity(records.len());
+        let mut missing = Vec::new();
+        {
+            let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            for (index, record) in records.iter().enumerate() {
+                let record: &store::Record = record.borrow();
+                match &slots[slot(record.position)] {
+                    Some((position, event)) if *position == record.position => {
+                        decoded.push(event.clone())
+                    }
+                    _ => {
+                        decoded.push(None);
+                        missing.push(index);
+                    }
+                }
+            }
+        }
+        if missing.is_empty() {
+            return decoded;
+        }
+        for &index in &missing {
+            decoded[index] = TicketEvent::decode(records[index].borrow().view()).map(Arc::new);
+        }
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        for &index in &missing {
+            let position = records[index].borrow().position;
+            slots[slot(position)] = Some((position, decoded[index].clone()));
+        }
+        decoded
+    }
+}
+
 enum Request<P> {
     Snapshot(oneshot::Sender<Result<u64, RunnerError>>),
     Swap(Checkpointed<P>, oneshot::Sender<Result<u64, RunnerError>>),
@@ -508,6 +574,16 @@ impl<P: Projection> ProjectionHandle<P> {
     /// Loads the snapshot (if any, and of this version), then spawns the task that catches up
     /// from the log and follows it live.
     pub async fn start(store: Store, config: RunnerConfig) -> Result<Self, RunnerError> {
+        Self::start_sharing(store, config, Arc::default()).await
+    }
+
+    /// `start`, sharing the decode of each live record with the other runners given the same
+    /// `Decodes` (those of one store).
+    pub async fn start_sharing(
+        store: Store,
+        config: RunnerConfig,
+        decodes: Arc<Decodes>,
+    ) -> Result<Self, RunnerError> {
         let snapshots = Snapshots::open(&store).await?;
         let (head, _) = store.head().await?;
         let state = match snapshots.load(P::NAME).await? {
@@ -541,7 +617,14 @@ impl<P: Projection> ProjectionHandle<P> {
             position,
         });
         let (requests, inbox) = mpsc::channel(COMMAND_QUEUE_MAX);
-        let task = tokio::spawn(run(store.clone(), snapshots, shared.clone(), inbox, config));
+        let task = tokio::spawn(run(
+            store.clone(),
+            snapshots,
+            shared.clone(),
+            inbox,
+            config,
+            decodes,
+        ));
         Ok(ProjectionHandle {
             shared,
             store,
@@ -652,6 +735,7 @@ async fn run<P: Projection>(
     shared: Arc<Shared<P>>,
     mut inbox: mpsc::Receiver<Request<P>>,
     config: RunnerConfig,
+    decodes: Arc<Decodes>,
 ) {
     // Catch up with packed pages first: far cheaper than the subscription's row-by-row reads
     // when a new node or a new version starts from far behind. It snapshots as it goes, like
@@ -701,19 +785,20 @@ async fn run<P: Projection>(
     loop {
         let quiet_wait = pacer.quiet_wait(&config);
         let step = tokio::select! {
-            record = subscription.next() => match record {
+            record = subscription.next_shared() => match record {
                 Ok(record) => {
                     // Fold whatever else is already at hand under the same write lock (no read
                     // of the database: the subscription reads when it has to).
                     let mut records = vec![record];
-                    match subscription.take_buffered() {
+                    match subscription.take_buffered_shared() {
                         Ok(more) => records.extend(more),
                         Err(error) => tracing::warn!(projection = P::NAME, %error, "reading the log"),
                     }
+                    let events = decodes.decode(&records);
                     let position = {
                         let mut state = shared.state.write().unwrap_or_else(PoisonError::into_inner);
-                        for record in &records {
-                            state.apply(record.view());
+                        for (record, event) in records.iter().zip(&events) {
+                            state.apply_decoded(record.view(), event.as_deref());
                         }
                         state.position
                     };
@@ -972,13 +1057,17 @@ pub const PROJECTION_NAMES: &[&str] = &[
 
 impl Projections {
     pub async fn start(store: Store, config: RunnerConfig) -> Result<Projections, RunnerError> {
+        let decodes = Arc::new(Decodes::default());
         Ok(Projections {
-            tickets: ProjectionHandle::start(store.clone(), config).await?,
-            queues: ProjectionHandle::start(store.clone(), config).await?,
-            agents: ProjectionHandle::start(store.clone(), config).await?,
-            sla: ProjectionHandle::start(store.clone(), config).await?,
-            customers: ProjectionHandle::start(store.clone(), config).await?,
-            reports: ProjectionHandle::start(store, config).await?,
+            tickets: ProjectionHandle::start_sharing(store.clone(), config, decodes.clone())
+                .await?,
+            queues: ProjectionHandle::start_sharing(store.clone(), config, decodes.clone()).await?,
+            agents: ProjectionHandle::start_sharing(store.clone(), config, decodes.clone()).await?,
+            sla: ProjectionHandle::start_sharing(store.clone(), config, decodes.clone()).await?,
+            customers: ProjectionHandle::start_sharing(store.clone(), config, decodes.clone())
+                .await?,
+            reports: ProjectionHandle::start_sharing(store.clone(), config, decodes.clone())
+                .await?,
         })
     }
 
@@ -1092,6 +1181,47 @@ impl Projections {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runners_sharing_decodes_decode_a_record_once_and_never_take_another_positions() {
+        let mut log = crate::testkit::Log::default();
+        log.reply(1, 1, "first")
+            .message(2, 1, "second")
+            .reply(3, 2, "third");
+        let records = log.records();
+        let own: Vec<Option<TicketEvent>> = records
+            .iter()
+            .map(|record| TicketEvent::decode(record.view()))
+            .collect();
+        assert!(own.iter().all(Option::is_some));
+        let decodes = Decodes::default();
+        let first = decodes.decode(&records);
+        let second = decodes.decode(&records[1..]);
+        for (index, event) in first.iter().enumerate() {
+            assert_eq!(
+                event.as_deref(),
+                own[index].as_ref(),
+                "the decode of record {index}"
+            );
+        }
+        // The second runner got the first one's decodes, not decodes of its own.
+        for (mine, theirs) in second.iter().zip(&first[1..]) {
+            assert!(Arc::ptr_eq(
+                mine.as_ref().unwrap(),
+                theirs.as_ref().unwrap()
+            ));
+        }
+        // A record whose position shares a slot with one decoded earlier is decoded for itself.
+        let mut later = records[0].clone();
+        later.position += SHARED_DECODES as u64;
+        later.payload = records[2].payload.clone();
+        later.event_type = records[2].event_type.clone();
+        later.stream_id = records[2].stream_id.clone();
+        let taken = decodes.decode(std::slice::from_ref(&later));
+        let expected = TicketEvent::decode(later.view());
+        assert_eq!(taken[0].as_deref(), expected.as_ref());
+        assert_ne!(taken[0].as_deref(), own[0].as_ref());
+    }
 
     fn config(every: u64) -> RunnerConfig {
         RunnerConfig {

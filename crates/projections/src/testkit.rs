@@ -55,6 +55,10 @@ impl Log {
         self
     }
 
+    pub(crate) fn records(&self) -> Vec<store::Record> {
+        synth::records(self.events.iter().cloned())
+    }
+
     pub(crate) fn fold<P: Projection>(&self) -> P {
         let mut model = P::default();
         for record in synth::records(self.events.iter().cloned()) {

@@ -36,7 +36,7 @@ pub use crate::record::{
     AppendOutcome, ExpectedVersion, Hash, NewEvent, Record, StreamId, APPEND_EVENTS_MAX,
     CATEGORY_BYTES_MAX, EVENT_BYTES_MAX, EVENT_TYPE_BYTES_MAX, READ_LIMIT_MAX, STREAM_ID_BYTES_MAX,
 };
-pub use crate::subscribe::Subscription;
+pub use crate::subscribe::{SharedRecord, Subscription};
 pub use crate::verify::{ChainBreak, VerifyReport};
 pub use crate::writer::{
     WriterStats, APPEND_QUEUE_MAX, BATCH_APPENDS_MAX, BATCH_EVENTS_MAX, BATCH_SIZE_BUCKETS,

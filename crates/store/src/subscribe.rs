@@ -23,12 +23,49 @@ pub const SUBSCRIBE_PAGE_MAX: usize = 1000;
 /// writing to the same SQLite file does not notify).
 pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
+/// A record of a batch that followers share: the tail's batches go to every follower of the
+/// process, and copying each record (its payload and metadata text) for each of them cost as
+/// much as a fold. Derefs to the record.
+#[derive(Clone, Debug)]
+pub struct SharedRecord {
+    batch: Arc<[Record]>,
+    index: usize,
+}
+
+impl std::ops::Deref for SharedRecord {
+    type Target = Record;
+    fn deref(&self) -> &Record {
+        &self.batch[self.index]
+    }
+}
+
+impl std::borrow::Borrow<Record> for SharedRecord {
+    fn borrow(&self) -> &Record {
+        self
+    }
+}
+
+impl SharedRecord {
+    /// Each record of `batch`, from `from` on.
+    fn all(batch: &Arc<[Record]>, from: usize) -> impl Iterator<Item = SharedRecord> + '_ {
+        (from..batch.len()).map(|index| SharedRecord {
+            batch: batch.clone(),
+            index,
+        })
+    }
+
+    /// The record itself, copied.
+    pub fn to_record(&self) -> Record {
+        (**self).clone()
+    }
+}
+
 /// A live, resumable follower of the whole log.
 #[derive(Debug)]
 pub struct Subscription {
     store: Store,
     position: u64,
-    buffer: VecDeque<Record>,
+    buffer: VecDeque<SharedRecord>,
     committed: watch::Receiver<u64>,
     tail: broadcast::Receiver<Arc<[Record]>>,
     /// Whether the database may hold records that neither the tail nor the committed position
@@ -68,7 +105,7 @@ impl Subscription {
     }
 
     /// Takes the part of a batch from the tail that continues the buffer exactly, if any.
-    fn take(&mut self, batch: &[Record]) {
+    fn take(&mut self, batch: &Arc<[Record]>) {
         let end = self
             .buffer
             .back()
@@ -76,7 +113,7 @@ impl Subscription {
         if let (Some(first), Some(last)) = (batch.first(), batch.last()) {
             if first.position <= end + 1 && end < last.position {
                 let skip = usize::try_from(end + 1 - first.position).expect("a batch is small");
-                self.buffer.extend(batch[skip..].iter().cloned());
+                self.buffer.extend(SharedRecord::all(batch, skip));
             }
         }
     }
@@ -93,9 +130,27 @@ impl Subscription {
         }
     }
 
+    /// Reads the database after the buffer's end into the buffer; how many records came.
+    async fn read_into_buffer(&mut self) -> Result<usize, StoreError> {
+        self.database_reads += 1;
+        let records = self
+            .store
+            .read_all(self.position, SUBSCRIBE_PAGE_MAX)
+            .await?;
+        let read = records.len();
+        let batch: Arc<[Record]> = records.into();
+        self.buffer.extend(SharedRecord::all(&batch, 0));
+        Ok(read)
+    }
+
     /// The next record in global order, waiting for it if need be. An error (the database is
     /// unreachable) loses nothing: call again to resume from the same position.
     pub async fn next(&mut self) -> Result<Record, StoreError> {
+        self.next_shared().await.map(|record| record.to_record())
+    }
+
+    /// `next`, sharing the record with the process's other followers instead of copying it.
+    pub async fn next_shared(&mut self) -> Result<SharedRecord, StoreError> {
         loop {
             if let Some(record) = self.buffer.pop_front() {
                 if record.position != self.position + 1 {
@@ -122,13 +177,7 @@ impl Subscription {
             // Only read the database when there may be something the tail did not bring: on
             // the happy path a caught-up follower costs no query per batch.
             if self.unsure || committed > self.position {
-                self.database_reads += 1;
-                let records = self
-                    .store
-                    .read_all(self.position, SUBSCRIBE_PAGE_MAX)
-                    .await?;
-                if !records.is_empty() {
-                    self.buffer.extend(records);
+                if self.read_into_buffer().await? > 0 {
                     continue;
                 }
                 self.unsure = false;
@@ -154,6 +203,15 @@ impl Subscription {
     /// without reading the database: what a follower folds together with the record `next`
     /// returned.
     pub fn take_buffered(&mut self) -> Result<Vec<Record>, StoreError> {
+        Ok(self
+            .take_buffered_shared()?
+            .iter()
+            .map(SharedRecord::to_record)
+            .collect())
+    }
+
+    /// `take_buffered`, sharing the records with the process's other followers.
+    pub fn take_buffered_shared(&mut self) -> Result<Vec<SharedRecord>, StoreError> {
         self.drain_tail();
         let mut records = Vec::with_capacity(self.buffer.len());
         while let Some(record) = self.buffer.pop_front() {
@@ -192,17 +250,11 @@ impl Subscription {
         let mut records = Vec::new();
         self.drain_tail();
         if self.buffer.is_empty() {
-            self.database_reads += 1;
-            let read = self
-                .store
-                .read_all(self.position, SUBSCRIBE_PAGE_MAX)
-                .await?;
             // A short page is everything committed when it was read; what commits later comes
             // through the tail (or the committed position, or the next poll interval).
-            if read.len() < SUBSCRIBE_PAGE_MAX {
+            if self.read_into_buffer().await? < SUBSCRIBE_PAGE_MAX {
                 self.unsure = false;
             }
-            self.buffer.extend(read);
         }
         while !self.buffer.is_empty() {
             records.push(self.next().await?);

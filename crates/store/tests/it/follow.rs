@@ -186,3 +186,34 @@ async fn packed_reads_match_read_all() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn followers_of_one_process_share_the_tails_records_instead_of_copying_them() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let (mut first, mut second) = (store.subscribe(0), store.subscribe(0));
+        // Both caught up (an empty log), so what follows comes through the tail.
+        for subscription in [&mut first, &mut second] {
+            assert!(subscription.poll_available().await.unwrap().is_empty());
+        }
+        append_one(&store, "ticket-shared", ExpectedVersion::Any).await;
+        let (a, b) = (
+            tokio::time::timeout(WAIT, first.next_shared())
+                .await
+                .unwrap()
+                .unwrap(),
+            tokio::time::timeout(WAIT, second.next_shared())
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+        assert_eq!(a.position, 1);
+        assert!(
+            std::ptr::eq::<store::Record>(&*a, &*b),
+            "one record, not two copies"
+        );
+        assert_eq!(a.to_record(), *b);
+        db
+    })
+    .await;
+}
