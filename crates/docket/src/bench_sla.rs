@@ -303,10 +303,10 @@ async fn raw_batched_ticket_appends(
             "scheduler": {"source": "sla", "due_at": at, "rule": null},
         }))?;
         // The scheduler's layout: the ticket's id, then a hash (`ticket_ordered_id`).
-        let scattered = u64::try_from(
-            u128::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835) >> 64,
-        )?;
-        let command_id = sla_scheduler::ticket_ordered_id(ticket_id, scattered.to_be_bytes());
+        let scattered = u128::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
+        let mut rest = [0u8; 10];
+        rest.copy_from_slice(&scattered.to_be_bytes()[..10]);
+        let command_id = sla_scheduler::ticket_ordered_id(ticket_id, rest);
         queued.push(
             store
                 .append_queued(&stream, ExpectedVersion::Exact(2), vec![event], command_id)

@@ -26,7 +26,7 @@ pub use agents::AgentLoad;
 pub use customers::Customers;
 pub use queues::Queues;
 pub use reports::Reports;
-pub use runner::{Decodes, Lag, ProjectionHandle, Projections, RunnerConfig, RunnerError};
+pub use runner::{Lag, ProjectionHandle, Projections, RunnerConfig, RunnerError};
 pub use sla::SlaView;
 pub use tickets::Tickets;
 

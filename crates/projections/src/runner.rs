@@ -441,31 +441,35 @@ struct Shared<P> {
 
 /// Slots of `Decodes`: how far apart the models of a process may follow the log and still
 /// share their decodes (a model further behind decodes for itself).
-pub const SHARED_DECODES: usize = 16_384;
+pub const SHARED_DECODES: usize = 4_096;
 
 /// One decode of each live record for every model of a process. The six runners follow the
 /// same tail, and each decoding every record for itself (the payload's JSON, the metadata's
 /// time) cost about as much as all six folds. A record at a position never changes, so the
-/// decode of one runner is the decode of all; a ring of the last `SHARED_DECODES` positions,
-/// filled by whichever runner reaches a record first. `Projections::start` gives its six
-/// runners one; a runner started alone has its own.
+/// decode of one runner is the decode of all: a ring of the last `SHARED_DECODES` positions,
+/// filled by whichever runner reaches a record first and emptied as soon as every sharer took
+/// it (so a decode lives no longer than the slowest runner needs it, a large message body
+/// included). `Projections::start` gives its six runners one (each of them one store's); a
+/// runner started alone shares with nobody and keeps nothing.
 #[derive(Debug)]
-pub struct Decodes {
+pub(crate) struct Decodes {
+    sharers: u8,
     slots: std::sync::Mutex<Vec<DecodeSlot>>,
 }
 
-/// A position and its decode (`None`: not a ticket event); `None` while the slot is unused.
-type DecodeSlot = Option<(u64, Option<Arc<TicketEvent>>)>;
+/// A position, its decode (`None`: not a ticket event), and how many sharers have yet to take
+/// it; `None` while the slot is empty.
+type DecodeSlot = Option<(u64, Option<Arc<TicketEvent>>, u8)>;
 
-impl Default for Decodes {
-    fn default() -> Decodes {
+impl Decodes {
+    /// A ring for `sharers` runners.
+    pub(crate) fn new(sharers: u8) -> Decodes {
         Decodes {
+            sharers,
             slots: std::sync::Mutex::new(vec![None; SHARED_DECODES]),
         }
     }
-}
 
-impl Decodes {
     /// The decode of each record (`None`: not a ticket event), from the ring where another
     /// runner left it, else decoded here (outside the lock) and left for the others.
     fn decode<R: std::borrow::Borrow<store::Record>>(
@@ -475,13 +479,18 @@ impl Decodes {
         let slot = |position: u64| (position % SHARED_DECODES as u64) as usize;
         let mut decoded = Vec::with_capacity(records.len());
         let mut missing = Vec::new();
-        {
-            let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.sharers > 1 {
+            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
             for (index, record) in records.iter().enumerate() {
-                let record: &store::Record = record.borrow();
-                match &slots[slot(record.position)] {
-                    Some((position, event)) if *position == record.position => {
-                        decoded.push(event.clone())
+                let position = record.borrow().position;
+                let entry = &mut slots[slot(position)];
+                match entry {
+                    Some((at, event, left)) if *at == position => {
+                        decoded.push(event.clone());
+                        *left -= 1;
+                        if *left == 0 {
+                            *entry = None;
+                        }
                     }
                     _ => {
                         decoded.push(None);
@@ -489,6 +498,9 @@ impl Decodes {
                     }
                 }
             }
+        } else {
+            decoded.resize(records.len(), None);
+            missing.extend(0..records.len());
         }
         if missing.is_empty() {
             return decoded;
@@ -496,10 +508,12 @@ impl Decodes {
         for &index in &missing {
             decoded[index] = TicketEvent::decode(records[index].borrow().view()).map(Arc::new);
         }
-        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        for &index in &missing {
-            let position = records[index].borrow().position;
-            slots[slot(position)] = Some((position, decoded[index].clone()));
+        if self.sharers > 1 {
+            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            for &index in &missing {
+                let position = records[index].borrow().position;
+                slots[slot(position)] = Some((position, decoded[index].clone(), self.sharers - 1));
+            }
         }
         decoded
     }
@@ -574,12 +588,12 @@ impl<P: Projection> ProjectionHandle<P> {
     /// Loads the snapshot (if any, and of this version), then spawns the task that catches up
     /// from the log and follows it live.
     pub async fn start(store: Store, config: RunnerConfig) -> Result<Self, RunnerError> {
-        Self::start_sharing(store, config, Arc::default()).await
+        Self::start_sharing(store, config, Arc::new(Decodes::new(1))).await
     }
 
     /// `start`, sharing the decode of each live record with the other runners given the same
     /// `Decodes` (those of one store).
-    pub async fn start_sharing(
+    pub(crate) async fn start_sharing(
         store: Store,
         config: RunnerConfig,
         decodes: Arc<Decodes>,
@@ -1057,7 +1071,7 @@ pub const PROJECTION_NAMES: &[&str] = &[
 
 impl Projections {
     pub async fn start(store: Store, config: RunnerConfig) -> Result<Projections, RunnerError> {
-        let decodes = Arc::new(Decodes::default());
+        let decodes = Arc::new(Decodes::new(6));
         Ok(Projections {
             tickets: ProjectionHandle::start_sharing(store.clone(), config, decodes.clone())
                 .await?,
@@ -1183,7 +1197,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn runners_sharing_decodes_decode_a_record_once_and_never_take_another_positions() {
+    fn runners_sharing_decodes_decode_a_record_once_and_keep_it_until_all_took_it() {
         let mut log = crate::testkit::Log::default();
         log.reply(1, 1, "first")
             .message(2, 1, "second")
@@ -1194,7 +1208,7 @@ mod tests {
             .map(|record| TicketEvent::decode(record.view()))
             .collect();
         assert!(own.iter().all(Option::is_some));
-        let decodes = Decodes::default();
+        let decodes = Decodes::new(3);
         let first = decodes.decode(&records);
         let second = decodes.decode(&records[1..]);
         for (index, event) in first.iter().enumerate() {
@@ -1211,16 +1225,36 @@ mod tests {
                 theirs.as_ref().unwrap()
             ));
         }
-        // A record whose position shares a slot with one decoded earlier is decoded for itself.
+        let held = |position: u64| {
+            decodes.slots.lock().unwrap()[(position % SHARED_DECODES as u64) as usize].is_some()
+        };
+        assert!(
+            held(1) && held(2) && held(3),
+            "the third sharer has yet to take them"
+        );
+        let third = decodes.decode(&records);
+        assert!(Arc::ptr_eq(
+            third[1].as_ref().unwrap(),
+            first[1].as_ref().unwrap()
+        ));
+        assert!(!held(2) && !held(3), "every sharer took them: let go");
+        // Record 1 was taken by two of three; a record whose position shares its slot is
+        // decoded for itself, never given record 1's decode.
         let mut later = records[0].clone();
         later.position += SHARED_DECODES as u64;
         later.payload = records[2].payload.clone();
         later.event_type = records[2].event_type.clone();
         later.stream_id = records[2].stream_id.clone();
         let taken = decodes.decode(std::slice::from_ref(&later));
-        let expected = TicketEvent::decode(later.view());
-        assert_eq!(taken[0].as_deref(), expected.as_ref());
+        assert_eq!(
+            taken[0].as_deref(),
+            TicketEvent::decode(later.view()).as_ref()
+        );
         assert_ne!(taken[0].as_deref(), own[0].as_ref());
+        // A runner that shares with nobody keeps nothing.
+        let alone = Decodes::new(1);
+        assert_eq!(alone.decode(&records)[0].as_deref(), own[0].as_ref());
+        assert!(alone.slots.lock().unwrap().iter().all(Option::is_none));
     }
 
     fn config(every: u64) -> RunnerConfig {

@@ -346,8 +346,8 @@ impl TimerSource for SlaSource {
             let at = Timestamp::from_nanosecond(i128::from(since))
                 .expect("an i64 of nanoseconds is in range");
             for (command, key) in ticket.reconcile(&self.policies) {
-                let mut rest = [0u8; 8];
-                rest.copy_from_slice(&key[..8]);
+                let mut rest = [0u8; 10];
+                rest.copy_from_slice(&key[..10]);
                 work.push(Work {
                     ticket: ticket_id,
                     command,

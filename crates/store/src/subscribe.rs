@@ -25,7 +25,8 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// A record of a batch that followers share: the tail's batches go to every follower of the
 /// process, and copying each record (its payload and metadata text) for each of them cost as
-/// much as a fold. Derefs to the record.
+/// much as a fold. Derefs to the record. It keeps its whole batch alive (up to a writer's
+/// batch): fold it and let it go, or copy it (`to_record`) to keep it.
 #[derive(Clone, Debug)]
 pub struct SharedRecord {
     batch: Arc<[Record]>,
@@ -60,12 +61,50 @@ impl SharedRecord {
     }
 }
 
+/// A record a subscription holds: one of the tail's shared batches, or one it read from the
+/// database itself (moved out as it is, never copied, by `next`).
+#[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a short-lived buffer of at most a page; boxing would cost an allocation per record read"
+)]
+enum Buffered {
+    Owned(Record),
+    Shared(SharedRecord),
+}
+
+impl Buffered {
+    fn position(&self) -> u64 {
+        match self {
+            Buffered::Owned(record) => record.position,
+            Buffered::Shared(record) => record.position,
+        }
+    }
+
+    fn into_record(self) -> Record {
+        match self {
+            Buffered::Owned(record) => record,
+            Buffered::Shared(record) => record.to_record(),
+        }
+    }
+
+    fn into_shared(self) -> SharedRecord {
+        match self {
+            Buffered::Owned(record) => SharedRecord {
+                batch: Arc::from([record]),
+                index: 0,
+            },
+            Buffered::Shared(record) => record,
+        }
+    }
+}
+
 /// A live, resumable follower of the whole log.
 #[derive(Debug)]
 pub struct Subscription {
     store: Store,
     position: u64,
-    buffer: VecDeque<SharedRecord>,
+    buffer: VecDeque<Buffered>,
     committed: watch::Receiver<u64>,
     tail: broadcast::Receiver<Arc<[Record]>>,
     /// Whether the database may hold records that neither the tail nor the committed position
@@ -106,14 +145,12 @@ impl Subscription {
 
     /// Takes the part of a batch from the tail that continues the buffer exactly, if any.
     fn take(&mut self, batch: &Arc<[Record]>) {
-        let end = self
-            .buffer
-            .back()
-            .map_or(self.position, |record| record.position);
+        let end = self.buffer.back().map_or(self.position, Buffered::position);
         if let (Some(first), Some(last)) = (batch.first(), batch.last()) {
             if first.position <= end + 1 && end < last.position {
                 let skip = usize::try_from(end + 1 - first.position).expect("a batch is small");
-                self.buffer.extend(SharedRecord::all(batch, skip));
+                self.buffer
+                    .extend(SharedRecord::all(batch, skip).map(Buffered::Shared));
             }
         }
     }
@@ -138,32 +175,41 @@ impl Subscription {
             .read_all(self.position, SUBSCRIBE_PAGE_MAX)
             .await?;
         let read = records.len();
-        let batch: Arc<[Record]> = records.into();
-        self.buffer.extend(SharedRecord::all(&batch, 0));
+        self.buffer.extend(records.into_iter().map(Buffered::Owned));
         Ok(read)
     }
 
     /// The next record in global order, waiting for it if need be. An error (the database is
     /// unreachable) loses nothing: call again to resume from the same position.
     pub async fn next(&mut self) -> Result<Record, StoreError> {
-        self.next_shared().await.map(|record| record.to_record())
+        self.next_buffered().await.map(Buffered::into_record)
     }
 
-    /// `next`, sharing the record with the process's other followers instead of copying it.
+    /// `next`, sharing a record of the tail with the process's other followers instead of
+    /// copying it.
     pub async fn next_shared(&mut self) -> Result<SharedRecord, StoreError> {
+        self.next_buffered().await.map(Buffered::into_shared)
+    }
+
+    /// The error for a record that does not continue the subscription's position.
+    fn gap(&mut self, found: u64) -> StoreError {
+        self.buffer.clear();
+        self.unsure = true;
+        StoreError::Corrupt {
+            message: format!(
+                "the log skips from position {} to {found}: a record was removed",
+                self.position
+            ),
+        }
+    }
+
+    async fn next_buffered(&mut self) -> Result<Buffered, StoreError> {
         loop {
             if let Some(record) = self.buffer.pop_front() {
-                if record.position != self.position + 1 {
-                    let found = record.position;
-                    self.buffer.clear();
-                    return Err(StoreError::Corrupt {
-                        message: format!(
-                            "the log skips from position {} to {found}: a record was removed",
-                            self.position
-                        ),
-                    });
+                if record.position() != self.position + 1 {
+                    return Err(self.gap(record.position()));
                 }
-                self.position = record.position;
+                self.position = record.position();
                 return Ok(record);
             }
             // Mark the current value seen before draining the tail, so a commit that lands later
@@ -201,32 +247,39 @@ impl Subscription {
 
     /// The records already at hand (buffered, or on the in-process tail), without waiting and
     /// without reading the database: what a follower folds together with the record `next`
-    /// returned.
+    /// returned. A gap after some of them returns those; the next call reports it.
     pub fn take_buffered(&mut self) -> Result<Vec<Record>, StoreError> {
         Ok(self
-            .take_buffered_shared()?
-            .iter()
-            .map(SharedRecord::to_record)
+            .take_buffered_with()?
+            .into_iter()
+            .map(Buffered::into_record)
             .collect())
     }
 
-    /// `take_buffered`, sharing the records with the process's other followers.
+    /// `take_buffered`, sharing the tail's records with the process's other followers.
     pub fn take_buffered_shared(&mut self) -> Result<Vec<SharedRecord>, StoreError> {
+        Ok(self
+            .take_buffered_with()?
+            .into_iter()
+            .map(Buffered::into_shared)
+            .collect())
+    }
+
+    fn take_buffered_with(&mut self) -> Result<Vec<Buffered>, StoreError> {
         self.drain_tail();
         let mut records = Vec::with_capacity(self.buffer.len());
         while let Some(record) = self.buffer.pop_front() {
-            if record.position != self.position + 1 {
-                let found = record.position;
-                self.buffer.clear();
-                self.unsure = true;
-                return Err(StoreError::Corrupt {
-                    message: format!(
-                        "the log skips from position {} to {found}: a record was removed",
-                        self.position
-                    ),
-                });
+            if record.position() != self.position + 1 {
+                if records.is_empty() {
+                    return Err(self.gap(record.position()));
+                }
+                // Return what continues the position; the gap is reported next time (before,
+                // the records taken were dropped with the error while the position had moved
+                // past them).
+                self.buffer.push_front(record);
+                break;
             }
-            self.position = record.position;
+            self.position = record.position();
             records.push(record);
         }
         Ok(records)
@@ -238,10 +291,7 @@ impl Subscription {
     /// `next` and `take_buffered` bring reads the database (`poll_available`) only then.
     pub fn may_have_missed(&mut self) -> bool {
         self.drain_tail();
-        let end = self
-            .buffer
-            .back()
-            .map_or(self.position, |record| record.position);
+        let end = self.buffer.back().map_or(self.position, Buffered::position);
         self.unsure || *self.committed.borrow() > end
     }
 

@@ -217,3 +217,41 @@ async fn followers_of_one_process_share_the_tails_records_instead_of_copying_the
     })
     .await;
 }
+
+#[tokio::test]
+async fn records_taken_before_a_gap_are_returned_and_the_gap_reported_next() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        for i in 0..5 {
+            append_one(&store, &format!("ticket-{i}"), ExpectedVersion::Any).await;
+        }
+        crate::tamper::tamper(&db, "DELETE FROM events WHERE position = 4").await;
+        // A fresh subscription reads 1, 2, 3 and 5 from the database in one page.
+        let mut subscription = store.subscribe(0);
+        let first = tokio::time::timeout(WAIT, subscription.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.position, 1);
+        let taken = subscription.take_buffered().unwrap();
+        assert_eq!(
+            taken
+                .iter()
+                .map(|record| record.position)
+                .collect::<Vec<_>>(),
+            vec![2, 3],
+            "what continues the position comes back (they were dropped with the error)"
+        );
+        assert_eq!(subscription.position(), 3);
+        let gap = tokio::time::timeout(WAIT, subscription.next())
+            .await
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            gap.to_string().contains("skips from position 3 to 5"),
+            "{gap}"
+        );
+        db
+    })
+    .await;
+}

@@ -25,7 +25,7 @@ async fn seed(store: &Store) {
     }
 }
 
-async fn tamper(db: &ScratchDb, sql: &str) {
+pub(crate) async fn tamper(db: &ScratchDb, sql: &str) {
     match db.sqlite_path() {
         Some(path) => {
             let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
