@@ -250,7 +250,7 @@ impl Subscription {
     /// returned. A gap after some of them returns those; the next call reports it.
     pub fn take_buffered(&mut self) -> Result<Vec<Record>, StoreError> {
         Ok(self
-            .take_buffered_with()?
+            .pop_buffered()?
             .into_iter()
             .map(Buffered::into_record)
             .collect())
@@ -259,13 +259,14 @@ impl Subscription {
     /// `take_buffered`, sharing the tail's records with the process's other followers.
     pub fn take_buffered_shared(&mut self) -> Result<Vec<SharedRecord>, StoreError> {
         Ok(self
-            .take_buffered_with()?
+            .pop_buffered()?
             .into_iter()
             .map(Buffered::into_shared)
             .collect())
     }
 
-    fn take_buffered_with(&mut self) -> Result<Vec<Buffered>, StoreError> {
+    /// Pops what continues the position, up to a gap (reported now only if nothing came before it).
+    fn pop_buffered(&mut self) -> Result<Vec<Buffered>, StoreError> {
         self.drain_tail();
         let mut records = Vec::with_capacity(self.buffer.len());
         while let Some(record) = self.buffer.pop_front() {
