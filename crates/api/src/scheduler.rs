@@ -3,7 +3,6 @@
 //! path as every other command, and `AppState::start_scheduler` runs the driver in the
 //! background, with the node's leadership, and keeps its stats for `/metrics`.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use domain::{CommandContext, Event, Ticket, TicketId};
@@ -18,7 +17,7 @@ use store::{AppendError, ExpectedVersion, NewEvent, StreamId};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::cache::TicketTurn;
+use crate::cache::{Map, Set, TicketTurn};
 use crate::error::ApiError;
 use crate::tickets::{catch_up, stream_id, system_command, CommandMetadata, SystemOutcome};
 use crate::AppState;
@@ -47,7 +46,7 @@ pub const PREFETCHED_KEEP: std::time::Duration = std::time::Duration::from_secs(
 /// the per-command path.
 #[derive(Debug, Default)]
 struct Prefetched {
-    tickets: HashMap<TicketId, (Ticket, std::time::Instant)>,
+    tickets: Map<TicketId, (Ticket, std::time::Instant)>,
     swept: Option<std::time::Instant>,
 }
 
@@ -117,7 +116,7 @@ impl CommandSink for ApiSink {
             let mut prefetched = self.lock_prefetched();
             prefetched.sweep();
             let room = PREFETCHED_MAX.saturating_sub(prefetched.tickets.len());
-            let mut seen = HashSet::new();
+            let mut seen = Set::default();
             tickets
                 .into_iter()
                 .filter(|ticket_id| {
@@ -131,7 +130,7 @@ impl CommandSink for ApiSink {
         if wanted.is_empty() {
             return;
         }
-        let mut read: HashMap<TicketId, Ticket> = wanted
+        let mut read: Map<TicketId, Ticket> = wanted
             .iter()
             .map(|ticket_id| (*ticket_id, Ticket::initial()))
             .collect();
@@ -209,20 +208,22 @@ async fn issue_batch(
     // tickets that could not be read (their items are retried next round).
     // Sized for the round at once: grown step by step, their rehashing showed in the profile
     // of a burst.
-    let mut fallen: HashSet<TicketId> = HashSet::with_capacity(work.len());
-    let mut failed: HashSet<TicketId> = HashSet::new();
+    let mut fallen: Set<TicketId> = Set::with_capacity_and_hasher(work.len(), Default::default());
+    let mut failed: Set<TicketId> = Set::default();
     let mut fallback: Vec<Work> = Vec::new();
     let mut settling = Vec::new();
     // The batch takes its tickets' turns (without waiting: it holds many at once), so that it
     // does not race a command in flight on the same ticket to the same version; a ticket whose
     // turn is taken goes the per-command path, which waits for it. The turns are held until
     // the appends are answered and cached.
-    let mut turns: HashMap<TicketId, TicketTurn> = HashMap::with_capacity(work.len());
+    let mut turns: Map<TicketId, TicketTurn> =
+        Map::with_capacity_and_hasher(work.len(), Default::default());
     // Chunk by chunk: the appends of one chunk commit while the next is read and decided.
     let mut work = work.into_iter().peekable();
     while work.peek().is_some() {
         let chunk: Vec<Work> = work.by_ref().take(sink.chunk_work_max).collect();
-        let mut tickets: HashMap<TicketId, Ticket> = HashMap::with_capacity(chunk.len());
+        let mut tickets: Map<TicketId, Ticket> =
+            Map::with_capacity_and_hasher(chunk.len(), Default::default());
         let mut missing: Vec<TicketId> = Vec::new();
         for item in &chunk {
             if fallen.contains(&item.ticket) || failed.contains(&item.ticket) {
@@ -270,13 +271,17 @@ async fn issue_batch(
                 fallback.push(item);
                 continue;
             }
-            let ticket = &tickets[&item.ticket];
+            // Only a ticket's first item is decided here (its later ones fell back above), so
+            // the ticket is moved out to be folded forward, not copied.
+            let ticket = tickets
+                .remove(&item.ticket)
+                .expect("every item not fallen or failed had its ticket read");
             let decided = if ticket.version == 0 {
                 None
             } else {
                 let context =
                     CommandContext::new(at, item.command_id, actor, &state.inner.blueprints);
-                match domain::decide(&item.command, ticket, &context) {
+                match domain::decide(&item.command, &ticket, &context) {
                     Ok(events) if !events.is_empty() => Some(events),
                     _ => None,
                 }
@@ -318,9 +323,8 @@ async fn issue_batch(
             fallen.insert(item.ticket);
             match planned {
                 Some((events, stream, new_events)) => {
-                    let ticket = &tickets[&item.ticket];
                     let expected = ExpectedVersion::Exact(ticket.version);
-                    let after = events.iter().fold(ticket.clone(), domain::evolve);
+                    let after = events.iter().fold(ticket, domain::evolve);
                     batched.push((item, after, stream, expected, new_events));
                 }
                 None => fallback.push(item),
@@ -422,7 +426,7 @@ async fn settle(
 async fn load_many(
     state: &AppState,
     missing: &[TicketId],
-    tickets: &mut HashMap<TicketId, Ticket>,
+    tickets: &mut Map<TicketId, Ticket>,
 ) -> Result<(), ApiError> {
     fold_streams(state, missing, tickets).await?;
     for ticket_id in missing {
@@ -442,7 +446,7 @@ async fn load_many(
 async fn fold_streams(
     state: &AppState,
     missing: &[TicketId],
-    tickets: &mut HashMap<TicketId, Ticket>,
+    tickets: &mut Map<TicketId, Ticket>,
 ) -> Result<(), ApiError> {
     let streams = missing
         .iter()

@@ -5,9 +5,7 @@
 //! again from the database. A fast plan that rejects an append, or answers it as a duplicate, is
 //! never trusted either: rejections are decided on what the database says.
 
-use std::collections::HashMap;
-
-use crate::plan::{Append, Known, LogHead, Plan, StreamHead};
+use crate::plan::{Append, CommittedCommand, LogHead, Lookup, Map, Plan, StreamHead};
 
 /// Most stream heads remembered; past it the memory starts over (it is only a fast path). About
 /// 130 bytes each: 32 MiB at most.
@@ -15,32 +13,36 @@ pub const STREAM_HEADS_MAX: usize = 250_000;
 
 #[derive(Debug, Default)]
 pub(crate) struct StreamHeads {
-    heads: HashMap<String, StreamHead>,
+    heads: Map<String, StreamHead>,
     /// The log head as this writer left it. Where the lock does not serialize on reading it
     /// (SQLite: the insert itself takes the write lock), a stale head is caught by the primary
     /// key on positions: any other writer since took the next position.
     pub log_head: Option<LogHead>,
 }
 
+/// Memory plans no duplicates: it keeps no command ids (the unique index on them says).
+impl Lookup for StreamHeads {
+    fn stream(&self, stream: &str) -> Option<StreamHead> {
+        self.heads.get(stream).copied()
+    }
+
+    fn command(&self, _: &uuid::Uuid) -> Option<&CommittedCommand> {
+        None
+    }
+}
+
 impl StreamHeads {
-    /// What the memory says about the batch's streams, if it can plan the whole batch.
-    pub fn known(&self, appends: &[Append]) -> Option<Known> {
-        let mut known = Known::default();
-        for append in appends {
-            match self.heads.get(append.stream.as_str()) {
-                Some(head) => {
-                    known.streams.insert(append.stream.to_string(), *head);
-                }
-                // A new stream needs no memory; the unique index says if it was not new.
-                None if append.expected == crate::ExpectedVersion::NoStream => {}
-                None => return None,
-            }
-        }
-        Some(known)
+    /// Whether memory can plan the whole batch: every stream is remembered or meant to be new.
+    pub fn covers(&self, appends: &[Append]) -> bool {
+        appends.iter().all(|append| {
+            // A new stream needs no memory; the unique index says if it was not new.
+            append.expected == crate::ExpectedVersion::NoStream
+                || self.heads.contains_key(append.stream.as_str())
+        })
     }
 
     /// Whether a plan made from memory can be written as it is: every append succeeds as new.
-    pub fn trusts(plan: &Plan<'_>) -> bool {
+    pub fn trusts(plan: &Plan) -> bool {
         plan.outcomes
             .iter()
             .all(|outcome| matches!(outcome, Ok(outcome) if !outcome.duplicate))
@@ -74,25 +76,30 @@ impl StreamHeads {
         }
     }
 
-    /// Remembers the heads a committed plan left.
-    pub fn learn(&mut self, plan: &Plan<'_>) {
+    /// Remembers the heads a committed plan left. A stream already remembered (the burst's
+    /// appends to existing tickets) costs no allocation.
+    pub fn learn(&mut self, plan: &Plan) {
         self.log_head = Some(plan.head);
         let new_streams = plan
             .rows
             .iter()
-            .filter(|row| !self.heads.contains_key(row.stream.as_str()))
+            .filter(|row| !self.heads.contains_key(plan.event_of(row).0.stream.as_str()))
             .count();
         if self.heads.len() + new_streams > STREAM_HEADS_MAX {
             self.heads.clear();
         }
         for row in &plan.rows {
-            self.heads.insert(
-                row.stream.to_string(),
-                StreamHead {
-                    version: row.stream_version,
-                    stream_hash: row.stream_hash,
-                },
-            );
+            let head = StreamHead {
+                version: row.stream_version,
+                stream_hash: row.stream_hash,
+            };
+            let stream = plan.event_of(row).0.stream.as_str();
+            match self.heads.get_mut(stream) {
+                Some(known) => *known = head,
+                None => {
+                    self.heads.insert(stream.to_owned(), head);
+                }
+            }
         }
     }
 }

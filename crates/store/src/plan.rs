@@ -1,15 +1,19 @@
 //! Group commit planning, without I/O: given what the database says inside the write transaction
-//! (the log head, each touched stream's head, the command ids already appended), decide each
-//! append's fate in arrival order and compute the rows to insert with their positions and hashes.
-//! One append's conflict never affects the others in its batch.
-
-use std::collections::HashMap;
+//! (the log head, each touched stream's head, the command ids already appended) or what the
+//! writer remembers, decide each append's fate in arrival order and compute the rows to insert
+//! with their positions and hashes. One append's conflict never affects the others in its batch.
+//! A plan owns its batch's appends, so that the writer can hold it while the batch before it
+//! commits, and hand the events on to readers without copying them.
 
 use uuid::Uuid;
 
 use crate::error::AppendError;
 use crate::hash::{self, HashInput, GENESIS};
 use crate::record::{AppendOutcome, ExpectedVersion, Hash, NewEvent, StreamId};
+
+/// The store's hash maps: keyed by stream ids and command ids the store itself chose or
+/// validated, probed several times per append on the writer's serial path, where SipHash showed.
+pub(crate) type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// An append waiting in the group commit queue.
 #[derive(Debug)]
@@ -53,21 +57,36 @@ pub(crate) struct CommittedCommand {
     pub last_position: u64,
 }
 
+/// Where a plan reads the heads of streams it did not write itself, and earlier appends of its
+/// command ids: the database (`Known`, read inside the write transaction) or the writer's memory.
+pub(crate) trait Lookup {
+    fn stream(&self, stream: &str) -> Option<StreamHead>;
+    fn command(&self, command_id: &Uuid) -> Option<&CommittedCommand>;
+}
+
 /// What the database said, read inside the write transaction.
 #[derive(Debug, Default)]
 pub(crate) struct Known {
-    pub streams: HashMap<String, StreamHead>,
-    pub commands: HashMap<Uuid, CommittedCommand>,
+    pub streams: Map<String, StreamHead>,
+    pub commands: Map<Uuid, CommittedCommand>,
 }
 
-/// A row to insert, borrowing its event from the queued append.
+impl Lookup for Known {
+    fn stream(&self, stream: &str) -> Option<StreamHead> {
+        self.streams.get(stream).copied()
+    }
+
+    fn command(&self, command_id: &Uuid) -> Option<&CommittedCommand> {
+        self.commands.get(command_id)
+    }
+}
+
+/// A row to insert: the event is `events[command_index]` of the plan's append `append`.
 #[derive(Debug)]
-pub(crate) struct Row<'a> {
+pub(crate) struct Row {
+    pub append: u32,
     pub position: u64,
-    pub stream: &'a StreamId,
     pub stream_version: u64,
-    pub event: &'a NewEvent,
-    pub command_id: Uuid,
     /// The event's place within its append, and the append's size.
     pub command_index: u32,
     pub command_events: u32,
@@ -77,93 +96,160 @@ pub(crate) struct Row<'a> {
 }
 
 #[derive(Debug)]
-pub(crate) struct Plan<'a> {
-    pub rows: Vec<Row<'a>>,
+pub(crate) struct Plan {
+    pub appends: Vec<Append>,
+    pub rows: Vec<Row>,
     pub outcomes: Vec<Result<AppendOutcome, AppendError>>,
     pub head: LogHead,
 }
 
-impl Plan<'_> {
-    /// The rows as the records a reader of the log will see, for in-process followers.
-    pub fn records(&self) -> Vec<crate::Record> {
-        self.rows
-            .iter()
-            .map(|row| crate::Record {
-                position: row.position,
-                stream_id: row.stream.to_string(),
-                category: row.stream.category().to_owned(),
-                stream_version: row.stream_version,
-                event_id: row.event.event_id,
-                event_type: row.event.event_type.clone(),
-                schema_version: row.event.schema_version,
-                payload: row.event.payload.get().to_owned(),
-                metadata: row.event.metadata.get().to_owned(),
-                command_id: row.command_id,
-                recorded_at: jiff::Timestamp::from_microsecond(row.recorded_at_micros)
-                    .expect("the writer's clock gives valid timestamps"),
-                stream_hash: row.stream_hash,
-                global_hash: row.global_hash,
-            })
-            .collect()
+impl Plan {
+    /// The append and the event a row writes.
+    pub fn event_of(&self, row: &Row) -> (&Append, &NewEvent) {
+        let append = &self.appends[row.append as usize];
+        (append, &append.events[row.command_index as usize])
     }
+
+    /// Gives the appends back, to be planned again (from the database).
+    pub fn into_appends(self) -> Vec<Append> {
+        self.appends
+    }
+
+    /// The outcomes, and the rows as the records a reader of the log will see (for in-process
+    /// followers), the events moved into them rather than copied.
+    pub fn into_outcomes_and_records(
+        self,
+    ) -> (Vec<Result<AppendOutcome, AppendError>>, Vec<crate::Record>) {
+        let mut records = Vec::with_capacity(self.rows.len());
+        let mut rows = self.rows.into_iter().peekable();
+        for (index, append) in (0u32..).zip(self.appends) {
+            // An append that failed, or a duplicate, wrote no rows.
+            if rows.peek().is_none_or(|row| row.append != index) {
+                continue;
+            }
+            let category = append.stream.category().to_owned();
+            let mut stream_id = Some(append.stream.into_string());
+            let events = append.events.len();
+            for (event, row) in append.events.into_iter().zip(rows.by_ref()) {
+                assert_eq!(row.append, index, "an append writes all of its events");
+                let stream_id = if row.command_index as usize + 1 == events {
+                    stream_id.take()
+                } else {
+                    stream_id.clone()
+                };
+                records.push(crate::Record {
+                    position: row.position,
+                    stream_id: stream_id.expect("taken at the append's last event"),
+                    category: category.clone(),
+                    stream_version: row.stream_version,
+                    event_id: event.event_id,
+                    event_type: event.event_type,
+                    schema_version: event.schema_version,
+                    payload: Box::<str>::from(event.payload).into_string(),
+                    metadata: Box::<str>::from(event.metadata).into_string(),
+                    command_id: append.command_id,
+                    recorded_at: jiff::Timestamp::from_microsecond(row.recorded_at_micros)
+                        .expect("the writer's clock gives valid timestamps"),
+                    stream_hash: row.stream_hash,
+                    global_hash: row.global_hash,
+                });
+            }
+        }
+        (self.outcomes, records)
+    }
+}
+
+/// An earlier append of a command id: committed before the batch, or earlier in it.
+#[derive(Clone, Copy)]
+struct Earlier<'a> {
+    stream_id: &'a str,
+    stream_version: u64,
+    first_position: u64,
+    last_position: u64,
+}
+
+/// What the batch has written so far, read before the lookup.
+struct Batch<'a> {
+    streams: Map<&'a str, StreamHead>,
+    commands: Map<Uuid, Earlier<'a>>,
 }
 
 /// Plans one batch. `now_micros` is the writer's clock; recorded times never go backwards in
 /// global order, so a clock step back is absorbed by repeating the last recorded time.
-pub(crate) fn plan<'a>(
+pub(crate) fn plan(
     head: LogHead,
-    known: Known,
-    appends: &'a [Append],
+    lookup: &impl Lookup,
+    appends: Vec<Append>,
     now_micros: i64,
-) -> Plan<'a> {
-    let Known {
-        mut streams,
-        mut commands,
-    } = known;
+) -> Plan {
     let recorded_at_micros = now_micros.max(head.recorded_at_micros);
-    let mut plan = Plan {
-        rows: Vec::with_capacity(appends.iter().map(|append| append.events.len()).sum()),
-        outcomes: Vec::with_capacity(appends.len()),
-        head: LogHead {
-            recorded_at_micros,
-            ..head
-        },
+    let mut head = LogHead {
+        recorded_at_micros,
+        ..head
     };
-    for append in appends {
+    let mut rows = Vec::with_capacity(appends.iter().map(|append| append.events.len()).sum());
+    let mut outcomes = Vec::with_capacity(appends.len());
+    let mut batch = Batch {
+        streams: Map::with_capacity_and_hasher(appends.len(), Default::default()),
+        commands: Map::with_capacity_and_hasher(appends.len(), Default::default()),
+    };
+    for (index, append) in (0u32..).zip(&appends) {
         let outcome = plan_one(
-            &mut plan,
-            &mut streams,
-            &mut commands,
+            &mut rows,
+            &mut head,
+            &mut batch,
+            lookup,
+            index,
             append,
             recorded_at_micros,
         );
-        plan.outcomes.push(outcome);
+        outcomes.push(outcome);
     }
-    plan
+    drop(batch);
+    Plan {
+        appends,
+        rows,
+        outcomes,
+        head,
+    }
 }
 
 fn plan_one<'a>(
-    plan: &mut Plan<'a>,
-    streams: &mut HashMap<String, StreamHead>,
-    commands: &mut HashMap<Uuid, CommittedCommand>,
+    rows: &mut Vec<Row>,
+    head: &mut LogHead,
+    batch: &mut Batch<'a>,
+    lookup: &'a impl Lookup,
+    index: u32,
     append: &'a Append,
     recorded_at_micros: i64,
 ) -> Result<AppendOutcome, AppendError> {
-    if let Some(committed) = commands.get(&append.command_id) {
-        if committed.stream_id != append.stream.as_str() {
-            return Err(AppendError::CommandIdReused {
-                command_id: append.command_id,
-                original_stream: committed.stream_id.clone(),
-            });
-        }
-        return Ok(AppendOutcome {
+    let earlier = batch.commands.get(&append.command_id).copied();
+    let earlier = earlier.or_else(|| {
+        lookup.command(&append.command_id).map(|committed| Earlier {
+            stream_id: &committed.stream_id,
             stream_version: committed.stream_version,
             first_position: committed.first_position,
             last_position: committed.last_position,
+        })
+    });
+    if let Some(earlier) = earlier {
+        if earlier.stream_id != append.stream.as_str() {
+            return Err(AppendError::CommandIdReused {
+                command_id: append.command_id,
+                original_stream: earlier.stream_id.to_owned(),
+            });
+        }
+        return Ok(AppendOutcome {
+            stream_version: earlier.stream_version,
+            first_position: earlier.first_position,
+            last_position: earlier.last_position,
             duplicate: true,
         });
     }
-    let stream_head = streams.get(append.stream.as_str()).copied();
+    let stream_head = match batch.streams.get(append.stream.as_str()) {
+        Some(written) => Some(*written),
+        None => lookup.stream(append.stream.as_str()),
+    };
     let actual = stream_head.map(|head| head.version);
     let matches = match append.expected {
         ExpectedVersion::Any => true,
@@ -179,11 +265,11 @@ fn plan_one<'a>(
     }
     let mut stream_version = actual.unwrap_or(0);
     let mut stream_hash = stream_head.map_or(GENESIS, |head| head.stream_hash);
-    let first_position = plan.head.position + 1;
+    let first_position = head.position + 1;
     let command_events = u32::try_from(append.events.len()).expect("appends are bounded");
     for (command_index, event) in (0..).zip(&append.events) {
         stream_version += 1;
-        let position = plan.head.position + 1;
+        let position = head.position + 1;
         stream_hash = hash::stream_hash(
             &stream_hash,
             &HashInput {
@@ -198,39 +284,37 @@ fn plan_one<'a>(
                 metadata: event.metadata.get().as_bytes(),
             },
         );
-        let global_hash = hash::global_hash(&plan.head.global_hash, position, &stream_hash);
-        plan.rows.push(Row {
+        let global_hash = hash::global_hash(&head.global_hash, position, &stream_hash);
+        rows.push(Row {
+            append: index,
             position,
-            stream: &append.stream,
             stream_version,
-            event,
-            command_id: append.command_id,
             command_index,
             command_events,
             recorded_at_micros,
             stream_hash,
             global_hash,
         });
-        plan.head.position = position;
-        plan.head.global_hash = global_hash;
+        head.position = position;
+        head.global_hash = global_hash;
     }
     let outcome = AppendOutcome {
         stream_version,
         first_position,
-        last_position: plan.head.position,
+        last_position: head.position,
         duplicate: false,
     };
-    streams.insert(
-        append.stream.to_string(),
+    batch.streams.insert(
+        append.stream.as_str(),
         StreamHead {
             version: stream_version,
             stream_hash,
         },
     );
-    commands.insert(
+    batch.commands.insert(
         append.command_id,
-        CommittedCommand {
-            stream_id: append.stream.to_string(),
+        Earlier {
+            stream_id: append.stream.as_str(),
             stream_version,
             first_position,
             last_position: outcome.last_position,
@@ -263,8 +347,8 @@ mod tests {
     }
 
     /// Renders each outcome and row compactly, so a batch's decisions read as a table.
-    fn check(head: LogHead, known: Known, appends: &[Append], expect: expect_test::Expect) {
-        let plan = plan(head, known, appends, 5);
+    fn check(head: LogHead, known: Known, appends: Vec<Append>, expect: expect_test::Expect) {
+        let plan = plan(head, &known, appends, 5);
         let mut out = String::new();
         for outcome in &plan.outcomes {
             match outcome {
@@ -281,7 +365,9 @@ mod tests {
         for row in &plan.rows {
             out.push_str(&format!(
                 "row @{} {} v{}\n",
-                row.position, row.stream, row.stream_version
+                row.position,
+                plan.event_of(row).0.stream,
+                row.stream_version
             ));
         }
         out.push_str(&format!("head @{}\n", plan.head.position));
@@ -292,14 +378,14 @@ mod tests {
     fn conflicts_fail_alone() {
         use ExpectedVersion::*;
         let known = Known {
-            streams: HashMap::from([(
+            streams: Map::from_iter([(
                 "a-1".to_owned(),
                 StreamHead {
                     version: 2,
                     stream_hash: [7; 32],
                 },
             )]),
-            commands: HashMap::new(),
+            commands: Map::default(),
         };
         let head = LogHead {
             position: 10,
@@ -309,7 +395,7 @@ mod tests {
         check(
             head,
             known,
-            &[
+            vec![
                 append("a-1", Exact(2), 2, 1),
                 append("a-1", Exact(2), 1, 2),
                 append("a-1", Exact(4), 1, 3),
@@ -341,8 +427,8 @@ mod tests {
     #[test]
     fn committed_command_returns_original_outcome() {
         let known = Known {
-            streams: HashMap::new(),
-            commands: HashMap::from([(
+            streams: Map::default(),
+            commands: Map::from_iter([(
                 Uuid::from_u128(9),
                 CommittedCommand {
                     stream_id: "a-1".to_owned(),
@@ -355,7 +441,7 @@ mod tests {
         check(
             LogHead::EMPTY,
             known,
-            &[append("a-1", ExpectedVersion::NoStream, 2, 9)],
+            vec![append("a-1", ExpectedVersion::NoStream, 2, 9)],
             expect_test::expect![[r#"
                 ok v3 @4..5 duplicate
                 head @0
@@ -370,8 +456,8 @@ mod tests {
             global_hash: GENESIS,
             recorded_at_micros: 100,
         };
-        let appends = [append("a-1", ExpectedVersion::Any, 1, 1)];
-        let plan = plan(head, Known::default(), &appends, 5);
+        let appends = vec![append("a-1", ExpectedVersion::Any, 1, 1)];
+        let plan = plan(head, &Known::default(), appends, 5);
         assert_eq!(plan.rows[0].recorded_at_micros, 100);
         assert_eq!(plan.head.recorded_at_micros, 100);
     }

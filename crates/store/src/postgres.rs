@@ -242,7 +242,7 @@ impl BatchCommit for PgWriter {
         self.heads.hint(heads);
     }
 
-    async fn commit(&mut self, appends: &[Append]) -> Result<Committed, StoreError> {
+    async fn commit(&mut self, appends: Vec<Append>) -> Result<Committed, StoreError> {
         let mut conn = match self.conn.take() {
             Some(conn) => conn,
             None => connect_writer(&self.options).await?,
@@ -283,12 +283,12 @@ async fn connect_writer(options: &PgConnectOptions) -> Result<PgConnection, Stor
 async fn commit_batch(
     conn: &mut PgConnection,
     heads: &mut StreamHeads,
-    appends: &[Append],
+    mut appends: Vec<Append>,
 ) -> Result<Committed, StoreError> {
-    if let (Some(known), Some(head)) = (heads.known(appends), heads.log_head) {
+    if let Some(head) = heads.log_head.filter(|_| heads.covers(&appends)) {
         let plan = plan::plan(
             head,
-            known,
+            &*heads,
             appends,
             jiff::Timestamp::now().as_microsecond(),
         );
@@ -296,12 +296,7 @@ async fn commit_batch(
             match insert(conn, &plan).await {
                 Ok(true) => {
                     heads.learn(&plan);
-                    return Ok(Committed {
-                        from_memory: true,
-                        records: plan.records(),
-                        outcomes: plan.outcomes,
-                        head: plan.head,
-                    });
+                    return Ok(Committed::new(plan, true));
                 }
                 // Another writer moved the head, or wrote what memory thought free.
                 Ok(false) => {}
@@ -312,14 +307,15 @@ async fn commit_batch(
                 }
             }
         }
+        appends = plan.into_appends();
     }
     heads.log_head = None;
-    let sql = lookup_sql(appends);
+    let sql = lookup_sql(&appends);
     let rows = conn.fetch_all(sqlx::raw_sql(&sql)).await?;
     let (head, known) = lookup::decode(&rows)?;
     let plan = plan::plan(
         head,
-        known,
+        &known,
         appends,
         jiff::Timestamp::now().as_microsecond(),
     );
@@ -330,12 +326,7 @@ async fn commit_batch(
     }
     conn.execute("COMMIT").await?;
     heads.learn(&plan);
-    Ok(Committed {
-        from_memory: false,
-        records: plan.records(),
-        outcomes: plan.outcomes,
-        head: plan.head,
-    })
+    Ok(Committed::new(plan, false))
 }
 
 /// The lookups are written as one index probe per id (`LATERAL` with `LIMIT` or an aggregate,
@@ -384,7 +375,7 @@ fn lookup_sql(appends: &[Append]) -> String {
 /// events are inserted only if it moved: a writer never holds event rows while it waits for the
 /// head's lock, so two writers cannot deadlock (one waiting on the head, the other on a
 /// position). Returns false when another writer moved the head since this one planned.
-async fn insert(conn: &mut PgConnection, plan: &Plan<'_>) -> Result<bool, StoreError> {
+async fn insert(conn: &mut PgConnection, plan: &Plan) -> Result<bool, StoreError> {
     let rows = &plan.rows;
     let prev_position = rows
         .first()
@@ -412,12 +403,12 @@ async fn insert(conn: &mut PgConnection, plan: &Plan<'_>) -> Result<bool, StoreE
     )
     .bind(
         rows.iter()
-            .map(|row| row.stream.as_str())
+            .map(|row| plan.event_of(row).0.stream.as_str())
             .collect::<Vec<_>>(),
     )
     .bind(
         rows.iter()
-            .map(|row| row.stream.category())
+            .map(|row| plan.event_of(row).0.stream.category())
             .collect::<Vec<_>>(),
     )
     .bind(
@@ -427,30 +418,30 @@ async fn insert(conn: &mut PgConnection, plan: &Plan<'_>) -> Result<bool, StoreE
     )
     .bind(
         rows.iter()
-            .map(|row| row.event.event_id)
+            .map(|row| plan.event_of(row).1.event_id)
             .collect::<Vec<_>>(),
     )
     .bind(
         rows.iter()
-            .map(|row| row.event.event_type.as_str())
+            .map(|row| plan.event_of(row).1.event_type.as_str())
             .collect::<Vec<_>>(),
     )
     .bind(
         rows.iter()
-            .map(|row| row.event.schema_version as i32)
+            .map(|row| plan.event_of(row).1.schema_version as i32)
             .collect::<Vec<_>>(),
     )
     .bind(
         rows.iter()
-            .map(|row| row.event.payload.get())
+            .map(|row| plan.event_of(row).1.payload.get())
             .collect::<Vec<_>>(),
     )
     .bind(
         rows.iter()
-            .map(|row| row.event.metadata.get())
+            .map(|row| plan.event_of(row).1.metadata.get())
             .collect::<Vec<_>>(),
     )
-    .bind(rows.iter().map(|row| row.command_id).collect::<Vec<_>>())
+    .bind(rows.iter().map(|row| plan.event_of(row).0.command_id).collect::<Vec<_>>())
     .bind(
         rows.iter()
             .map(|row| row.recorded_at_micros)

@@ -69,6 +69,10 @@ impl StreamId {
         &self.0
     }
 
+    pub(crate) fn into_string(self) -> String {
+        self.0
+    }
+
     /// The part before the first `-`: `ticket` for `ticket-0190…`.
     pub fn category(&self) -> &str {
         self.0.split('-').next().unwrap_or(&self.0)

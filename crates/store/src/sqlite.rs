@@ -198,7 +198,7 @@ impl BatchCommit for SqliteWriter {
         self.heads.hint(heads);
     }
 
-    async fn commit(&mut self, appends: &[Append]) -> Result<Committed, StoreError> {
+    async fn commit(&mut self, appends: Vec<Append>) -> Result<Committed, StoreError> {
         let mut conn = match self.conn.take() {
             Some(conn) => conn,
             None => self.options.connect().await?,
@@ -237,13 +237,13 @@ const LOOKUP_SQL: &str = "BEGIN IMMEDIATE;
 async fn write_batch(
     conn: &mut SqliteConnection,
     heads: &mut StreamHeads,
-    appends: &[Append],
+    mut appends: Vec<Append>,
 ) -> Result<Committed, StoreError> {
-    if let (Some(known), Some(head)) = (heads.known(appends), heads.log_head) {
+    if let Some(head) = heads.log_head.filter(|_| heads.covers(&appends)) {
         // The whole batch in one call: begin, insert, move the head, commit.
         let plan = plan::plan(
             head,
-            known,
+            &*heads,
             appends,
             jiff::Timestamp::now().as_microsecond(),
         );
@@ -251,12 +251,7 @@ async fn write_batch(
             match insert_and_commit(conn, &plan, true).await {
                 Ok(()) => {
                     heads.learn(&plan);
-                    return Ok(Committed {
-                        from_memory: true,
-                        records: plan.records(),
-                        outcomes: plan.outcomes,
-                        head: plan.head,
-                    });
+                    return Ok(Committed::new(plan, true));
                 }
                 Err(error) if error.is_unique_violation() => {
                     conn.execute("ROLLBACK").await?;
@@ -267,6 +262,7 @@ async fn write_batch(
                 }
             }
         }
+        appends = plan.into_appends();
     }
     heads.log_head = None;
     let mut stream_ids: Vec<&str> = appends
@@ -286,7 +282,7 @@ async fn write_batch(
     let (head, known) = lookup::decode(&rows)?;
     let plan = plan::plan(
         head,
-        known,
+        &known,
         appends,
         jiff::Timestamp::now().as_microsecond(),
     );
@@ -296,12 +292,7 @@ async fn write_batch(
         insert_and_commit(conn, &plan, false).await?;
     }
     heads.learn(&plan);
-    Ok(Committed {
-        from_memory: false,
-        records: plan.records(),
-        outcomes: plan.outcomes,
-        head: plan.head,
-    })
+    Ok(Committed::new(plan, false))
 }
 
 fn values_sql(columns: usize, rows: usize) -> String {
@@ -311,7 +302,7 @@ fn values_sql(columns: usize, rows: usize) -> String {
 
 async fn insert_and_commit(
     conn: &mut SqliteConnection,
-    plan: &Plan<'_>,
+    plan: &Plan,
     begin: bool,
 ) -> Result<(), StoreError> {
     let mut sql = String::from(if begin { "BEGIN IMMEDIATE;\n" } else { "" });
@@ -326,17 +317,18 @@ async fn insert_and_commit(
     );
     let mut query = sqlx::query(&sql);
     for row in &plan.rows {
+        let (append, event) = plan.event_of(row);
         query = query
             .bind(crate::to_i64(row.position))
-            .bind(row.stream.as_str())
-            .bind(row.stream.category())
+            .bind(append.stream.as_str())
+            .bind(append.stream.category())
             .bind(crate::to_i64(row.stream_version))
-            .bind(row.event.event_id)
-            .bind(row.event.event_type.as_str())
-            .bind(i64::from(row.event.schema_version))
-            .bind(row.event.payload.get())
-            .bind(row.event.metadata.get())
-            .bind(row.command_id)
+            .bind(event.event_id)
+            .bind(event.event_type.as_str())
+            .bind(i64::from(event.schema_version))
+            .bind(event.payload.get())
+            .bind(event.metadata.get())
+            .bind(append.command_id)
             .bind(row.recorded_at_micros)
             .bind(&row.stream_hash[..])
             .bind(&row.global_hash[..])

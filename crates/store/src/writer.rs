@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::error::{AppendError, StoreError};
-use crate::plan::{Append, LogHead};
+use crate::plan::{Append, LogHead, Plan};
 use crate::record::{AppendOutcome, Record};
 
 /// Most appends queued for the writer; further callers wait for room (backpressure).
@@ -31,6 +31,19 @@ pub(crate) struct Committed {
     pub from_memory: bool,
 }
 
+impl Committed {
+    pub fn new(plan: Plan, from_memory: bool) -> Committed {
+        let head = plan.head;
+        let (outcomes, records) = plan.into_outcomes_and_records();
+        Committed {
+            outcomes,
+            head,
+            records,
+            from_memory,
+        }
+    }
+}
+
 /// Committed batches, as the records readers will see, for followers in this process: they
 /// take them from here instead of reading the database again.
 pub(crate) type Tail = broadcast::Sender<Arc<[Record]>>;
@@ -43,7 +56,7 @@ pub const TAIL_BATCHES_MAX: usize = 1024;
 pub(crate) trait BatchCommit: Send + 'static {
     fn commit(
         &mut self,
-        appends: &[Append],
+        appends: Vec<Append>,
     ) -> impl Future<Output = Result<Committed, StoreError>> + Send;
 
     /// Stream heads read from the log, as hints for the fast path (`StreamHeads::hint`).
@@ -119,7 +132,8 @@ pub(crate) async fn run<W: BatchCommit>(
             }
         }
         if !appends.is_empty() {
-            match writer.commit(&appends).await {
+            let batch_appends = appends.len();
+            match writer.commit(std::mem::take(&mut appends)).await {
                 Ok(Committed {
                     outcomes,
                     head,
@@ -145,12 +159,12 @@ pub(crate) async fn run<W: BatchCommit>(
                     stats.batches.fetch_add(1, Ordering::Relaxed);
                     let bucket = BATCH_SIZE_BUCKETS
                         .iter()
-                        .position(|bound| appends.len() as u64 <= *bound)
+                        .position(|bound| batch_appends as u64 <= *bound)
                         .unwrap_or(BATCH_SIZE_BUCKETS.len() - 1);
                     stats.batch_sizes[bucket].fetch_add(1, Ordering::Relaxed);
                     stats
                         .appends
-                        .fetch_add(appends.len() as u64, Ordering::Relaxed);
+                        .fetch_add(batch_appends as u64, Ordering::Relaxed);
                     stats
                         .events
                         .fetch_add(events_written as u64, Ordering::Relaxed);
@@ -160,14 +174,13 @@ pub(crate) async fn run<W: BatchCommit>(
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(%error, appends = appends.len(), "group commit failed");
+                    tracing::warn!(%error, appends = batch_appends, "group commit failed");
                     stats.failed_batches.fetch_add(1, Ordering::Relaxed);
                     for reply in replies.drain(..) {
                         let _ = reply.send(Err(AppendError::Store(error.clone())));
                     }
                 }
             }
-            appends.clear();
         }
         for done in flushes.drain(..) {
             let _ = done.send(());
