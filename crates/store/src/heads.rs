@@ -5,7 +5,9 @@
 //! again from the database. A fast plan that rejects an append, or answers it as a duplicate, is
 //! never trusted either: rejections are decided on what the database says.
 
+use crate::error::AppendError;
 use crate::plan::{Append, CommittedCommand, LogHead, Lookup, Map, Plan, StreamHead};
+use crate::record::AppendOutcome;
 
 /// Most stream heads remembered; past it the memory starts over (it is only a fast path). About
 /// 130 bytes each: 32 MiB at most.
@@ -41,9 +43,10 @@ impl StreamHeads {
         })
     }
 
-    /// Whether a plan made from memory can be written as it is: every append succeeds as new.
-    pub fn trusts(plan: &Plan) -> bool {
-        plan.outcomes
+    /// Whether (a piece of) a plan made from memory can be written as it is: every append
+    /// succeeds as new.
+    pub fn trusts(outcomes: &[Result<AppendOutcome, AppendError>]) -> bool {
+        outcomes
             .iter()
             .all(|outcome| matches!(outcome, Ok(outcome) if !outcome.duplicate))
     }
@@ -76,19 +79,32 @@ impl StreamHeads {
         }
     }
 
-    /// Remembers the heads a committed plan left. A stream already remembered (the burst's
-    /// appends to existing tickets) costs no allocation.
-    pub fn learn(&mut self, plan: &Plan) {
+    /// Forgets the heads of the appends' streams: what memory learned of them rested on a batch
+    /// that did not commit as planned.
+    pub fn forget(&mut self, appends: &[Append]) {
+        for append in appends {
+            self.heads.remove(append.stream.as_str());
+        }
+    }
+
+    /// Remembers the heads a plan leaves, from its row `rows_from` on (the writer's plans are
+    /// learned before they commit, piece by piece: see `writer`). A stream already remembered
+    /// (the burst's appends to existing tickets) costs no allocation.
+    pub fn learn(&mut self, plan: &Plan, rows_from: usize) {
         self.log_head = Some(plan.head);
-        let new_streams = plan
-            .rows
+        let rows = &plan.rows[rows_from..];
+        let new_streams = rows
             .iter()
-            .filter(|row| !self.heads.contains_key(plan.event_of(row).0.stream.as_str()))
+            .filter(|row| {
+                !self
+                    .heads
+                    .contains_key(plan.event_of(row).0.stream.as_str())
+            })
             .count();
         if self.heads.len() + new_streams > STREAM_HEADS_MAX {
             self.heads.clear();
         }
-        for row in &plan.rows {
+        for row in rows {
             let head = StreamHead {
                 version: row.stream_version,
                 stream_hash: row.stream_hash,

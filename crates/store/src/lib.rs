@@ -136,11 +136,12 @@ impl Store {
         if url.starts_with("sqlite:") {
             let options = sqlite::connect_options(url)?;
             let stepped = stepped::SteppedReader::new(options.get_filename().to_path_buf());
-            let (readers, writer) = sqlite::open(options, config.readers_max).await?;
+            let (readers, backend, conn) = sqlite::open(options, config.readers_max).await?;
             let position = sqlite::head(&readers).await?.position;
             let (committed, _) = watch::channel(position);
             tokio::spawn(writer::run(
-                writer,
+                backend,
+                conn,
                 queue_rx,
                 committed.clone(),
                 tail.clone(),
@@ -161,11 +162,12 @@ impl Store {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options =
                 postgres::connect_options(url, config.schema.as_deref(), &config.application_name)?;
-            let (readers, writer) = postgres::open(options, config.readers_max).await?;
+            let (readers, backend, conn) = postgres::open(options, config.readers_max).await?;
             let position = postgres::head(&readers).await?.position;
             let (committed, _) = watch::channel(position);
             tokio::spawn(writer::run(
-                writer,
+                backend,
+                conn,
                 queue_rx,
                 committed.clone(),
                 tail.clone(),

@@ -182,36 +182,45 @@ pub(crate) fn plan(
     appends: Vec<Append>,
     now_micros: i64,
 ) -> Plan {
-    let recorded_at_micros = now_micros.max(head.recorded_at_micros);
-    let mut head = LogHead {
-        recorded_at_micros,
-        ..head
+    let mut plan = Plan {
+        appends: Vec::with_capacity(appends.len()),
+        rows: Vec::new(),
+        outcomes: Vec::new(),
+        head,
     };
-    let mut rows = Vec::with_capacity(appends.iter().map(|append| append.events.len()).sum());
-    let mut outcomes = Vec::with_capacity(appends.len());
+    extend(&mut plan, lookup, appends, now_micros);
+    plan
+}
+
+/// Plans `appends` after the ones `plan` holds, in the same batch (the writer plans a batch
+/// piece by piece as its appends arrive). An earlier piece's command ids are not looked up
+/// again: only plans from memory are extended, and there the unique index on command ids says
+/// whether an append repeats one.
+pub(crate) fn extend(plan: &mut Plan, lookup: &impl Lookup, appends: Vec<Append>, now_micros: i64) {
+    let recorded_at_micros = now_micros.max(plan.head.recorded_at_micros);
+    plan.head.recorded_at_micros = recorded_at_micros;
+    plan.rows
+        .reserve(appends.iter().map(|append| append.events.len()).sum());
+    plan.outcomes.reserve(appends.len());
+    let first = u32::try_from(plan.appends.len()).expect("batches are bounded");
     let mut batch = Batch {
         streams: Map::with_capacity_and_hasher(appends.len(), Default::default()),
         commands: Map::with_capacity_and_hasher(appends.len(), Default::default()),
     };
-    for (index, append) in (0u32..).zip(&appends) {
+    for (index, append) in (first..).zip(&appends) {
         let outcome = plan_one(
-            &mut rows,
-            &mut head,
+            &mut plan.rows,
+            &mut plan.head,
             &mut batch,
             lookup,
             index,
             append,
             recorded_at_micros,
         );
-        outcomes.push(outcome);
+        plan.outcomes.push(outcome);
     }
     drop(batch);
-    Plan {
-        appends,
-        rows,
-        outcomes,
-        head,
-    }
+    plan.appends.extend(appends);
 }
 
 fn plan_one<'a>(

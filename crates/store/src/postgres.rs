@@ -14,12 +14,11 @@ use sqlx::{ConnectOptions, Executor, PgConnection, Row};
 use tokio::sync::watch;
 
 use crate::error::StoreError;
-use crate::heads::StreamHeads;
 use crate::lookup;
 use crate::migrate::{self, Migration};
 use crate::plan::{self, Append, LogHead, Plan};
 use crate::record::Record;
-use crate::writer::{BatchCommit, Committed};
+use crate::writer::{Backend, Batch, Written};
 use crate::{RawRecord, RECORD_COLUMNS};
 
 /// The channel commits notify, with the new head position as payload.
@@ -65,7 +64,7 @@ pub(crate) fn connect_options(
 pub(crate) async fn open(
     options: PgConnectOptions,
     readers_max: u32,
-) -> Result<(PgPool, PgWriter), StoreError> {
+) -> Result<(PgPool, PgBackend, PgConnection), StoreError> {
     let mut conn = connect_writer(&options).await?;
     migrate::migrate_postgres(&mut conn, migrate::LOG_COMPONENT, migrate::LOG_POSTGRES).await?;
     let readers = PgPoolOptions::new()
@@ -75,12 +74,10 @@ pub(crate) async fn open(
         .test_before_acquire(true)
         .connect_with(options.clone())
         .await?;
-    let writer = PgWriter {
+    let backend = PgBackend {
         options: options.clone(),
-        conn: Some(conn),
-        heads: StreamHeads::default(),
     };
-    Ok((readers, writer))
+    Ok((readers, backend, conn))
 }
 
 pub(crate) async fn migrate(
@@ -228,34 +225,31 @@ pub(crate) async fn follow(pool: PgPool, committed: watch::Sender<u64>) {
     }
 }
 
-/// The group commit task's connection, reopened after any failure that may have left it in an
-/// unknown state, and its memory of stream heads.
+/// The group commit task's way to the database; the connection is reopened after any failure
+/// that may have left it in an unknown state.
 #[derive(Debug)]
-pub(crate) struct PgWriter {
+pub(crate) struct PgBackend {
     options: PgConnectOptions,
-    conn: Option<PgConnection>,
-    heads: StreamHeads,
 }
 
-impl BatchCommit for PgWriter {
-    fn hint(&mut self, heads: Vec<(String, u64, crate::Hash)>) {
-        self.heads.hint(heads);
+impl Backend for PgBackend {
+    type Conn = PgConnection;
+
+    async fn connect(&self) -> Result<PgConnection, StoreError> {
+        connect_writer(&self.options).await
     }
 
-    async fn commit(&mut self, appends: Vec<Append>) -> Result<Committed, StoreError> {
-        let mut conn = match self.conn.take() {
-            Some(conn) => conn,
-            None => connect_writer(&self.options).await?,
-        };
-        let result = commit_batch(&mut conn, &mut self.heads, appends).await;
+    async fn write(mut conn: PgConnection, mut batch: Batch) -> Written<PgConnection> {
+        let result = write_batch(&mut conn, &mut batch).await;
         let usable = match &result {
             Ok(_) => true,
             Err(_) => conn.execute("ROLLBACK").await.is_ok(),
         };
-        if usable {
-            self.conn = Some(conn);
+        Written {
+            conn: usable.then_some(conn),
+            batch,
+            result,
         }
-        result
     }
 }
 
@@ -280,53 +274,45 @@ async fn connect_writer(options: &PgConnectOptions) -> Result<PgConnection, Stor
 /// the next position, the stream version, or the command id), and the batch takes the full
 /// path. Positions still become visible in order: a writer only writes position p + 1 once it
 /// has seen p committed (it wrote p itself, or read it under the head's lock).
-async fn commit_batch(
-    conn: &mut PgConnection,
-    heads: &mut StreamHeads,
-    mut appends: Vec<Append>,
-) -> Result<Committed, StoreError> {
-    if let Some(head) = heads.log_head.filter(|_| heads.covers(&appends)) {
-        let plan = plan::plan(
-            head,
-            &*heads,
-            appends,
-            jiff::Timestamp::now().as_microsecond(),
-        );
-        if StreamHeads::trusts(&plan) {
-            match insert(conn, &plan).await {
-                Ok(true) => {
-                    heads.learn(&plan);
-                    return Ok(Committed::new(plan, true));
-                }
-                // Another writer moved the head, or wrote what memory thought free.
-                Ok(false) => {}
-                Err(error) if error.is_unique_violation() => {}
-                Err(error) => {
-                    heads.log_head = None;
-                    return Err(error);
-                }
-            }
+///
+/// Returns whether the plan from memory committed; the batch holds the plan that did, and its
+/// appends whatever happens.
+async fn write_batch(conn: &mut PgConnection, batch: &mut Batch) -> Result<bool, StoreError> {
+    if let Batch::Planned(plan) = batch {
+        match insert(conn, plan).await {
+            Ok(true) => return Ok(true),
+            // Another writer moved the head, or wrote what memory thought free.
+            Ok(false) => {}
+            Err(error) if error.is_unique_violation() => {}
+            Err(error) => return Err(error),
         }
-        appends = plan.into_appends();
     }
-    heads.log_head = None;
+    let appends = std::mem::replace(batch, Batch::Unplanned(Vec::new())).into_appends();
     let sql = lookup_sql(&appends);
-    let rows = conn.fetch_all(sqlx::raw_sql(&sql)).await?;
-    let (head, known) = lookup::decode(&rows)?;
-    let plan = plan::plan(
+    let looked_up = match conn.fetch_all(sqlx::raw_sql(&sql)).await {
+        Ok(rows) => lookup::decode(&rows),
+        Err(error) => Err(error.into()),
+    };
+    let (head, known) = match looked_up {
+        Ok(found) => found,
+        Err(error) => {
+            *batch = Batch::Unplanned(appends);
+            return Err(error);
+        }
+    };
+    let plan = batch.planned(plan::plan(
         head,
         &known,
         appends,
         jiff::Timestamp::now().as_microsecond(),
-    );
-    if !plan.rows.is_empty() && !insert(conn, &plan).await? {
+    ));
+    if !plan.rows.is_empty() && !insert(conn, plan).await? {
         return Err(StoreError::Corrupt {
             message: "the log head moved while this writer held its lock".to_owned(),
         });
     }
     conn.execute("COMMIT").await?;
-    heads.learn(&plan);
-    Ok(Committed::new(plan, false))
+    Ok(false)
 }
 
 /// The lookups are written as one index probe per id (`LATERAL` with `LIMIT` or an aggregate,
@@ -441,7 +427,11 @@ async fn insert(conn: &mut PgConnection, plan: &Plan) -> Result<bool, StoreError
             .map(|row| plan.event_of(row).1.metadata.get())
             .collect::<Vec<_>>(),
     )
-    .bind(rows.iter().map(|row| plan.event_of(row).0.command_id).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|row| plan.event_of(row).0.command_id)
+            .collect::<Vec<_>>(),
+    )
     .bind(
         rows.iter()
             .map(|row| row.recorded_at_micros)

@@ -13,12 +13,11 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, Executor, Row, SqliteConnection};
 
 use crate::error::StoreError;
-use crate::heads::StreamHeads;
 use crate::lookup;
 use crate::migrate::{self, Migration};
-use crate::plan::{self, Append, LogHead, Plan};
+use crate::plan::{self, Append, Known, LogHead, Plan};
 use crate::record::Record;
-use crate::writer::{BatchCommit, Committed};
+use crate::writer::{Backend, Batch, Written};
 use crate::{RawRecord, INSERT_COLUMNS, RECORD_COLUMNS};
 
 /// How long a statement waits for another process's write lock before failing as unavailable.
@@ -55,7 +54,7 @@ pub(crate) fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreEr
 pub(crate) async fn open(
     options: SqliteConnectOptions,
     readers_max: u32,
-) -> Result<(SqlitePool, SqliteWriter), StoreError> {
+) -> Result<(SqlitePool, SqliteBackend, SqliteConnection), StoreError> {
     let writer_options = options.clone().pragma("cache_size", CACHE_SIZE_PRAGMA);
     let mut conn = writer_options.connect().await?;
     migrate::migrate_sqlite(&mut conn, migrate::LOG_COMPONENT, migrate::LOG_SQLITE).await?;
@@ -67,11 +66,10 @@ pub(crate) async fn open(
         .await?;
     Ok((
         readers,
-        SqliteWriter {
+        SqliteBackend {
             options: writer_options,
-            conn: Some(conn),
-            heads: StreamHeads::default(),
         },
+        conn,
     ))
 }
 
@@ -183,36 +181,34 @@ pub(crate) async fn head(pool: &SqlitePool) -> Result<LogHead, StoreError> {
     lookup::decode_head(&row)
 }
 
-/// The group commit task's connection and its memory of stream heads. The connection is
-/// reopened after a failure that may have left it unusable, so a lost file handle or a crashed
-/// worker does not stop the log for good.
+/// The group commit task's way to the database. The connection is reopened after a failure
+/// that may have left it unusable, so a lost file handle or a crashed worker does not stop the
+/// log for good.
 #[derive(Debug)]
-pub(crate) struct SqliteWriter {
+pub(crate) struct SqliteBackend {
     options: SqliteConnectOptions,
-    conn: Option<SqliteConnection>,
-    heads: StreamHeads,
 }
 
-impl BatchCommit for SqliteWriter {
-    fn hint(&mut self, heads: Vec<(String, u64, crate::Hash)>) {
-        self.heads.hint(heads);
+impl Backend for SqliteBackend {
+    type Conn = SqliteConnection;
+
+    async fn connect(&self) -> Result<SqliteConnection, StoreError> {
+        Ok(self.options.connect().await?)
     }
 
-    async fn commit(&mut self, appends: Vec<Append>) -> Result<Committed, StoreError> {
-        let mut conn = match self.conn.take() {
-            Some(conn) => conn,
-            None => self.options.connect().await?,
-        };
-        let result = write_batch(&mut conn, &mut self.heads, appends).await;
-        // A connection whose ROLLBACK failed may be in any state: drop it and reconnect next time.
+    async fn write(mut conn: SqliteConnection, mut batch: Batch) -> Written<SqliteConnection> {
+        let result = write_batch(&mut conn, &mut batch).await;
+        // A connection whose ROLLBACK failed may be in any state: drop it and reconnect
+        // next time.
         let usable = match &result {
             Ok(_) => true,
             Err(_) => conn.execute("ROLLBACK").await.is_ok(),
         };
-        if usable {
-            self.conn = Some(conn);
+        Written {
+            conn: usable.then_some(conn),
+            batch,
+            result,
         }
-        result
     }
 }
 
@@ -229,42 +225,48 @@ const LOOKUP_SQL: &str = "BEGIN IMMEDIATE;
     FROM events WHERE command_index = 0
      AND command_id IN (SELECT unhex(value) FROM json_each(?2))";
 
-/// One batch in two calls to SQLite's worker thread: begin and read; insert, move the head and
-/// commit (several statements travel in one call, their positional parameters bound in turn).
-/// The fast path reads nothing: it plans from the writer's memory of the log head and the stream
-/// heads and sends the batch in one call; when memory cannot plan the batch, or a unique index
-/// says it was stale, the batch is planned from the database.
-async fn write_batch(
-    conn: &mut SqliteConnection,
-    heads: &mut StreamHeads,
-    mut appends: Vec<Append>,
-) -> Result<Committed, StoreError> {
-    if let Some(head) = heads.log_head.filter(|_| heads.covers(&appends)) {
-        // The whole batch in one call: begin, insert, move the head, commit.
-        let plan = plan::plan(
-            head,
-            &*heads,
-            appends,
-            jiff::Timestamp::now().as_microsecond(),
-        );
-        if StreamHeads::trusts(&plan) {
-            match insert_and_commit(conn, &plan, true).await {
-                Ok(()) => {
-                    heads.learn(&plan);
-                    return Ok(Committed::new(plan, true));
-                }
-                Err(error) if error.is_unique_violation() => {
-                    conn.execute("ROLLBACK").await?;
-                }
-                Err(error) => {
-                    heads.log_head = None;
-                    return Err(error);
-                }
+/// One batch in one call to SQLite's worker thread when it was planned from memory (begin,
+/// insert, move the head, commit); otherwise, or when a unique index says memory was stale, in
+/// two: begin and read the heads, then insert, move the head and commit (several statements
+/// travel in one call, their positional parameters bound in turn). Returns whether the plan
+/// from memory committed; the batch holds the plan that did, and its appends whatever happens.
+async fn write_batch(conn: &mut SqliteConnection, batch: &mut Batch) -> Result<bool, StoreError> {
+    if let Batch::Planned(plan) = batch {
+        match insert_and_commit(conn, plan, true).await {
+            Ok(()) => return Ok(true),
+            Err(error) if error.is_unique_violation() => {
+                conn.execute("ROLLBACK").await?;
             }
+            Err(error) => return Err(error),
         }
-        appends = plan.into_appends();
     }
-    heads.log_head = None;
+    let appends = std::mem::replace(batch, Batch::Unplanned(Vec::new())).into_appends();
+    let (head, known) = match look_up(conn, &appends).await {
+        Ok(found) => found,
+        Err(error) => {
+            *batch = Batch::Unplanned(appends);
+            return Err(error);
+        }
+    };
+    let plan = batch.planned(plan::plan(
+        head,
+        &known,
+        appends,
+        jiff::Timestamp::now().as_microsecond(),
+    ));
+    if plan.rows.is_empty() {
+        conn.execute("COMMIT").await?;
+    } else {
+        insert_and_commit(conn, plan, false).await?;
+    }
+    Ok(false)
+}
+
+/// Takes the write lock, then reads what the batch's plan needs.
+async fn look_up(
+    conn: &mut SqliteConnection,
+    appends: &[Append],
+) -> Result<(LogHead, Known), StoreError> {
     let mut stream_ids: Vec<&str> = appends
         .iter()
         .map(|append| append.stream.as_str())
@@ -279,20 +281,7 @@ async fn write_batch(
         .bind(serde_json::to_string(&stream_ids).expect("strings serialize"))
         .bind(serde_json::to_string(&command_ids).expect("strings serialize"));
     let rows = conn.fetch_all(lookup).await?;
-    let (head, known) = lookup::decode(&rows)?;
-    let plan = plan::plan(
-        head,
-        &known,
-        appends,
-        jiff::Timestamp::now().as_microsecond(),
-    );
-    if plan.rows.is_empty() {
-        conn.execute("COMMIT").await?;
-    } else {
-        insert_and_commit(conn, &plan, false).await?;
-    }
-    heads.learn(&plan);
-    Ok(Committed::new(plan, false))
+    lookup::decode(&rows)
 }
 
 fn values_sql(columns: usize, rows: usize) -> String {

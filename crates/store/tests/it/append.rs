@@ -1,7 +1,10 @@
 //! Appends: what is stored, optimistic concurrency, idempotency per command id, group commit
 //! isolation between callers, and every input limit at its bound.
 
+use std::sync::atomic::Ordering;
+
 use serde_json::json;
+use store::scratch::ScratchDb;
 use store::{
     AppendError, ExpectedVersion, InvalidInput, NewEvent, Store, APPEND_EVENTS_MAX,
     EVENT_BYTES_MAX, STREAM_ID_BYTES_MAX,
@@ -538,4 +541,119 @@ async fn hinted_stream_heads_right_or_stale_never_give_a_wrong_answer() {
         db
     })
     .await;
+}
+
+/// The writer plans a batch while the one before it is in the database, as if that one would
+/// commit as planned. Here it does not: a stale head (another node moved the stream) sends the
+/// first batch to the database, which refuses that append and writes the rest one position
+/// lower. The second batch, planned on the first one's memory plan, would leave a gap in the
+/// positions and a broken stream chain; it must be planned again. Every outcome must be the one
+/// the same appends get one at a time.
+#[tokio::test]
+async fn a_batch_planned_on_one_that_fell_back_to_the_database_is_planned_again() {
+    each_backend(|db| async move {
+        let fresh = if db.sqlite_path().is_some() {
+            ScratchDb::sqlite().await
+        } else {
+            ScratchDb::postgres()
+                .await
+                .expect("postgres ran the first scenario")
+        };
+        let one_by_one = pipelined_or_not(&fresh, false).await;
+        fresh.cleanup().await;
+        let pipelined = pipelined_or_not(&db, true).await;
+        assert_eq!(pipelined, one_by_one);
+        db
+    })
+    .await;
+}
+
+/// Runs the scenario of the test above; `queued_at_once` queues both batches before the writer
+/// runs (it then gathers them as two batches: the first reaches `BATCH_EVENTS_MAX`), or else
+/// appends one at a time. Returns each outcome, rendered.
+async fn pipelined_or_not(db: &ScratchDb, queued_at_once: bool) -> Vec<String> {
+    let node_a = open(db).await;
+    let node_b = open(db).await;
+    append_one(&node_a, "ticket-1", ExpectedVersion::NoStream).await;
+    // Node A remembers ticket-1 at version 1; node B moves it to 2.
+    append_one(&node_b, "ticket-1", ExpectedVersion::Exact(1)).await;
+    let events = |count: usize| {
+        (0..count)
+            .map(|index| event("E", json!({ "index": index })))
+            .collect::<Vec<_>>()
+    };
+    let mut appends = vec![("ticket-1", ExpectedVersion::Exact(1), events(1))];
+    for big in 1..=5 {
+        let stream_id = [
+            "ticket-big1",
+            "ticket-big2",
+            "ticket-big3",
+            "ticket-big4",
+            "ticket-big5",
+        ];
+        appends.push((stream_id[big - 1], ExpectedVersion::NoStream, events(1000)));
+    }
+    // The second batch: on the stale stream, on a stream the first batch creates, and new.
+    appends.push(("ticket-1", ExpectedVersion::Any, events(1)));
+    appends.push(("ticket-big1", ExpectedVersion::Exact(1000), events(1)));
+    appends.push(("ticket-new", ExpectedVersion::NoStream, events(1)));
+    let (discarded_before, batches_before) = (
+        node_a.stats().discarded_plans.load(Ordering::Relaxed),
+        node_a.stats().batches.load(Ordering::Relaxed),
+    );
+    let mut outcomes = Vec::new();
+    if queued_at_once {
+        // Unconstrained: queuing never yields to the writer, so it finds all of them queued.
+        let queued = tokio::task::unconstrained(async {
+            let mut queued = Vec::new();
+            for (stream_id, expected, events) in appends {
+                queued.push(
+                    node_a
+                        .append_queued(&stream(stream_id), expected, events, Uuid::now_v7())
+                        .await
+                        .unwrap(),
+                );
+            }
+            queued
+        })
+        .await;
+        for queued in queued {
+            outcomes.push(queued.outcome().await);
+        }
+        assert_eq!(
+            node_a.stats().batches.load(Ordering::Relaxed) - batches_before,
+            2,
+            "the appends went in two batches"
+        );
+        assert_eq!(
+            node_a.stats().discarded_plans.load(Ordering::Relaxed) - discarded_before,
+            1,
+            "the second batch was planned on the first, and planned again"
+        );
+    } else {
+        for (stream_id, expected, events) in appends {
+            outcomes.push(
+                node_a
+                    .append(&stream(stream_id), expected, events, Uuid::now_v7())
+                    .await,
+            );
+        }
+    }
+    assert!(node_b
+        .verify(1, None, &mut |_, _| {})
+        .await
+        .unwrap()
+        .is_intact());
+    let positions: Vec<u64> = node_b
+        .read_all(0, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|record| record.position)
+        .collect();
+    assert_eq!(positions, (1..=5_005).collect::<Vec<u64>>());
+    outcomes
+        .iter()
+        .map(|outcome| format!("{outcome:?}"))
+        .collect()
 }
