@@ -142,7 +142,8 @@ mod tests {
         for text in cases {
             let name = Name::new(text);
             assert_eq!(name.as_str(), text);
-            assert!(name == *text && name == text && name == text.to_owned());
+            let owned = text.to_owned();
+            assert!(name == *text && name == text && name == owned);
             assert_eq!(
                 matches!(name.0, Repr::Inline { .. }),
                 text.len() <= INLINE_MAX,
@@ -157,7 +158,7 @@ mod tests {
         }
         assert_ne!(Name::new("a"), Name::new("b"));
         assert!(Name::new("resolution") != "resolutio");
-        assert_eq!(std::mem::size_of::<Name>(), std::mem::size_of::<String>());
+        assert_eq!(size_of::<Name>(), size_of::<String>());
         // An escaped string (not borrowable from the input) deserializes too.
         let escaped: Name = serde_json::from_str(r#""first\u005fresponse""#).expect("escaped");
         assert_eq!(escaped, "first_response");
