@@ -11,8 +11,10 @@
 //!
 //! `cargo bench -p projections --bench replay`; `DOCKET_BENCH_EVENTS=N` sets the size (default
 //! 100,000 events, about 10 per ticket); `DOCKET_BENCH_FULL=1` runs 1,000,000 tickets (about ten
-//! million events); `DOCKET_BENCH_REBUILDS=N` rebuilds N times. It measures and prints; it never
-//! asserts a time.
+//! million events); `DOCKET_BENCH_REBUILDS=N` rebuilds N times; `DOCKET_BENCH_HISTORY=PATH`
+//! keeps the history in that SQLite file and reuses it on the next run of the same size;
+//! `DOCKET_BENCH_REBUILD_ONLY=1` measures the raw read and the rebuild beside it, nothing else.
+//! It measures and prints; it never asserts a time.
 #![allow(
     clippy::print_stdout,
     reason = "a benchmark reports its figures on stdout"
@@ -165,18 +167,37 @@ async fn main() {
         config.tickets, config.agents, config.teams
     );
 
-    let db = ScratchDb::sqlite().await;
-    let store = Store::open_with(db.config.clone())
+    // `DOCKET_BENCH_HISTORY=PATH` keeps the history in the SQLite file PATH and, when it is
+    // already there, reuses it instead of appending it again (the full size takes minutes to
+    // append; the history is the same for the same size, the seed is fixed).
+    let kept = std::env::var("DOCKET_BENCH_HISTORY").ok();
+    let db = match &kept {
+        Some(_) => None,
+        None => Some(ScratchDb::sqlite().await),
+    };
+    let store_config = match (&kept, &db) {
+        (Some(path), _) => store::StoreConfig::new(format!("sqlite://{path}")),
+        (None, Some(db)) => db.config.clone(),
+        (None, None) => unreachable!("a scratch database when no history file is given"),
+    };
+    let store = Store::open_with(store_config)
         .await
         .expect("opening the scratch store");
-    let watch = Stopwatch::start();
-    let head = synth::append_all(&store, synth::history(config.clone()), 4000)
-        .await
-        .expect("appending the history");
-    println!(
-        "append (setup)         {}  ({head} events)",
-        watch.rate(head)
-    );
+    let (existing, _) = store.head().await.expect("reading the log head");
+    let head = if kept.is_some() && existing > 0 {
+        println!("append (setup)         skipped: {existing} events already in {kept:?}");
+        existing
+    } else {
+        let watch = Stopwatch::start();
+        let head = synth::append_all(&store, synth::history(config.clone()), 4000)
+            .await
+            .expect("appending the history");
+        println!(
+            "append (setup)         {}  ({head} events)",
+            watch.rate(head)
+        );
+        head
+    };
 
     // The raw limit, the fastest way out of the database: the replay read (rows stepped on a
     // blocking thread, what `AllModels::fold` reads), every field touched, nothing decoded.
@@ -188,26 +209,31 @@ async fn main() {
         watch.rate(head),
         bytes >> 20
     );
-    let watch = Stopwatch::start();
-    raw_read(&store, Read::Concat).await;
-    println!("raw packed read (SQL)  {}", watch.rate(head));
-
-    // The row-by-row read every other reader uses, for comparison.
-    let watch = Stopwatch::start();
-    let mut position = 0;
+    // `DOCKET_BENCH_REBUILD_ONLY=1`: the raw read and the rebuild beside it, nothing else (to
+    // compare rebuilds at full size without the minutes the other reads take).
+    let rebuild_only = std::env::var("DOCKET_BENCH_REBUILD_ONLY").is_ok_and(|value| value == "1");
     let mut cached: Vec<store::Record> = Vec::new();
-    loop {
-        let records = store
-            .read_all(position, store::READ_LIMIT_MAX)
-            .await
-            .expect("reading");
-        let Some(last) = records.last() else { break };
-        position = last.position;
-        if cached.len() < CACHED_RECORDS_MAX {
-            cached.extend(records);
+    if !rebuild_only {
+        let watch = Stopwatch::start();
+        raw_read(&store, Read::Concat).await;
+        println!("raw packed read (SQL)  {}", watch.rate(head));
+
+        // The row-by-row read every other reader uses, for comparison.
+        let watch = Stopwatch::start();
+        let mut position = 0;
+        loop {
+            let records = store
+                .read_all(position, store::READ_LIMIT_MAX)
+                .await
+                .expect("reading");
+            let Some(last) = records.last() else { break };
+            position = last.position;
+            if cached.len() < CACHED_RECORDS_MAX {
+                cached.extend(records);
+            }
         }
+        println!("raw read_all (per row) {}", watch.rate(head));
     }
-    println!("raw read_all (per row) {}", watch.rate(head));
 
     // Rebuild of all six projections from the log in one pass: read, decode once, fold into
     // each; the next page is read while this one folds.
@@ -231,6 +257,13 @@ async fn main() {
         rebuilt = Some(all);
     }
     let all = rebuilt.expect("at least one rebuild");
+    if rebuild_only {
+        drop(all);
+        if let Some(db) = db {
+            db.cleanup().await;
+        }
+        return;
+    }
 
     cached.truncate(CACHED_RECORDS_MAX);
     println!(
@@ -317,7 +350,9 @@ async fn main() {
         all.reports.report(&query)
     });
     println!("report over a month    {}", percentiles(report));
-    db.cleanup().await;
+    if let Some(db) = db {
+        db.cleanup().await;
+    }
 }
 
 #[derive(Clone, Copy)]

@@ -8,6 +8,7 @@
 
 pub mod agents;
 pub mod customers;
+pub mod name;
 pub mod queues;
 pub mod reports;
 pub mod runner;

@@ -17,13 +17,14 @@ use domain::{Event, RecomputeCause, StateCategory, TicketId};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::name::Name;
 use crate::{Map, Projection, TicketEvent};
 
 /// One SLA clock as folded from the log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Clock {
-    pub policy_id: String,
-    pub metric: String,
+    pub policy_id: Name,
+    pub metric: Name,
     pub due_at: Timestamp,
     pub warned: bool,
     pub breached: bool,
@@ -92,8 +93,8 @@ impl TicketClocks {
             }
             Event::SlaRecomputed(recomputed) => {
                 let clock = Clock {
-                    policy_id: recomputed.policy_id.clone(),
-                    metric: recomputed.metric.clone(),
+                    policy_id: Name::new(&recomputed.policy_id),
+                    metric: Name::new(&recomputed.metric),
                     due_at: recomputed.to_due_at,
                     warned: false,
                     breached: false,
@@ -120,8 +121,8 @@ impl TicketClocks {
             Event::SlaApplied(applied) => {
                 for target in &applied.targets {
                     let clock = Clock {
-                        policy_id: applied.policy_id.clone(),
-                        metric: target.metric.clone(),
+                        policy_id: Name::new(&applied.policy_id),
+                        metric: Name::new(&target.metric),
                         due_at: target.due_at,
                         warned: false,
                         breached: false,
@@ -145,7 +146,9 @@ impl TicketClocks {
                 self.mark(&breach.policy_id, &breach.metric, breach.due_at, true)
             }
             Event::PublicReplyPosted(_) => self.meet(at, |metric| {
-                metric == "first_response" || metric == "next_reply" || metric == "periodic_update"
+                metric == b"first_response"
+                    || metric == b"next_reply"
+                    || metric == b"periodic_update"
             }),
             Event::TicketTransitioned(transitioned) => self.enter(transitioned.to_category, at),
             Event::TicketReopened(reopened) => self.enter(reopened.to_category, at),
@@ -157,16 +160,16 @@ impl TicketClocks {
 
     fn mark(&mut self, policy_id: &str, metric: &str, due_at: Timestamp, breached: bool) {
         for clock in &mut self.clocks {
-            if clock.policy_id == policy_id && clock.metric == metric && clock.due_at == due_at {
+            if clock.due_at == due_at && clock.metric == metric && clock.policy_id == policy_id {
                 clock.warned = true;
                 clock.breached |= breached;
             }
         }
     }
 
-    fn meet(&mut self, at: Timestamp, metric: impl Fn(&str) -> bool) {
+    fn meet(&mut self, at: Timestamp, metric: impl Fn(&[u8]) -> bool) {
         for clock in &mut self.clocks {
-            if clock.met_at.is_none() && metric(&clock.metric) {
+            if clock.met_at.is_none() && metric(clock.metric.as_bytes()) {
                 clock.met_at = Some(at);
             }
         }
@@ -174,7 +177,7 @@ impl TicketClocks {
 
     fn enter(&mut self, category: StateCategory, at: Timestamp) {
         if matches!(category, StateCategory::Solved | StateCategory::Closed) {
-            self.meet(at, |metric| metric == "resolution");
+            self.meet(at, |metric| metric == b"resolution");
         }
         if self.category != Some(category) {
             self.category_since = Some(at);
@@ -281,8 +284,8 @@ impl SlaView {
                     };
                     let counting = matches!(status, ClockStatus::Running | ClockStatus::Paused);
                     ClockAnswer {
-                        policy_id: clock.policy_id.clone(),
-                        metric: clock.metric.clone(),
+                        policy_id: clock.policy_id.to_string(),
+                        metric: clock.metric.to_string(),
                         due_at: clock.due_at,
                         status,
                         state,
