@@ -5,7 +5,8 @@
 //!
 //! The task is a two-stage pipeline. While one batch is in the database, the next is gathered
 //! and planned (positions, both hash chains, the rows) from the writer's memory of stream heads,
-//! as if the batch in the database had committed: the database's work is then the serial chain,
+//! piece by piece whenever the database's answers wake the task, as if the batch in the database
+//! had committed: the database's work is then the serial chain,
 //! not the planning, hashing and answering around it. That plan is speculative. It is written
 //! only after the batch before it committed exactly as it was planned from memory; if that one
 //! failed, or was planned again from the database (a unique index said memory was stale), the
