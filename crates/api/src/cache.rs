@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use domain::{Ticket, TicketId};
 
-/// Maps and sets keyed by ticket ids (uuids this process made or validated), probed for every
-/// command and every scheduled fire: foldhash, where SipHash showed in the profile of a burst.
+/// Maps and sets keyed by ticket ids, probed for every command and every scheduled fire:
+/// foldhash, where SipHash showed in the profile of a burst. Ticket ids in requests come from
+/// clients; foldhash is seeded per process, which keeps chosen ids from colliding on purpose.
 pub(crate) type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 pub(crate) type Set<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 

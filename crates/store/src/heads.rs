@@ -4,6 +4,10 @@
 //! id catch any memory that another writer made stale; the batch is then rolled back and planned
 //! again from the database. A fast plan that rejects an append, or answers it as a duplicate, is
 //! never trusted either: rejections are decided on what the database says.
+//!
+//! Memory learns a batch's heads when the batch is planned, before it commits, so that the next
+//! batch can be planned while it is in the database (`writer`); when a batch does not commit as
+//! planned, the writer makes memory forget what that batch and the one planned on it taught.
 
 use crate::error::AppendError;
 use crate::plan::{Append, CommittedCommand, LogHead, Lookup, Map, Plan, StreamHead};
@@ -16,9 +20,11 @@ pub const STREAM_HEADS_MAX: usize = 250_000;
 #[derive(Debug, Default)]
 pub(crate) struct StreamHeads {
     heads: Map<String, StreamHead>,
-    /// The log head as this writer left it. Where the lock does not serialize on reading it
-    /// (SQLite: the insert itself takes the write lock), a stale head is caught by the primary
-    /// key on positions: any other writer since took the next position.
+    /// The log head after the last batch this writer planned from memory (committed, or in the
+    /// database and forgotten if it does not commit as planned). Where the lock does not
+    /// serialize on reading it (SQLite: the insert itself takes the write lock), a stale head
+    /// is caught by the primary key on positions: any other writer since took the next
+    /// position.
     pub log_head: Option<LogHead>,
 }
 

@@ -11,8 +11,9 @@ use crate::error::AppendError;
 use crate::hash::{self, HashInput, GENESIS};
 use crate::record::{AppendOutcome, ExpectedVersion, Hash, NewEvent, StreamId};
 
-/// The store's hash maps: keyed by stream ids and command ids the store itself chose or
-/// validated, probed several times per append on the writer's serial path, where SipHash showed.
+/// The store's hash maps, probed several times per append on the writer's serial path, where
+/// SipHash showed. Their keys (stream ids, command ids) may come from clients; foldhash is
+/// seeded per process, which is what keeps a chosen set of keys from colliding on purpose.
 pub(crate) type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// An append waiting in the group commit queue.

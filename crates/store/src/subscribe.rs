@@ -214,7 +214,11 @@ impl Subscription {
             }
             // Mark the current value seen before draining the tail, so a commit that lands later
             // wakes the wait below. The writer puts a batch on the tail before it moves the
-            // committed position, so every batch up to `committed` is on the tail by now.
+            // committed position, so on SQLite every batch up to `committed` is on the tail by
+            // now. On PostgreSQL `committed` also moves on notifications, which may announce the
+            // next batch (sent to the database before this one is answered) before this one is
+            // on the tail: the subscription then reads the database, and `take` drops what the
+            // tail brings twice. Nothing is lost or repeated; it only costs a query.
             let committed = *self.committed.borrow_and_update();
             self.drain_tail();
             if !self.buffer.is_empty() {

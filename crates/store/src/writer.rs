@@ -77,7 +77,8 @@ impl Batch {
 }
 
 /// What a backend's write of one batch left: the connection, if still usable, and the batch
-/// (planned, once it committed).
+/// (planned from memory as it was sent, or holding the plan made from the database; a batch
+/// that failed may hold either).
 pub(crate) struct Written<C> {
     pub conn: Option<C>,
     pub batch: Batch,
@@ -129,7 +130,9 @@ pub struct WriterStats {
     /// Committed batches planned from memory (the fast path); the rest read the heads back.
     pub planned_from_memory: AtomicU64,
     /// Batches planned from memory while the batch before them was in the database, then
-    /// planned again because that one did not commit as planned.
+    /// planned again because that one did not commit as planned. (A plan given up while its
+    /// batch is still being gathered, because memory could not cover an append, is not
+    /// counted: that batch goes to the database as it would have without the pipeline.)
     pub discarded_plans: AtomicU64,
 }
 

@@ -545,10 +545,11 @@ async fn hinted_stream_heads_right_or_stale_never_give_a_wrong_answer() {
 
 /// The writer plans a batch while the one before it is in the database, as if that one would
 /// commit as planned. Here it does not: a stale head (another node moved the stream) sends the
-/// first batch to the database, which refuses that append and writes the rest one position
-/// lower. The second batch, planned on the first one's memory plan, would leave a gap in the
-/// positions and a broken stream chain; it must be planned again. Every outcome must be the one
-/// the same appends get one at a time.
+/// first batch to the database, which refuses that append. The second batch, planned on the
+/// first one's memory plan, would chain ticket-1 on a version the log never got and the log
+/// on records written at other times: the chains would not verify (`verify` below is what
+/// catches it; the positions alone would still be contiguous). It must be planned again, and
+/// every outcome must be the one the same appends get one at a time.
 #[tokio::test]
 async fn a_batch_planned_on_one_that_fell_back_to_the_database_is_planned_again() {
     each_backend(|db| async move {
