@@ -474,3 +474,6 @@ fn answer(
         let _ = done.send(());
     }
 }
+
+#[cfg(test)]
+mod tests;
