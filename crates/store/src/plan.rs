@@ -334,12 +334,19 @@ fn plan_one<'a>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use serde_json::value::to_raw_value;
 
     use super::*;
 
-    fn append(stream: &str, expected: ExpectedVersion, events: usize, command: u128) -> Append {
+    /// An append of `events` small events with ids made from `command` (the writer's tests use
+    /// it too).
+    pub(crate) fn append(
+        stream: &str,
+        expected: ExpectedVersion,
+        events: usize,
+        command: u128,
+    ) -> Append {
         Append {
             stream: StreamId::new(stream).unwrap(),
             expected,

@@ -8,7 +8,6 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use serde_json::value::to_raw_value;
 use tokio::sync::oneshot::error::TryRecvError;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use uuid::Uuid;
@@ -16,7 +15,7 @@ use uuid::Uuid;
 use super::*;
 use crate::hash::{self, HashInput, GENESIS};
 use crate::plan::{CommittedCommand, Known, LogHead, Map, StreamHead};
-use crate::record::{ExpectedVersion, Hash, NewEvent, StreamId};
+use crate::record::{ExpectedVersion, Hash};
 
 /// What the fake database does with the batch it holds, when the test says.
 enum Step {
@@ -299,20 +298,7 @@ enum Then {
 }
 
 fn append(stream: &str, expected: ExpectedVersion, command: u128) -> Append {
-    Append {
-        stream: StreamId::new(stream).unwrap(),
-        expected,
-        events: (0..2)
-            .map(|index| NewEvent {
-                event_id: Uuid::from_u128(command * 1000 + index),
-                event_type: "Happened".to_owned(),
-                schema_version: 1,
-                payload: to_raw_value(&index).unwrap(),
-                metadata: to_raw_value(&serde_json::json!({})).unwrap(),
-            })
-            .collect(),
-        command_id: Uuid::from_u128(command),
-    }
+    plan::tests::append(stream, expected, 2, command)
 }
 
 fn render(outcome: &Result<AppendOutcome, AppendError>) -> String {
