@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use crate::error::StoreError;
 use crate::lookup;
 use crate::migrate::{self, Migration};
-use crate::plan::{self, Append, LogHead, Plan};
+use crate::plan::{Append, LogHead, Plan};
 use crate::record::Record;
 use crate::writer::{Backend, Batch, Written};
 use crate::{RawRecord, RECORD_COLUMNS};
@@ -287,25 +287,13 @@ async fn write_batch(conn: &mut PgConnection, batch: &mut Batch) -> Result<bool,
             Err(error) => return Err(error),
         }
     }
-    let appends = std::mem::replace(batch, Batch::Unplanned(Vec::new())).into_appends();
+    let appends = batch.take_appends();
     let sql = lookup_sql(&appends);
     let looked_up = match conn.fetch_all(sqlx::raw_sql(&sql)).await {
         Ok(rows) => lookup::decode(&rows),
         Err(error) => Err(error.into()),
     };
-    let (head, known) = match looked_up {
-        Ok(found) => found,
-        Err(error) => {
-            *batch = Batch::Unplanned(appends);
-            return Err(error);
-        }
-    };
-    let plan = batch.planned(plan::plan(
-        head,
-        &known,
-        appends,
-        jiff::Timestamp::now().as_microsecond(),
-    ));
+    let plan = batch.plan_from_database(appends, looked_up)?;
     if !plan.rows.is_empty() && !insert(conn, plan).await? {
         return Err(StoreError::Corrupt {
             message: "the log head moved while this writer held its lock".to_owned(),

@@ -15,7 +15,7 @@ use sqlx::{ConnectOptions, Executor, Row, SqliteConnection};
 use crate::error::StoreError;
 use crate::lookup;
 use crate::migrate::{self, Migration};
-use crate::plan::{self, Append, Known, LogHead, Plan};
+use crate::plan::{Append, Known, LogHead, Plan};
 use crate::record::Record;
 use crate::writer::{Backend, Batch, Written};
 use crate::{RawRecord, INSERT_COLUMNS, RECORD_COLUMNS};
@@ -240,20 +240,9 @@ async fn write_batch(conn: &mut SqliteConnection, batch: &mut Batch) -> Result<b
             Err(error) => return Err(error),
         }
     }
-    let appends = std::mem::replace(batch, Batch::Unplanned(Vec::new())).into_appends();
-    let (head, known) = match look_up(conn, &appends).await {
-        Ok(found) => found,
-        Err(error) => {
-            *batch = Batch::Unplanned(appends);
-            return Err(error);
-        }
-    };
-    let plan = batch.planned(plan::plan(
-        head,
-        &known,
-        appends,
-        jiff::Timestamp::now().as_microsecond(),
-    ));
+    let appends = batch.take_appends();
+    let looked_up = look_up(conn, &appends).await;
+    let plan = batch.plan_from_database(appends, looked_up)?;
     if plan.rows.is_empty() {
         conn.execute("COMMIT").await?;
     } else {

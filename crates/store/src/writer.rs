@@ -25,7 +25,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::error::{AppendError, StoreError};
 use crate::heads::StreamHeads;
-use crate::plan::{self, Append, Plan};
+use crate::plan::{self, Append, Known, LogHead, Plan};
 use crate::record::{AppendOutcome, Record};
 
 /// Most appends queued for the writer; further callers wait for room (backpressure).
@@ -66,11 +66,30 @@ impl Batch {
         }
     }
 
-    /// Holds `plan` (made from the database) and lends it back.
-    pub fn planned(&mut self, plan: Plan) -> &Plan {
-        *self = Batch::Planned(plan);
+    /// Takes the appends out, leaving an empty batch.
+    pub fn take_appends(&mut self) -> Vec<Append> {
+        std::mem::replace(self, Batch::Unplanned(Vec::new())).into_appends()
+    }
+
+    /// Plans `appends` (taken out with `take_appends`) from what the database said inside the
+    /// write transaction, holds the plan and lends it back; when the look-up failed, holds the
+    /// appends again and returns its error.
+    pub fn plan_from_database(
+        &mut self,
+        appends: Vec<Append>,
+        looked_up: Result<(LogHead, Known), StoreError>,
+    ) -> Result<&Plan, StoreError> {
+        let (head, known) = match looked_up {
+            Ok(found) => found,
+            Err(error) => {
+                *self = Batch::Unplanned(appends);
+                return Err(error);
+            }
+        };
+        let now_micros = jiff::Timestamp::now().as_microsecond();
+        *self = Batch::Planned(plan::plan(head, &known, appends, now_micros));
         match self {
-            Batch::Planned(plan) => plan,
+            Batch::Planned(plan) => Ok(plan),
             Batch::Unplanned(_) => unreachable!("just planned"),
         }
     }
@@ -243,8 +262,7 @@ impl Batch {
                 } else {
                     plan.appends.extend(appends);
                 }
-                let planned = std::mem::replace(self, Batch::Unplanned(Vec::new()));
-                let appends = planned.into_appends();
+                let appends = self.take_appends();
                 heads.forget(&appends);
                 heads.log_head = None;
                 *self = Batch::Unplanned(appends);
@@ -335,8 +353,7 @@ pub(crate) async fn run<B: Backend>(
                 (Ok(_), Batch::Planned(plan)) => heads.learn(plan, 0),
                 _ => heads.log_head = None,
             }
-            let appends = std::mem::replace(&mut next.batch, Batch::Unplanned(Vec::new()));
-            let appends = appends.into_appends();
+            let appends = next.batch.take_appends();
             if !appends.is_empty() {
                 next.batch.extend(&mut heads, appends);
             }

@@ -178,9 +178,11 @@ impl Db {
                 return true;
             }
         }
-        let appends = std::mem::replace(batch, Batch::Unplanned(Vec::new())).into_appends();
+        let appends = batch.take_appends();
         let known = self.known(&appends);
-        let plan = batch.planned(plan::plan(self.head, &known, appends, now()));
+        let plan = batch
+            .plan_from_database(appends, Ok((self.head, known)))
+            .expect("a look-up that succeeded");
         if !self.admits(plan) {
             self.violations
                 .push("a plan from the database was refused".to_owned());
