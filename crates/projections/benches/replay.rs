@@ -171,14 +171,13 @@ async fn main() {
     // already there, reuses it instead of appending it again (the full size takes minutes to
     // append; the history is the same for the same size, the seed is fixed).
     let kept = std::env::var("DOCKET_BENCH_HISTORY").ok();
-    let db = match &kept {
-        Some(_) => None,
-        None => Some(ScratchDb::sqlite().await),
-    };
-    let store_config = match (&kept, &db) {
-        (Some(path), _) => store::StoreConfig::new(format!("sqlite://{path}")),
-        (None, Some(db)) => db.config.clone(),
-        (None, None) => unreachable!("a scratch database when no history file is given"),
+    let (db, store_config) = match &kept {
+        Some(path) => (None, store::StoreConfig::new(format!("sqlite://{path}"))),
+        None => {
+            let db = ScratchDb::sqlite().await;
+            let config = db.config.clone();
+            (Some(db), config)
+        }
     };
     let store = Store::open_with(store_config)
         .await
