@@ -183,8 +183,8 @@ async fn main() {
         .await
         .expect("opening the scratch store");
     let (existing, _) = store.head().await.expect("reading the log head");
-    let head = if kept.is_some() && existing > 0 {
-        println!("append (setup)         skipped: {existing} events already in {kept:?}");
+    let head = if let Some(path) = kept.as_ref().filter(|_| existing > 0) {
+        println!("append (setup)         skipped: {existing} events already in {path}");
         existing
     } else {
         let watch = Stopwatch::start();
