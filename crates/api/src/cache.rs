@@ -24,8 +24,11 @@ pub const TICKET_CACHE_MAX: usize = 50_000;
 pub struct TicketCache {
     /// Boxed: a `Ticket` is several hundred bytes inline, and the map moved every entry each
     /// time it grew or rehashed (a burst's 100,000 puts spent 7% of its CPU in `put`).
-    inner: Mutex<(Map<TicketId, Box<Ticket>>, VecDeque<TicketId>)>,
+    inner: Mutex<(Map<TicketId, Box<Ticket>>, InsertionOrder)>,
 }
+
+/// The cached ids, oldest insertion first.
+type InsertionOrder = VecDeque<TicketId>;
 
 impl TicketCache {
     pub fn get(&self, ticket_id: TicketId) -> Option<Ticket> {
