@@ -407,9 +407,9 @@ impl EventIds {
 
     fn next(&mut self) -> Uuid {
         if self.used == self.random.len() {
-            if getrandom::fill(&mut self.random).is_err() {
-                return Uuid::now_v7();
-            }
+            // Without the system's random source no id can be made: `Uuid::now_v7` panics
+            // then too.
+            getrandom::fill(&mut self.random).expect("the system's random source");
             self.used = 0;
         }
         let mut bits = [0u8; 10];

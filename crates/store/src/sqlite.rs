@@ -198,17 +198,35 @@ impl Backend for SqliteBackend {
 
     async fn write(mut conn: SqliteConnection, mut batch: Batch) -> Written<SqliteConnection> {
         let result = write_batch(&mut conn, &mut batch).await;
-        // A connection whose ROLLBACK failed may be in any state: drop it and reconnect
-        // next time.
+        // Every failure ends the transaction here: the inserts keep no statement journal (`OR
+        // ROLLBACK`), so an error that SQLite undoes for the statement alone (busy, too big)
+        // leaves the rows the failing INSERT had written in the open transaction; nothing may
+        // run in it after an error.
         let usable = match &result {
             Ok(_) => true,
-            Err(_) => conn.execute("ROLLBACK").await.is_ok(),
+            Err(_) => roll_back(&mut conn).await,
         };
         Written {
             conn: usable.then_some(conn),
             batch,
             result,
         }
+    }
+}
+
+/// Rolls back what a failed batch left open; returns whether the connection can go on. It can
+/// when the ROLLBACK succeeds or finds no transaction (a constraint under `OR ROLLBACK`, a full
+/// disk or an I/O error ended it already); a connection whose ROLLBACK failed otherwise may be
+/// in any state, and is dropped and opened again for the next batch.
+async fn roll_back(conn: &mut SqliteConnection) -> bool {
+    match conn.execute("ROLLBACK").await {
+        Ok(_) => true,
+        // SQLITE_ERROR, "cannot rollback - no transaction is active".
+        Err(sqlx::Error::Database(error)) => {
+            error.code().as_deref() == Some("1")
+                && error.message().contains("no transaction is active")
+        }
+        Err(_) => false,
     }
 }
 
@@ -322,4 +340,55 @@ async fn insert_and_commit(
         .bind(plan.head.recorded_at_micros);
     conn.execute(query).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection;
+
+    use super::*;
+
+    async fn count(conn: &mut SqliteConnection) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM t")
+            .fetch_one(&mut *conn)
+            .await
+            .expect("count")
+    }
+
+    /// After any failure the writer rolls back; a transaction that `OR ROLLBACK` (or SQLite
+    /// itself) already ended leaves the connection usable, not dropped.
+    #[tokio::test]
+    async fn a_connection_whose_transaction_already_ended_is_kept() {
+        let mut conn = SqliteConnection::connect("sqlite::memory:")
+            .await
+            .expect("in-memory SQLite");
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+            .await
+            .expect("table");
+        // No transaction at all.
+        assert!(roll_back(&mut conn).await);
+        // An open transaction is rolled back.
+        conn.execute("BEGIN IMMEDIATE; INSERT INTO t VALUES (1)")
+            .await
+            .expect("insert");
+        assert!(roll_back(&mut conn).await);
+        assert_eq!(count(&mut conn).await, 0);
+        // A conflict under OR ROLLBACK ends the transaction with the statement: nothing of it
+        // is kept, the statements after it do not run, and the connection goes on.
+        let conflict = conn
+            .execute(
+                "BEGIN IMMEDIATE; INSERT OR ROLLBACK INTO t VALUES (2), (3), (2); \
+                 INSERT INTO t VALUES (4); COMMIT",
+            )
+            .await
+            .map_err(StoreError::from)
+            .expect_err("a duplicate key");
+        assert!(conflict.is_unique_violation(), "{conflict}");
+        assert!(roll_back(&mut conn).await);
+        assert_eq!(count(&mut conn).await, 0);
+        conn.execute("BEGIN IMMEDIATE; INSERT INTO t VALUES (5); COMMIT")
+            .await
+            .expect("a new transaction on the same connection");
+        assert_eq!(count(&mut conn).await, 1);
+    }
 }
