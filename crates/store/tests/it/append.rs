@@ -658,3 +658,100 @@ async fn pipelined_or_not(db: &ScratchDb, queued_at_once: bool) -> Vec<String> {
         .map(|outcome| format!("{outcome:?}"))
         .collect()
 }
+
+/// A retried command id that memory does not know sits in the second INSERT statement of a
+/// batch planned from memory (SQLite inserts 64 rows per statement): the command index stops
+/// it there, the whole transaction goes (the first statement's rows with it), and the batch is
+/// planned again from the database. The retry is answered as the duplicate it is, every other
+/// append once, and the log stays contiguous and verified.
+#[tokio::test]
+async fn a_repeated_command_id_past_the_first_insert_statement_replans_the_whole_batch() {
+    each_backend(|db| async move {
+        let store = open(&db).await;
+        let retried_id = Uuid::now_v7();
+        let original = store
+            .append(
+                &stream("ticket-retried"),
+                ExpectedVersion::NoStream,
+                vec![event("E", json!({}))],
+                retried_id,
+            )
+            .await
+            .unwrap();
+        let planned_before = store.stats().planned_from_memory.load(Ordering::Relaxed);
+        let batches_before = store.stats().batches.load(Ordering::Relaxed);
+        // Unconstrained: queuing never yields to the writer, so one batch takes them all.
+        let queued = tokio::task::unconstrained(async {
+            let mut queued = Vec::new();
+            for n in 0..100 {
+                let (stream_id, expected, command_id) = if n == 80 {
+                    (
+                        "ticket-retried".to_owned(),
+                        ExpectedVersion::NoStream,
+                        retried_id,
+                    )
+                } else {
+                    (
+                        format!("ticket-{n}"),
+                        ExpectedVersion::NoStream,
+                        Uuid::now_v7(),
+                    )
+                };
+                queued.push(
+                    store
+                        .append_queued(
+                            &stream(&stream_id),
+                            expected,
+                            vec![event("E", json!({"n": n}))],
+                            command_id,
+                        )
+                        .await
+                        .unwrap(),
+                );
+            }
+            queued
+        })
+        .await;
+        let mut outcomes = Vec::new();
+        for queued in queued {
+            outcomes.push(queued.outcome().await.unwrap());
+        }
+        assert_eq!(
+            store.stats().batches.load(Ordering::Relaxed) - batches_before,
+            1,
+            "one batch"
+        );
+        assert_eq!(
+            store.stats().planned_from_memory.load(Ordering::Relaxed),
+            planned_before,
+            "planned again from the database, not committed as planned from memory"
+        );
+        assert!(outcomes[80].duplicate);
+        assert_eq!(outcomes[80].last_position, original.last_position);
+        let fresh: Vec<u64> = outcomes
+            .iter()
+            .enumerate()
+            .filter(|(n, _)| *n != 80)
+            .map(|(_, outcome)| {
+                assert!(!outcome.duplicate);
+                outcome.last_position
+            })
+            .collect();
+        assert_eq!(fresh, (2..=100).collect::<Vec<u64>>());
+        let positions: Vec<u64> = store
+            .read_all(0, 1_000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|record| record.position)
+            .collect();
+        assert_eq!(positions, (1..=100).collect::<Vec<u64>>());
+        assert!(store
+            .verify(1, None, &mut |_, _| {})
+            .await
+            .unwrap()
+            .is_intact());
+        db
+    })
+    .await;
+}
