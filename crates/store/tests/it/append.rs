@@ -640,19 +640,7 @@ async fn pipelined_or_not(db: &ScratchDb, queued_at_once: bool) -> Vec<String> {
             );
         }
     }
-    assert!(node_b
-        .verify(1, None, &mut |_, _| {})
-        .await
-        .unwrap()
-        .is_intact());
-    let positions: Vec<u64> = node_b
-        .read_all(0, 10_000)
-        .await
-        .unwrap()
-        .iter()
-        .map(|record| record.position)
-        .collect();
-    assert_eq!(positions, (1..=5_005).collect::<Vec<u64>>());
+    assert_log_is_whole(&node_b, 5_005).await;
     outcomes
         .iter()
         .map(|outcome| format!("{outcome:?}"))
@@ -738,20 +726,25 @@ async fn a_repeated_command_id_past_the_first_insert_statement_replans_the_whole
             })
             .collect();
         assert_eq!(fresh, (2..=100).collect::<Vec<u64>>());
-        let positions: Vec<u64> = store
-            .read_all(0, 1_000)
-            .await
-            .unwrap()
-            .iter()
-            .map(|record| record.position)
-            .collect();
-        assert_eq!(positions, (1..=100).collect::<Vec<u64>>());
-        assert!(store
-            .verify(1, None, &mut |_, _| {})
-            .await
-            .unwrap()
-            .is_intact());
+        assert_log_is_whole(&store, 100).await;
         db
     })
     .await;
+}
+
+/// The log holds positions 1 to `last`, each once and in order, and both hash chains verify.
+async fn assert_log_is_whole(store: &Store, last: u64) {
+    assert!(store
+        .verify(1, None, &mut |_, _| {})
+        .await
+        .unwrap()
+        .is_intact());
+    let positions: Vec<u64> = store
+        .read_all(0, last as usize + 1)
+        .await
+        .unwrap()
+        .iter()
+        .map(|record| record.position)
+        .collect();
+    assert_eq!(positions, (1..=last).collect::<Vec<u64>>());
 }
