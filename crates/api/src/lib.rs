@@ -60,6 +60,11 @@ pub struct ApiConfig {
     /// Whether the directory (agents, teams, customers, tokens) follows the log after start.
     /// Always on in service; off only in tests that need a node whose directory lags the log.
     pub directory_follows_log: bool,
+    /// The trigger manager's counters, shown in `/metrics` (`docket serve` passes the ones its
+    /// manager counts into; none when no trigger is configured).
+    pub trigger_stats: Option<Arc<automation::ManagerStats>>,
+    /// The webhook dispatcher's counters, shown in `/metrics` (none when webhooks are off).
+    pub webhook_stats: Option<Arc<automation::DispatcherStats>>,
 }
 
 impl Default for ApiConfig {
@@ -70,6 +75,8 @@ impl Default for ApiConfig {
             automation: Arc::default(),
             webhook_signing_key: None,
             directory_follows_log: true,
+            trigger_stats: None,
+            webhook_stats: None,
         }
     }
 }

@@ -57,54 +57,151 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         Err(error) => tracing::warn!(%error, "reading projection lag"),
     }
     let mut body = state.inner.metrics.render(state.store(), &lags);
+    use std::sync::atomic::Ordering::Relaxed;
     if let Some(sla) = state.inner.sla.get() {
-        use std::fmt::Write;
-        use std::sync::atomic::Ordering::Relaxed;
         let stats = &sla.stats;
-        let lines = [
-            (
-                "docket_scheduler_leader",
-                "gauge",
-                "1 when this node runs the scheduler.",
-                i64::from(stats.leader.load(Relaxed)),
-            ),
-            (
-                "docket_scheduler_timers",
-                "gauge",
-                "Timers the scheduler holds.",
-                stats.timers.load(Relaxed) as i64,
-            ),
-            (
-                "docket_scheduler_fired_total",
-                "counter",
-                "Due work items issued.",
-                stats.fired.load(Relaxed) as i64,
-            ),
-            (
-                "docket_scheduler_failed_total",
-                "counter",
-                "Due work items that failed and were retried.",
-                stats.failed.load(Relaxed) as i64,
-            ),
-            (
-                "docket_scheduler_last_lag_milliseconds",
-                "gauge",
-                "Due to processed, of the last work item.",
-                stats.last_lag_ms.load(Relaxed),
-            ),
-            (
-                "docket_scheduler_position",
-                "gauge",
-                "The log position the scheduler has folded.",
-                stats.position.load(Relaxed) as i64,
-            ),
-        ];
-        for (name, kind, help, value) in lines {
-            let _ = write!(
-                body,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-            );
-        }
+        write_metrics(
+            &mut body,
+            &[
+                (
+                    "docket_scheduler_leader",
+                    "gauge",
+                    "1 when this node runs the scheduler.",
+                    i64::from(stats.leader.load(Relaxed)),
+                ),
+                (
+                    "docket_scheduler_timers",
+                    "gauge",
+                    "Timers the scheduler holds.",
+                    stats.timers.load(Relaxed) as i64,
+                ),
+                (
+                    "docket_scheduler_fired_total",
+                    "counter",
+                    "Due work items issued.",
+                    stats.fired.load(Relaxed) as i64,
+                ),
+                (
+                    "docket_scheduler_failed_total",
+                    "counter",
+                    "Due work items that failed and were retried.",
+                    stats.failed.load(Relaxed) as i64,
+                ),
+                (
+                    "docket_scheduler_last_lag_milliseconds",
+                    "gauge",
+                    "Due to processed, of the last work item.",
+                    stats.last_lag_ms.load(Relaxed),
+                ),
+                (
+                    "docket_scheduler_position",
+                    "gauge",
+                    "The log position the scheduler has folded.",
+                    stats.position.load(Relaxed) as i64,
+                ),
+            ],
+        );
+    }
+    if let Some(stats) = &state.inner.config.trigger_stats {
+        let position = stats.position.load(Relaxed);
+        let counter = |value: &std::sync::atomic::AtomicU64| value.load(Relaxed) as i64;
+        write_metrics(
+            &mut body,
+            &[
+                (
+                    "docket_triggers_position",
+                    "gauge",
+                    "The log position the trigger manager has handled.",
+                    position as i64,
+                ),
+                (
+                    "docket_triggers_lag_events",
+                    "gauge",
+                    "Events the trigger manager is behind the log.",
+                    head.saturating_sub(position) as i64,
+                ),
+                (
+                    "docket_trigger_firings_total",
+                    "counter",
+                    "Triggers whose conditions held on an event.",
+                    counter(&stats.firings),
+                ),
+                (
+                    "docket_trigger_appended_total",
+                    "counter",
+                    "Firings whose actions were appended (a repeat of an appended one is not counted).",
+                    counter(&stats.appended),
+                ),
+                (
+                    "docket_trigger_unchanged_total",
+                    "counter",
+                    "Firings whose actions would have changed nothing.",
+                    counter(&stats.unchanged),
+                ),
+                (
+                    "docket_trigger_rejected_total",
+                    "counter",
+                    "Firings that could not be planned or whose actions the domain refused.",
+                    counter(&stats.rejected),
+                ),
+                (
+                    "docket_trigger_depth_limited_total",
+                    "counter",
+                    "Firings stopped at the chain depth limit.",
+                    counter(&stats.depth_limited),
+                ),
+                (
+                    "docket_trigger_skipped_records_total",
+                    "counter",
+                    "Records skipped after repeated failures that were not the database's.",
+                    counter(&stats.skipped),
+                ),
+                (
+                    "docket_trigger_checkpoint_failures_total",
+                    "counter",
+                    "Checkpoint saves that failed (the next save tries again).",
+                    counter(&stats.checkpoint_failures),
+                ),
+            ],
+        );
+    }
+    if let Some(stats) = &state.inner.config.webhook_stats {
+        let counter = |value: &std::sync::atomic::AtomicU64| value.load(Relaxed) as i64;
+        write_metrics(
+            &mut body,
+            &[
+                (
+                    "docket_webhooks_leader",
+                    "gauge",
+                    "1 when this node's webhook dispatcher delivers.",
+                    i64::from(stats.leader.load(Relaxed)),
+                ),
+                (
+                    "docket_webhooks_pending",
+                    "gauge",
+                    "Deliveries waiting for an attempt (on the leading node).",
+                    counter(&stats.pending),
+                ),
+                (
+                    "docket_webhooks_delivered_total",
+                    "counter",
+                    "Attempts answered with a 2xx status.",
+                    counter(&stats.delivered),
+                ),
+                (
+                    "docket_webhooks_failed_attempts_total",
+                    "counter",
+                    "Attempts that failed and will be tried again.",
+                    counter(&stats.failed_attempts),
+                ),
+                (
+                    "docket_webhooks_dead_lettered_total",
+                    "counter",
+                    "Deliveries given up after their last attempt.",
+                    counter(&stats.dead_lettered),
+                ),
+            ],
+        );
     }
     let mut response = body.into_response();
     response.headers_mut().insert(
@@ -112,6 +209,17 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4"),
     );
     response
+}
+
+/// Appends Prometheus text for `(name, type, help, value)` lines.
+fn write_metrics(body: &mut String, lines: &[(&str, &str, &str, i64)]) {
+    use std::fmt::Write;
+    for (name, kind, help, value) in lines {
+        let _ = write!(
+            body,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+        );
+    }
 }
 
 pub async fn not_found() -> ApiError {

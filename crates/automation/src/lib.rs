@@ -21,7 +21,7 @@ pub mod webhook;
 
 pub use config::{Automation, AutomationSection, ConfigError};
 pub use macros::{AppliedBy, Macro, MacroError, Macros};
-pub use manager::{TriggerManager, AUTOMATION_ACTOR};
+pub use manager::{ManagerStats, TriggerManager, AUTOMATION_ACTOR};
 pub use sequence::{decide_sequence, SequenceRejection};
 pub use template::{Template, TemplateError, TemplateValues};
 pub use trigger::{Evidence, Facts, Firing, Plan, Trigger, TriggerSet};

@@ -142,6 +142,12 @@ impl TriggerManager {
         self.stats.clone()
     }
 
+    /// Counts into `stats` instead of counters of its own: `docket serve` gives every manager
+    /// it restarts the same ones, which `/metrics` shows.
+    pub fn with_stats(self, stats: Arc<ManagerStats>) -> TriggerManager {
+        TriggerManager { stats, ..self }
+    }
+
     /// Follows the log from the saved checkpoint forever, saving it as it goes. Directory
     /// records before the checkpoint are read again first, so that tiers and names are known.
     pub async fn run(mut self) -> Result<(), ManagerError> {

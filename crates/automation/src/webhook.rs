@@ -1366,6 +1366,7 @@ impl Dispatcher {
         leader: &mut Leader,
         clock: &dyn Clock,
         stop: &mut watch::Receiver<bool>,
+        stats: &DispatcherStats,
     ) {
         let mut last_check = tokio::time::Instant::now();
         loop {
@@ -1386,9 +1387,14 @@ impl Dispatcher {
             let step: BoxFuture<'_, Result<usize, DispatchError>> = Box::pin(async {
                 let read = self.catch_up(now).await?;
                 let attempted = self.deliver_due(now).await?;
+                stats.count(&attempted);
                 Ok(read + attempted.len())
             });
-            let busy = match step.await {
+            let stepped = step.await;
+            stats
+                .pending
+                .store(self.pending() as u64, Ordering::Relaxed);
+            let busy = match stepped {
                 Ok(work) => work > 0,
                 Err(error) => {
                     tracing::warn!(%error, "webhook dispatcher step failed; retrying");
@@ -1442,6 +1448,27 @@ pub struct DispatcherStats {
     pub leader: AtomicBool,
     /// How many times it has come to lead.
     pub terms: AtomicU64,
+    /// Attempts answered with a 2xx status.
+    pub delivered: AtomicU64,
+    /// Attempts that failed and will be tried again.
+    pub failed_attempts: AtomicU64,
+    /// Deliveries given up after their last attempt.
+    pub dead_lettered: AtomicU64,
+    /// Deliveries waiting for an attempt when the dispatcher last stepped (while it leads).
+    pub pending: AtomicU64,
+}
+
+impl DispatcherStats {
+    fn count(&self, attempted: &[Attempted]) {
+        for attempt in attempted {
+            let counter = match attempt.state {
+                DeliveryState::Delivered => &self.delivered,
+                DeliveryState::DeadLetter => &self.dead_lettered,
+                DeliveryState::Pending => &self.failed_attempts,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// How a dispatcher is run: the store (migrated), the operator's signing key, the client, the
@@ -1510,9 +1537,10 @@ pub async fn run_elected(setup: DispatcherSetup, mut stop: watch::Receiver<bool>
             "webhook dispatcher: leading"
         );
         dispatcher
-            .run_while_leading(&mut leader, clock.as_ref(), &mut stop)
+            .run_while_leading(&mut leader, clock.as_ref(), &mut stop, &stats)
             .await;
         stats.leader.store(false, Ordering::Relaxed);
+        stats.pending.store(0, Ordering::Relaxed);
         drop(dispatcher);
         leader.release().await;
         if *stop.borrow() {

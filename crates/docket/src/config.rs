@@ -134,6 +134,9 @@ impl Config {
             // From the environment, never from the file: serve sets it.
             webhook_signing_key: None,
             directory_follows_log: true,
+            // Serve passes the counters of the manager and the dispatcher it starts.
+            trigger_stats: None,
+            webhook_stats: None,
         }
     }
 }

@@ -66,7 +66,11 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
         tokio::spawn(manager.run(routing_shutdown));
     }
     let automation = config.compiled_automation.clone();
+    let mut api_config = config.api_config();
     if !automation.triggers.is_empty() {
+        // One set of counters for every manager started below, shown in `/metrics`.
+        let stats = Arc::new(automation::ManagerStats::default());
+        api_config.trigger_stats = Some(stats.clone());
         let store = store.clone();
         let automation = automation.clone();
         let blueprints = Arc::new(blueprints.clone());
@@ -85,7 +89,8 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
                     automation.clone(),
                     blueprints.clone(),
                     Some(automation::webhook::WebhookRequests::new(store.clone())),
-                );
+                )
+                .with_stats(stats.clone());
                 let started = std::time::Instant::now();
                 let result = runtime.block_on(manager.run());
                 if started.elapsed() >= RESTART_DELAY_MAX {
@@ -104,7 +109,6 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
             }
         });
     }
-    let mut api_config = config.api_config();
     let (stop_webhooks, webhooks_stop) = tokio::sync::watch::channel(false);
     match std::env::var("DOCKET_WEBHOOK_SIGNING_KEY") {
         Ok(key) if !key.is_empty() => {
@@ -125,6 +129,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
                 ),
                 stats: Arc::default(),
             };
+            api_config.webhook_stats = Some(setup.stats.clone());
             tokio::spawn(automation::run_elected(setup, webhooks_stop));
             api_config.webhook_signing_key = Some(key);
         }

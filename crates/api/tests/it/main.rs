@@ -22,6 +22,7 @@ mod errors;
 mod feed;
 mod flows;
 mod macros;
+mod metrics;
 mod openapi;
 mod read;
 mod roles;
