@@ -104,18 +104,18 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     }
     if let Some(stats) = &state.inner.config.trigger_stats {
         let position = stats.position.load(Relaxed);
-        let counter = |value: &std::sync::atomic::AtomicU64| value.load(Relaxed) as i64;
+        let load = |value: &std::sync::atomic::AtomicU64| value.load(Relaxed) as i64;
         write_metrics(
             &mut body,
             &[
                 (
-                    "docket_triggers_position",
+                    "docket_trigger_position",
                     "gauge",
                     "The log position the trigger manager has handled.",
                     position as i64,
                 ),
                 (
-                    "docket_triggers_lag_events",
+                    "docket_trigger_lag_events",
                     "gauge",
                     "Events the trigger manager is behind the log.",
                     head.saturating_sub(position) as i64,
@@ -123,50 +123,50 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
                 (
                     "docket_trigger_firings_total",
                     "counter",
-                    "Triggers whose conditions held on an event.",
-                    counter(&stats.firings),
+                    "Trigger firings handled: a trigger whose conditions held on an event (counted again when a record is handled again after a retry or a restart).",
+                    load(&stats.firings),
                 ),
                 (
                     "docket_trigger_appended_total",
                     "counter",
                     "Firings whose actions were appended (a repeat of an appended one is not counted).",
-                    counter(&stats.appended),
+                    load(&stats.appended),
                 ),
                 (
                     "docket_trigger_unchanged_total",
                     "counter",
-                    "Firings whose actions would have changed nothing.",
-                    counter(&stats.unchanged),
+                    "Firings whose actions would have changed nothing (counted again when handled again).",
+                    load(&stats.unchanged),
                 ),
                 (
                     "docket_trigger_rejected_total",
                     "counter",
-                    "Firings that could not be planned or whose actions the domain refused.",
-                    counter(&stats.rejected),
+                    "Firings that could not be planned or whose actions the domain refused (counted again when handled again).",
+                    load(&stats.rejected),
                 ),
                 (
                     "docket_trigger_depth_limited_total",
                     "counter",
-                    "Firings stopped at the chain depth limit.",
-                    counter(&stats.depth_limited),
+                    "Ticket events at the chain depth limit, on which no trigger was evaluated.",
+                    load(&stats.depth_limited),
                 ),
                 (
                     "docket_trigger_skipped_records_total",
                     "counter",
                     "Records skipped after repeated failures that were not the database's.",
-                    counter(&stats.skipped),
+                    load(&stats.skipped),
                 ),
                 (
                     "docket_trigger_checkpoint_failures_total",
                     "counter",
                     "Checkpoint saves that failed (the next save tries again).",
-                    counter(&stats.checkpoint_failures),
+                    load(&stats.checkpoint_failures),
                 ),
             ],
         );
     }
     if let Some(stats) = &state.inner.config.webhook_stats {
-        let counter = |value: &std::sync::atomic::AtomicU64| value.load(Relaxed) as i64;
+        let load = |value: &std::sync::atomic::AtomicU64| value.load(Relaxed) as i64;
         write_metrics(
             &mut body,
             &[
@@ -180,25 +180,25 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
                     "docket_webhooks_pending",
                     "gauge",
                     "Deliveries waiting for an attempt (on the leading node).",
-                    counter(&stats.pending),
+                    load(&stats.pending),
                 ),
                 (
                     "docket_webhooks_delivered_total",
                     "counter",
                     "Attempts answered with a 2xx status.",
-                    counter(&stats.delivered),
+                    load(&stats.delivered),
                 ),
                 (
                     "docket_webhooks_failed_attempts_total",
                     "counter",
                     "Attempts that failed and will be tried again.",
-                    counter(&stats.failed_attempts),
+                    load(&stats.failed_attempts),
                 ),
                 (
                     "docket_webhooks_dead_lettered_total",
                     "counter",
                     "Deliveries given up after their last attempt.",
-                    counter(&stats.dead_lettered),
+                    load(&stats.dead_lettered),
                 ),
             ],
         );

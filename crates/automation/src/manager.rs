@@ -154,6 +154,8 @@ impl TriggerManager {
         let checkpoints = Checkpoints::open(&self.store).await?;
         let start = checkpoints.load(CHECKPOINT_NAME).await?;
         self.learn_people_until(start).await?;
+        // Everything up to the checkpoint was handled before: the lag starts from there.
+        self.stats.position.store(start, Ordering::Relaxed);
         let mut subscription = self.store.subscribe(start);
         let mut saved = start;
         let mut position = start;

@@ -1015,9 +1015,16 @@ pub struct Dispatcher {
     /// Pending deliveries by due time, and where each is.
     queue: BTreeSet<PendingKey>,
     pending: HashMap<(Uuid, Uuid), (PendingKey, Pending)>,
+    /// Where each attempt is counted once its outcome is recorded.
+    stats: Arc<DispatcherStats>,
 }
 
 impl Dispatcher {
+    /// Counts its attempts into `stats` (`run_elected` gives every term the same ones).
+    pub fn with_stats(self, stats: Arc<DispatcherStats>) -> Dispatcher {
+        Dispatcher { stats, ..self }
+    }
+
     /// Loads the subscriptions, every subscription's pending deliveries, and the checkpoint.
     pub async fn open(
         store: Store,
@@ -1049,6 +1056,7 @@ impl Dispatcher {
             folded_until,
             queue: BTreeSet::new(),
             pending: HashMap::new(),
+            stats: Arc::default(),
         };
         let ids: Vec<Uuid> = dispatcher.subscriptions.by_id.keys().copied().collect();
         for subscription in ids {
@@ -1344,6 +1352,7 @@ impl Dispatcher {
                     DeliveryState::Pending
                 }
             };
+            self.stats.count(state);
             attempted.push(Attempted {
                 subscription: key.subscription,
                 event_id: key.event_id,
@@ -1387,7 +1396,6 @@ impl Dispatcher {
             let step: BoxFuture<'_, Result<usize, DispatchError>> = Box::pin(async {
                 let read = self.catch_up(now).await?;
                 let attempted = self.deliver_due(now).await?;
-                stats.count(&attempted);
                 Ok(read + attempted.len())
             });
             let stepped = step.await;
@@ -1459,15 +1467,14 @@ pub struct DispatcherStats {
 }
 
 impl DispatcherStats {
-    fn count(&self, attempted: &[Attempted]) {
-        for attempt in attempted {
-            let counter = match attempt.state {
-                DeliveryState::Delivered => &self.delivered,
-                DeliveryState::DeadLetter => &self.dead_lettered,
-                DeliveryState::Pending => &self.failed_attempts,
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
+    /// Counts one attempt whose outcome was recorded, by the state it left the delivery in.
+    fn count(&self, state: DeliveryState) {
+        let counter = match state {
+            DeliveryState::Delivered => &self.delivered,
+            DeliveryState::DeadLetter => &self.dead_lettered,
+            DeliveryState::Pending => &self.failed_attempts,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -1517,7 +1524,7 @@ pub async fn run_elected(setup: DispatcherSetup, mut stop: watch::Receiver<bool>
                     migrated,
                 ));
             match open.await {
-                Ok(dispatcher) => break dispatcher,
+                Ok(dispatcher) => break dispatcher.with_stats(stats.clone()),
                 Err(error) => {
                     tracing::warn!(%error, "webhook dispatcher: opening failed; retrying");
                     tokio::select! {

@@ -1,7 +1,7 @@
 //! `/metrics` shows the trigger manager's and the webhook dispatcher's counters, as `docket
 //! serve` wires them: the manager and the dispatcher run over the API's store and count into
 //! the `Arc`s the API state was given. One ticket fires one trigger and makes two deliveries,
-//! one to a listener that answers 200 and one to a port where nothing listens.
+//! one to a listener that answers 200 and one to a listener that answers 500.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +22,15 @@ on = ["TicketCreated"]
 actions = [{ add_tags = ["new"] }]
 "#;
 
+fn file_automation() -> Arc<automation::Automation> {
+    #[derive(serde::Deserialize)]
+    struct File {
+        automation: automation::AutomationSection,
+    }
+    let file: File = toml::from_str(TRIGGERS).unwrap();
+    Arc::new(file.automation.compile().unwrap())
+}
+
 #[derive(Debug)]
 struct StateClock(AppState);
 
@@ -37,23 +46,18 @@ fn value(text: &str, name: &str) -> Option<i64> {
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
-/// A listener on a free local port that answers every request with 200; returns its URL.
-async fn listener() -> String {
+/// A listener on a free local port that answers every request with `status`; returns its URL.
+async fn listener(status: StatusCode) -> String {
     let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = socket.local_addr().unwrap();
-    let app = axum::Router::new().fallback(|| async { StatusCode::OK });
+    let app = axum::Router::new().fallback(move || async move { status });
     tokio::spawn(async move { axum::serve(socket, app).await });
     format!("http://{address}/hook")
 }
 
 #[tokio::test]
 async fn metrics_show_the_trigger_manager_and_the_webhook_dispatcher() {
-    #[derive(serde::Deserialize)]
-    struct File {
-        automation: automation::AutomationSection,
-    }
-    let file: File = toml::from_str(TRIGGERS).unwrap();
-    let automation = Arc::new(file.automation.compile().unwrap());
+    let automation = file_automation();
     let triggers = Arc::new(automation::ManagerStats::default());
     let webhooks = Arc::new(automation::DispatcherStats::default());
     let config = ApiConfig {
@@ -70,7 +74,7 @@ async fn metrics_show_the_trigger_manager_and_the_webhook_dispatcher() {
     let before = api.get("/metrics", &api.admin).await;
     let text = before.body.as_str().unwrap().to_owned();
     for name in [
-        "docket_triggers_position",
+        "docket_trigger_position",
         "docket_trigger_firings_total",
         "docket_trigger_appended_total",
         "docket_trigger_skipped_records_total",
@@ -83,14 +87,14 @@ async fn metrics_show_the_trigger_manager_and_the_webhook_dispatcher() {
         assert_eq!(value(&text, name), Some(0), "{name} in:\n{text}");
     }
     assert!(
-        value(&text, "docket_triggers_lag_events").unwrap() > 0,
+        value(&text, "docket_trigger_lag_events").unwrap() > 0,
         "{text}"
     );
 
     let world = World::new(&api).await;
     for (name, url) in [
-        ("answers", listener().await),
-        ("silent", "http://127.0.0.1:9/hook".to_owned()),
+        ("answers", listener(StatusCode::OK).await),
+        ("fails", listener(StatusCode::INTERNAL_SERVER_ERROR).await),
     ] {
         let created = api
             .post(
@@ -130,7 +134,7 @@ async fn metrics_show_the_trigger_manager_and_the_webhook_dispatcher() {
             let text = reply.body.as_str().unwrap().to_owned();
             let at = |name| value(&text, name).unwrap_or(-1);
             if at("docket_trigger_appended_total") == 1
-                && at("docket_triggers_lag_events") == 0
+                && at("docket_trigger_lag_events") == 0
                 && at("docket_webhooks_delivered_total") == 1
                 && at("docket_webhooks_failed_attempts_total") == 1
             {
@@ -140,10 +144,51 @@ async fn metrics_show_the_trigger_manager_and_the_webhook_dispatcher() {
         }
         panic!("the manager and the dispatcher did not get there");
     };
+    // Kept running a little past its quiet second, so that it saves its checkpoint.
+    let settled = async {
+        let text = polled.await;
+        tokio::time::sleep(automation::manager::CHECKPOINT_IDLE * 2).await;
+        text
+    };
     let text = tokio::select! {
         ended = manager.run() => panic!("the trigger manager stopped: {ended:?}"),
-        text = polled => text,
+        text = settled => text,
     };
+    let reached = value(&text, "docket_trigger_position").unwrap();
+
+    // Started again (as `docket serve` restarts it, with the same counters) on a quiet log, the
+    // manager is where its checkpoint is at once, not behind by the whole log until the next
+    // record comes.
+    triggers
+        .position
+        .store(0, std::sync::atomic::Ordering::Relaxed);
+    let again = automation::TriggerManager::new(
+        store.clone(),
+        file_automation(),
+        Arc::new(domain::BlueprintCatalog::builtin()),
+        None,
+    )
+    .with_stats(triggers.clone());
+    let resumed = async {
+        for _ in 0..500 {
+            let reply = api.get("/metrics", &api.admin).await;
+            let text = reply.body.as_str().unwrap().to_owned();
+            if value(&text, "docket_trigger_position") == Some(reached) {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the restarted manager did not report its checkpoint");
+    };
+    let resumed = tokio::select! {
+        ended = again.run() => panic!("the trigger manager stopped: {ended:?}"),
+        text = resumed => text,
+    };
+    assert_eq!(
+        value(&resumed, "docket_trigger_lag_events"),
+        Some(0),
+        "{resumed}"
+    );
     let _ = stop.send(true);
     let head = store.committed_position() as i64;
     let shown: Vec<(&str, i64)> = [
@@ -217,7 +262,7 @@ async fn metrics_show_the_trigger_manager_and_the_webhook_dispatcher() {
     "#]]
     .assert_debug_eq(&shown);
     // The manager had handled the whole log when the lag read 0 (its own append included).
-    assert!(value(&text, "docket_triggers_position").unwrap() <= head);
+    assert!(value(&text, "docket_trigger_position").unwrap() <= head);
     assert!(
         text.contains("# TYPE docket_trigger_firings_total counter"),
         "{text}"
