@@ -67,6 +67,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
     }
     let automation = config.compiled_automation.clone();
     let mut api_config = config.api_config();
+    let (stop_triggers, mut triggers_stop) = tokio::sync::watch::channel(false);
     if !automation.triggers.is_empty() {
         // One set of counters for every manager started below, shown in `/metrics`.
         let stats = Arc::new(automation::ManagerStats::default());
@@ -92,7 +93,18 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
                 )
                 .with_stats(stats.clone());
                 let started = std::time::Instant::now();
-                let result = runtime.block_on(manager.run());
+                // Until shutdown, which is looked at first: once the runtime shuts down, the
+                // manager's timers may not be polled any more (they panic).
+                let result = runtime.block_on(async {
+                    tokio::select! {
+                        biased;
+                        _ = triggers_stop.wait_for(|stop| *stop) => None,
+                        result = manager.run() => Some(result),
+                    }
+                });
+                let Some(result) = result else {
+                    return;
+                };
                 if started.elapsed() >= RESTART_DELAY_MAX {
                     delay = std::time::Duration::from_secs(1);
                 }
@@ -104,7 +116,16 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
                         tracing::error!(%error, retry_in = ?delay, "the trigger manager stopped; restarting")
                     }
                 }
-                std::thread::sleep(delay);
+                let stopping = runtime.block_on(async {
+                    tokio::select! {
+                        biased;
+                        _ = triggers_stop.wait_for(|stop| *stop) => true,
+                        () = tokio::time::sleep(delay) => false,
+                    }
+                });
+                if stopping {
+                    return;
+                }
                 delay = (delay * 2).min(RESTART_DELAY_MAX);
             }
         });
@@ -182,6 +203,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
         .await
         .context("serving HTTP")?;
     stop_routing.send_replace(true);
+    stop_triggers.send_replace(true);
     let _ = stop_scheduler.send(true);
     stop_webhooks.send_replace(true);
     store.flush().await.context("flushing the last appends")?;

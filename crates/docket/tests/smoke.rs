@@ -1,6 +1,8 @@
 //! One real-socket smoke test of the `docket` binary: `docket serve` on a free loopback port
 //! over a SQLite file, called over HTTP, stopped with SIGTERM (exit 0), and started again on
-//! the same file with its data still there.
+//! the same file with its data still there; and, with a trigger in its `docket.toml` and a
+//! webhook signing key, `/metrics` showing the trigger manager and the webhook dispatcher it
+//! runs.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -45,18 +47,26 @@ fn call(port: u16, method: &str, path: &str, body: Option<&str>) -> std::io::Res
     Ok((status, body))
 }
 
+fn start(port: u16, database: &Path) -> Child {
+    start_with(port, database, &[])
+}
+
+/// `docket serve` in the database's directory (where it reads `docket.toml`, if there is one),
+/// with `env` set besides the admin token.
 #[allow(
     clippy::zombie_processes,
     reason = "the child is returned, and `stop` waits for it"
 )]
-fn start(port: u16, database: &Path) -> Child {
+fn start_with(port: u16, database: &Path, env: &[(&str, &str)]) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_docket"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--database-url")
         .arg(format!("sqlite://{}", database.display()))
         .current_dir(database.parent().unwrap())
         .env("DOCKET_ADMIN_TOKEN", ADMIN_TOKEN)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
+        .stderr(std::fs::File::create(stderr_path(database)).unwrap())
         .spawn()
         .expect("starting docket serve");
     let started = Instant::now();
@@ -71,6 +81,18 @@ fn start(port: u16, database: &Path) -> Child {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Where a server started for `database` writes its stderr.
+fn stderr_path(database: &Path) -> std::path::PathBuf {
+    database.with_extension("stderr.log")
+}
+
+/// What the server wrote to stderr has no panic in it (a panic on a background thread does not
+/// change the exit status).
+fn assert_no_panic(database: &Path) {
+    let stderr = std::fs::read_to_string(stderr_path(database)).unwrap_or_default();
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 fn stop(mut child: Child) {
@@ -116,5 +138,55 @@ fn serve_answers_stops_on_sigterm_and_keeps_its_data() {
     assert_eq!(status, 200, "{teams}");
     assert!(teams.contains("\"Smoke\""), "{teams}");
     stop(server);
+    assert_no_panic(&database);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn serve_shows_the_trigger_manager_and_the_webhook_dispatcher_in_metrics() {
+    let dir = std::env::temp_dir().join(format!("docket-smoke-metrics-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("docket.toml"),
+        r#"
+[[automation.triggers]]
+id = "tag-new"
+on = ["TicketCreated"]
+actions = [{ add_tags = ["new"] }]
+"#,
+    )
+    .unwrap();
+    let database = dir.join("docket.db");
+    let port = free_port();
+    let server = start_with(
+        port,
+        &database,
+        &[("DOCKET_WEBHOOK_SIGNING_KEY", "smoke test signing key")],
+    );
+    // The manager and the dispatcher start beside the API: bounded wait for both to show.
+    let started = Instant::now();
+    let metrics = loop {
+        let (status, body) = call(port, "GET", "/metrics", None).unwrap();
+        assert_eq!(status, 200, "{body}");
+        if body.contains("\ndocket_webhooks_leader 1")
+            && body.contains("\ndocket_trigger_lag_events 0")
+        {
+            break body;
+        }
+        assert!(started.elapsed() < WAIT_MAX, "{body}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for name in [
+        "docket_trigger_position",
+        "docket_trigger_firings_total",
+        "docket_webhooks_delivered_total",
+    ] {
+        assert!(
+            metrics.contains(&format!("\n{name} ")),
+            "{name} in {metrics}"
+        );
+    }
+    stop(server);
+    assert_no_panic(&database);
     let _ = std::fs::remove_dir_all(&dir);
 }
