@@ -20,6 +20,7 @@ const ALLOWED_ARROWS: &[(&str, &[&str])] = &[
             "store",
             "sla-scheduler",
             "automation",
+            "routing",
         ],
     ),
     (

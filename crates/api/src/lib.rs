@@ -65,6 +65,8 @@ pub struct ApiConfig {
     pub trigger_stats: Option<Arc<automation::ManagerStats>>,
     /// The webhook dispatcher's counters, shown in `/metrics` (none when webhooks are off).
     pub webhook_stats: Option<Arc<automation::DispatcherStats>>,
+    /// The routing manager's counters, shown in `/metrics` (none when routing is off).
+    pub routing_stats: Option<Arc<routing::RoutingStats>>,
 }
 
 impl Default for ApiConfig {
@@ -77,6 +79,7 @@ impl Default for ApiConfig {
             directory_follows_log: true,
             trigger_stats: None,
             webhook_stats: None,
+            routing_stats: None,
         }
     }
 }

@@ -165,6 +165,63 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
             ],
         );
     }
+    if let Some(stats) = &state.inner.config.routing_stats {
+        let position = stats.position.load(Relaxed);
+        let load = |value: &std::sync::atomic::AtomicU64| value.load(Relaxed) as i64;
+        write_metrics(
+            &mut body,
+            &[
+                (
+                    "docket_routing_position",
+                    "gauge",
+                    "The log position the routing manager has folded.",
+                    position as i64,
+                ),
+                (
+                    "docket_routing_lag_events",
+                    "gauge",
+                    "Events the routing manager is behind the log.",
+                    head.saturating_sub(position) as i64,
+                ),
+                (
+                    "docket_routing_rounds_total",
+                    "counter",
+                    "Rounds of planning that ran to the end.",
+                    load(&stats.rounds),
+                ),
+                (
+                    "docket_routing_failed_rounds_total",
+                    "counter",
+                    "Rounds that failed on a database error (retried).",
+                    load(&stats.failed_rounds),
+                ),
+                (
+                    "docket_routing_assigned_total",
+                    "counter",
+                    "Assignments this node wrote (or found written by a twin node).",
+                    load(&stats.assigned),
+                ),
+                (
+                    "docket_routing_handed_back_total",
+                    "counter",
+                    "Tickets handed back to their team's routing because of an agent's presence.",
+                    load(&stats.handed_back),
+                ),
+                (
+                    "docket_routing_prioritized_total",
+                    "counter",
+                    "Priority or sentiment rule results written.",
+                    load(&stats.prioritized),
+                ),
+                (
+                    "docket_routing_conflicts_total",
+                    "counter",
+                    "Planned actions not written: the ticket moved on, or the command changed nothing or was refused.",
+                    load(&stats.conflicts),
+                ),
+            ],
+        );
+    }
     if let Some(stats) = &state.inner.config.webhook_stats {
         let load = |value: &std::sync::atomic::AtomicU64| value.load(Relaxed) as i64;
         write_metrics(

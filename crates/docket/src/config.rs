@@ -137,6 +137,7 @@ impl Config {
             // Serve passes the counters of the manager and the dispatcher it starts.
             trigger_stats: None,
             webhook_stats: None,
+            routing_stats: None,
         }
     }
 }

@@ -55,18 +55,21 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
         .await
         .with_context(|| format!("opening the event store at {database_url}"))?;
     let (stop_routing, routing_shutdown) = tokio::sync::watch::channel(false);
+    let automation = config.compiled_automation.clone();
+    let mut api_config = config.api_config();
     if config.routing.enabled {
+        let stats = Arc::new(routing::RoutingStats::default());
+        api_config.routing_stats = Some(stats.clone());
         let manager = routing::Manager::new(
             store.clone(),
             routing::Engine::new(config.routing.clone()),
             blueprints.clone(),
             Arc::new(jiff::Timestamp::now),
             format!("docket-{}", std::process::id()),
-        );
+        )
+        .with_stats(stats);
         tokio::spawn(manager.run(routing_shutdown));
     }
-    let automation = config.compiled_automation.clone();
-    let mut api_config = config.api_config();
     let (stop_triggers, mut triggers_stop) = tokio::sync::watch::channel(false);
     if !automation.triggers.is_empty() {
         // One set of counters for every manager started below, shown in `/metrics`.

@@ -1,8 +1,8 @@
 //! One real-socket smoke test of the `docket` binary: `docket serve` on a free loopback port
 //! over a SQLite file, called over HTTP, stopped with SIGTERM (exit 0), and started again on
 //! the same file with its data still there; and, with a trigger in its `docket.toml` and a
-//! webhook signing key, `/metrics` showing the trigger manager and the webhook dispatcher it
-//! runs.
+//! webhook signing key, `/metrics` showing the trigger manager, the webhook dispatcher and the
+//! routing manager (on by default) it runs.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -143,7 +143,7 @@ fn serve_answers_stops_on_sigterm_and_keeps_its_data() {
 }
 
 #[test]
-fn serve_shows_the_trigger_manager_and_the_webhook_dispatcher_in_metrics() {
+fn serve_shows_its_background_managers_in_metrics() {
     let dir = std::env::temp_dir().join(format!("docket-smoke-metrics-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
@@ -163,13 +163,14 @@ actions = [{ add_tags = ["new"] }]
         &database,
         &[("DOCKET_WEBHOOK_SIGNING_KEY", "smoke test signing key")],
     );
-    // The manager and the dispatcher start beside the API: bounded wait for both to show.
+    // The managers and the dispatcher start beside the API: a bounded wait for all to show.
     let started = Instant::now();
     let metrics = loop {
         let (status, body) = call(port, "GET", "/metrics", None).unwrap();
         assert_eq!(status, 200, "{body}");
         if body.contains("\ndocket_webhooks_leader 1")
             && body.contains("\ndocket_trigger_lag_events 0")
+            && body.contains("\ndocket_routing_lag_events 0")
         {
             break body;
         }
@@ -180,6 +181,8 @@ actions = [{ add_tags = ["new"] }]
         "docket_trigger_position",
         "docket_trigger_firings_total",
         "docket_webhooks_delivered_total",
+        "docket_routing_position",
+        "docket_routing_assigned_total",
     ] {
         assert!(
             metrics.contains(&format!("\n{name} ")),

@@ -15,4 +15,4 @@ pub mod sentiment;
 
 pub use config::{RoutingConfig, TeamConfig};
 pub use engine::{Action, Assignment, Engine};
-pub use manager::{Manager, ManagerError, Now, RoundOutcome};
+pub use manager::{Manager, ManagerError, Now, RoundOutcome, RoutingStats};

@@ -14,6 +14,7 @@
 //! plans again, so a plan never rests on what this process merely hopes happened.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,6 +66,26 @@ pub struct Manager {
     now: Now,
     /// Recorded in each command's metadata, to tell nodes apart in the audit trail.
     node: String,
+    stats: Arc<RoutingStats>,
+}
+
+/// What a manager has done, for `/metrics` and tests. Counted by the node that did it: the
+/// commands a twin node had written already count as written on both.
+#[derive(Debug, Default)]
+pub struct RoutingStats {
+    /// The log position the manager has folded.
+    pub position: AtomicU64,
+    /// Rounds of planning that ran to the end.
+    pub rounds: AtomicU64,
+    /// Rounds that failed (a database error), retried after `RETRY_DELAY`.
+    pub failed_rounds: AtomicU64,
+    /// Actions written (or found written by a twin), by kind.
+    pub assigned: AtomicU64,
+    pub handed_back: AtomicU64,
+    pub prioritized: AtomicU64,
+    /// Actions not written: the ticket had moved on since the plan, or the command changed
+    /// nothing or was refused.
+    pub conflicts: AtomicU64,
 }
 
 impl fmt::Debug for Manager {
@@ -103,6 +124,25 @@ impl Manager {
             blueprints,
             now,
             node: node.into(),
+            stats: Arc::default(),
+        }
+    }
+
+    /// Counts into `stats` (shown in `/metrics`) instead of counters of its own.
+    pub fn with_stats(self, stats: Arc<RoutingStats>) -> Manager {
+        stats
+            .position
+            .store(self.engine.position(), Ordering::Relaxed);
+        Manager { stats, ..self }
+    }
+
+    /// Folds `record` unless it is folded already.
+    fn fold(&mut self, record: &store::Record) {
+        if record.position > self.engine.position() {
+            self.engine.apply(record);
+            self.stats
+                .position
+                .store(self.engine.position(), Ordering::Relaxed);
         }
     }
 
@@ -124,6 +164,7 @@ impl Manager {
             let wait_for = match outcome {
                 Ok(outcome) => outcome.position,
                 Err(error) => {
+                    self.stats.failed_rounds.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(%error, node = %self.node, "routing: a round failed; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(RETRY_DELAY) => {}
@@ -139,11 +180,7 @@ impl Manager {
                     _ = shutdown.changed() => return,
                 };
                 match next {
-                    Ok(record) => {
-                        if record.position > self.engine.position() {
-                            self.engine.apply(&record);
-                        }
-                    }
+                    Ok(record) => self.fold(&record),
                     Err(error) => {
                         tracing::warn!(%error, "routing: following the log failed; retrying");
                         tokio::time::sleep(RETRY_DELAY).await;
@@ -167,9 +204,7 @@ impl Manager {
                 return Ok(());
             }
             for record in &records {
-                if record.position > self.engine.position() {
-                    self.engine.apply(record);
-                }
+                self.fold(record);
             }
         }
     }
@@ -186,9 +221,7 @@ impl Manager {
             return self.catch_up(subscription).await;
         }
         for record in &subscription.take_buffered()? {
-            if record.position > self.engine.position() {
-                self.engine.apply(record);
-            }
+            self.fold(record);
         }
         Ok(())
     }
@@ -203,6 +236,13 @@ impl Manager {
         };
         for action in &actions {
             let written = self.execute(cause, action).await?;
+            let counter = match (&written, action) {
+                (None, _) => &self.stats.conflicts,
+                (Some(_), Action::Assign(_)) => &self.stats.assigned,
+                (Some(_), Action::HandBack { .. }) => &self.stats.handed_back,
+                (Some(_), Action::Prioritize { .. }) => &self.stats.prioritized,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
             match written {
                 Some(append) => {
                     outcome.written += 1;
@@ -211,6 +251,7 @@ impl Manager {
                 None => outcome.conflicts += 1,
             }
         }
+        self.stats.rounds.fetch_add(1, Ordering::Relaxed);
         Ok(outcome)
     }
 

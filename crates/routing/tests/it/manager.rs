@@ -3,6 +3,7 @@
 //! is assigned exactly once, and nobody goes over capacity. Also run on SQLite with one node.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use domain::{
     TeamAssigned, TicketCreated, TicketCreatedPii, TicketNumber,
 };
 use jiff::Timestamp;
-use routing::{Engine, Manager, RoutingConfig};
+use routing::{Engine, Manager, RoutingConfig, RoutingStats};
 use store::scratch::ScratchDb;
 use store::{ExpectedVersion, NewEvent, Store, StreamId};
 use tokio::sync::watch;
@@ -262,7 +263,8 @@ async fn same_prefix_same_commands_older_prefix_conflicts() {
     for n in 1..=6 {
         new_ticket(&store, n).await;
     }
-    let manager = |node: &str| {
+    let stats: [Arc<RoutingStats>; 3] = Default::default();
+    let manager = |node: &str, stats: &Arc<RoutingStats>| {
         Manager::new(
             store.clone(),
             Engine::new(RoutingConfig::default()),
@@ -270,8 +272,13 @@ async fn same_prefix_same_commands_older_prefix_conflicts() {
             Arc::new(Timestamp::now),
             node,
         )
+        .with_stats(stats.clone())
     };
-    let (mut first, mut twin, mut late) = (manager("first"), manager("twin"), manager("late"));
+    let (mut first, mut twin, mut late) = (
+        manager("first", &stats[0]),
+        manager("twin", &stats[1]),
+        manager("late", &stats[2]),
+    );
     for node in [&mut first, &mut twin, &mut late] {
         node.catch_up(&mut store.subscribe(0)).await.unwrap();
     }
@@ -307,6 +314,31 @@ async fn same_prefix_same_commands_older_prefix_conflicts() {
             .count();
     }
     assert_eq!(assigned, 7);
+    // The counters `/metrics` shows: what each node wrote (or found written), what it could
+    // not write, and how far it has folded the log.
+    let counted: Vec<[u64; 5]> = stats
+        .iter()
+        .map(|stats| {
+            [
+                &stats.rounds,
+                &stats.assigned,
+                &stats.prioritized,
+                &stats.handed_back,
+                &stats.conflicts,
+            ]
+            .map(|counter| counter.load(Ordering::Relaxed))
+        })
+        .collect();
+    assert_eq!(
+        counted,
+        [[1, 7, 0, 0, 0], [1, 7, 0, 0, 0], [1, 0, 0, 0, 6]],
+        "rounds, assigned, prioritized, handed back, conflicts: first, twin, late"
+    );
+    assert_eq!(
+        stats[0].position.load(Ordering::Relaxed),
+        first.engine().position()
+    );
+    assert!(stats[2].position.load(Ordering::Relaxed) < stats[0].position.load(Ordering::Relaxed));
     db.cleanup().await;
 }
 
