@@ -192,13 +192,13 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
                 (
                     "docket_routing_failed_rounds_total",
                     "counter",
-                    "Rounds that failed on a database error (retried).",
+                    "Rounds that failed (reading or writing the log, or a ticket that did not decode), retried after a delay.",
                     load(&stats.failed_rounds),
                 ),
                 (
                     "docket_routing_assigned_total",
                     "counter",
-                    "Assignments this node wrote (or found written by a twin node).",
+                    "Assignments this node wrote, or found written already (by a twin node, or by this node before a failed round it retried).",
                     load(&stats.assigned),
                 ),
                 (
@@ -210,7 +210,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
                 (
                     "docket_routing_prioritized_total",
                     "counter",
-                    "Priority or sentiment rule results written.",
+                    "Priority or sentiment rule results with at least one command written (a priority change and an upset flag count once).",
                     load(&stats.prioritized),
                 ),
                 (

@@ -71,6 +71,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
         tokio::spawn(manager.run(routing_shutdown));
     }
     let (stop_triggers, mut triggers_stop) = tokio::sync::watch::channel(false);
+    let mut triggers_thread = None;
     if !automation.triggers.is_empty() {
         // One set of counters for every manager started below, shown in `/metrics`.
         let stats = Arc::new(automation::ManagerStats::default());
@@ -84,7 +85,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
         // carry on from (the database unreachable at start): restarted from its checkpoint
         // with backoff, 1 s doubling to a minute, back to 1 s after a minute of running.
         let runtime = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
+        triggers_thread = Some(tokio::task::spawn_blocking(move || {
             const RESTART_DELAY_MAX: std::time::Duration = std::time::Duration::from_secs(60);
             let mut delay = std::time::Duration::from_secs(1);
             loop {
@@ -131,7 +132,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
                 }
                 delay = (delay * 2).min(RESTART_DELAY_MAX);
             }
-        });
+        }));
     }
     let (stop_webhooks, webhooks_stop) = tokio::sync::watch::channel(false);
     match std::env::var("DOCKET_WEBHOOK_SIGNING_KEY") {
@@ -209,6 +210,16 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
     stop_triggers.send_replace(true);
     let _ = stop_scheduler.send(true);
     stop_webhooks.send_replace(true);
+    // The trigger manager's thread polls this runtime's timers: it must be gone before the
+    // runtime shuts down. It stops at its next poll; a few seconds at most.
+    if let Some(thread) = triggers_thread {
+        if tokio::time::timeout(std::time::Duration::from_secs(5), thread)
+            .await
+            .is_err()
+        {
+            eprintln!("warning: the trigger manager did not stop within 5 s");
+        }
+    }
     store.flush().await.context("flushing the last appends")?;
     // The next start then catches up from here instead of from the last periodic snapshot.
     if let Err(error) = state.projections().snapshot().await {

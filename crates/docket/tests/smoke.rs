@@ -66,13 +66,25 @@ fn start_with(port: u16, database: &Path, env: &[(&str, &str)]) -> Child {
         .env("DOCKET_ADMIN_TOKEN", ADMIN_TOKEN)
         .envs(env.iter().copied())
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(stderr_path(database)).unwrap())
+        .stderr(
+            // Appended: a second start keeps what the first wrote, for `assert_no_panic`.
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(stderr_path(database))
+                .unwrap(),
+        )
         .spawn()
         .expect("starting docket serve");
     let started = Instant::now();
     loop {
         if let Ok((200, _)) = call(port, "GET", "/healthz", None) {
             return child;
+        }
+        // It exited (the port was taken meanwhile, say): fail now, not after `WAIT_MAX`.
+        if let Some(status) = child.try_wait().unwrap() {
+            let stderr = std::fs::read_to_string(stderr_path(database)).unwrap_or_default();
+            panic!("docket serve exited with {status} before answering:\n{stderr}");
         }
         if started.elapsed() > WAIT_MAX {
             let _ = child.kill();
