@@ -2,8 +2,6 @@
 //! an unknown macro, a placeholder without a value and a refused step are precise errors that
 //! write nothing.
 
-use std::sync::Arc;
-
 use api::ApiConfig;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
@@ -31,13 +29,8 @@ transition = "close"
 "#;
 
 fn config() -> ApiConfig {
-    #[derive(serde::Deserialize)]
-    struct File {
-        automation: automation::AutomationSection,
-    }
-    let file: File = toml::from_str(MACROS).unwrap();
     ApiConfig {
-        automation: Arc::new(file.automation.compile().unwrap()),
+        automation: automation_section(MACROS),
         ..ApiConfig::default()
     }
 }

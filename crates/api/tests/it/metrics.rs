@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use serde_json::json;
 use store::scratch::ScratchDb;
 
-use crate::support::{TestApi, World};
+use crate::support::{automation_section, TestApi, World};
 
 const KEY: &[u8] = b"metrics test signing key";
 
@@ -21,15 +21,6 @@ id = "tag-new"
 on = ["TicketCreated"]
 actions = [{ add_tags = ["new"] }]
 "#;
-
-fn file_automation() -> Arc<automation::Automation> {
-    #[derive(serde::Deserialize)]
-    struct File {
-        automation: automation::AutomationSection,
-    }
-    let file: File = toml::from_str(TRIGGERS).unwrap();
-    Arc::new(file.automation.compile().unwrap())
-}
 
 #[derive(Debug)]
 struct StateClock(AppState);
@@ -46,6 +37,36 @@ fn value(text: &str, name: &str) -> Option<i64> {
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// The counters this test reads, in the order it shows them.
+const SHOWN: [&str; 12] = [
+    "docket_trigger_firings_total",
+    "docket_trigger_appended_total",
+    "docket_trigger_unchanged_total",
+    "docket_trigger_rejected_total",
+    "docket_trigger_depth_limited_total",
+    "docket_trigger_skipped_records_total",
+    "docket_trigger_checkpoint_failures_total",
+    "docket_webhooks_leader",
+    "docket_webhooks_pending",
+    "docket_webhooks_delivered_total",
+    "docket_webhooks_failed_attempts_total",
+    "docket_webhooks_dead_lettered_total",
+];
+
+/// `/metrics` once `done` holds of it (the manager and the dispatcher run in the background);
+/// bounded.
+async fn metrics_until(api: &TestApi, what: &str, done: impl Fn(&str) -> bool) -> String {
+    for _ in 0..500 {
+        let reply = api.get("/metrics", &api.admin).await;
+        let text = reply.body.as_str().unwrap().to_owned();
+        if done(&text) {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{what}");
+}
+
 /// A listener on a free local port that answers every request with `status`; returns its URL.
 async fn listener(status: StatusCode) -> String {
     let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -57,7 +78,7 @@ async fn listener(status: StatusCode) -> String {
 
 #[tokio::test]
 async fn metrics_show_the_trigger_manager_and_the_webhook_dispatcher() {
-    let automation = file_automation();
+    let automation = automation_section(TRIGGERS);
     let triggers = Arc::new(automation::ManagerStats::default());
     let webhooks = Arc::new(automation::DispatcherStats::default());
     let config = ApiConfig {
@@ -73,17 +94,7 @@ async fn metrics_show_the_trigger_manager_and_the_webhook_dispatcher() {
     // Before either runs, every line is there at zero.
     let before = api.get("/metrics", &api.admin).await;
     let text = before.body.as_str().unwrap().to_owned();
-    for name in [
-        "docket_trigger_position",
-        "docket_trigger_firings_total",
-        "docket_trigger_appended_total",
-        "docket_trigger_skipped_records_total",
-        "docket_webhooks_leader",
-        "docket_webhooks_pending",
-        "docket_webhooks_delivered_total",
-        "docket_webhooks_failed_attempts_total",
-        "docket_webhooks_dead_lettered_total",
-    ] {
+    for name in SHOWN.into_iter().chain(["docket_trigger_position"]) {
         assert_eq!(value(&text, name), Some(0), "{name} in:\n{text}");
     }
     assert!(
@@ -128,22 +139,17 @@ async fn metrics_show_the_trigger_manager_and_the_webhook_dispatcher() {
     )
     .with_stats(triggers.clone());
     // The manager's future is not `Send`; it runs beside the polling, in this task.
-    let polled = async {
-        for _ in 0..500 {
-            let reply = api.get("/metrics", &api.admin).await;
-            let text = reply.body.as_str().unwrap().to_owned();
-            let at = |name| value(&text, name).unwrap_or(-1);
-            if at("docket_trigger_appended_total") == 1
+    let polled = metrics_until(
+        &api,
+        "the manager and the dispatcher did not get there",
+        |text| {
+            let at = |name| value(text, name).unwrap_or(-1);
+            at("docket_trigger_appended_total") == 1
                 && at("docket_trigger_lag_events") == 0
                 && at("docket_webhooks_delivered_total") == 1
                 && at("docket_webhooks_failed_attempts_total") == 1
-            {
-                return text;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("the manager and the dispatcher did not get there");
-    };
+        },
+    );
     // Kept running a little past its quiet second, so that it saves its checkpoint.
     let settled = async {
         let text = polled.await;
@@ -164,22 +170,16 @@ async fn metrics_show_the_trigger_manager_and_the_webhook_dispatcher() {
         .store(0, std::sync::atomic::Ordering::Relaxed);
     let again = automation::TriggerManager::new(
         store.clone(),
-        file_automation(),
+        automation_section(TRIGGERS),
         Arc::new(domain::BlueprintCatalog::builtin()),
         None,
     )
     .with_stats(triggers.clone());
-    let resumed = async {
-        for _ in 0..500 {
-            let reply = api.get("/metrics", &api.admin).await;
-            let text = reply.body.as_str().unwrap().to_owned();
-            if value(&text, "docket_trigger_position") == Some(reached) {
-                return text;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("the restarted manager did not report its checkpoint");
-    };
+    let resumed = metrics_until(
+        &api,
+        "the restarted manager did not report its checkpoint",
+        |text| value(text, "docket_trigger_position") == Some(reached),
+    );
     let resumed = tokio::select! {
         ended = again.run() => panic!("the trigger manager stopped: {ended:?}"),
         text = resumed => text,
@@ -191,23 +191,10 @@ async fn metrics_show_the_trigger_manager_and_the_webhook_dispatcher() {
     );
     let _ = stop.send(true);
     let head = store.committed_position() as i64;
-    let shown: Vec<(&str, i64)> = [
-        "docket_trigger_firings_total",
-        "docket_trigger_appended_total",
-        "docket_trigger_unchanged_total",
-        "docket_trigger_rejected_total",
-        "docket_trigger_depth_limited_total",
-        "docket_trigger_skipped_records_total",
-        "docket_trigger_checkpoint_failures_total",
-        "docket_webhooks_leader",
-        "docket_webhooks_pending",
-        "docket_webhooks_delivered_total",
-        "docket_webhooks_failed_attempts_total",
-        "docket_webhooks_dead_lettered_total",
-    ]
-    .into_iter()
-    .map(|name| (name, value(&text, name).unwrap()))
-    .collect();
+    let shown: Vec<(&str, i64)> = SHOWN
+        .into_iter()
+        .map(|name| (name, value(&text, name).unwrap()))
+        .collect();
     expect_test::expect![[r#"
         [
             (

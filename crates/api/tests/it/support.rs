@@ -283,3 +283,13 @@ pub async fn call(
         body,
     }
 }
+
+/// The `[automation]` section of a `docket.toml` text, compiled.
+pub fn automation_section(text: &str) -> Arc<automation::Automation> {
+    #[derive(serde::Deserialize)]
+    struct File {
+        automation: automation::AutomationSection,
+    }
+    let file: File = toml::from_str(text).unwrap();
+    Arc::new(file.automation.compile().unwrap())
+}

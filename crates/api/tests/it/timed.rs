@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use sla_scheduler::{Leadership, Policies, SlaConfig, TimerSource};
 use store::scratch::ScratchDb;
 
-use crate::support::{TestApi, World};
+use crate::support::{automation_section, TestApi, World};
 
 const TIMED: &str = r#"
 [automation.timed]
@@ -23,15 +23,6 @@ close_pending_after_hours = 168
 close_pending_transition = "expire"
 close_solved_after_hours = 48
 "#;
-
-fn automation() -> Arc<automation::Automation> {
-    #[derive(serde::Deserialize)]
-    struct File {
-        automation: automation::AutomationSection,
-    }
-    let file: File = toml::from_str(TIMED).unwrap();
-    Arc::new(file.automation.compile().unwrap())
-}
 
 /// The ticket's events as `type by role`, once `done` holds of them; bounded. The SLA
 /// scheduler's own events are left out: when it records them depends on when it catches up.
@@ -69,7 +60,7 @@ async fn state(api: &TestApi, ticket: &str) -> Value {
 
 #[tokio::test]
 async fn waiting_tickets_are_reminded_then_expired_and_solved_ones_closed_and_surveyed() {
-    let automation = automation();
+    let automation = automation_section(TIMED);
     let config = ApiConfig {
         automation: automation.clone(),
         ..ApiConfig::default()
