@@ -21,6 +21,7 @@ use jiff::Timestamp;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use store::{AppendError, ExpectedVersion, NewEvent, Record, Store, StoreError, StreamId};
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::checkpoint::{CheckpointError, Checkpoints};
@@ -150,7 +151,16 @@ impl TriggerManager {
 
     /// Follows the log from the saved checkpoint forever, saving it as it goes. Directory
     /// records before the checkpoint are read again first, so that tiers and names are known.
-    pub async fn run(mut self) -> Result<(), ManagerError> {
+    pub async fn run(self) -> Result<(), ManagerError> {
+        let (_never, stop) = watch::channel(false);
+        self.run_until(stop).await
+    }
+
+    /// `run` until `stop` turns true (or its sender goes away): then saves the checkpoint at
+    /// the last record handled and returns `Ok`, so that the next start does not handle again
+    /// what this one did. A record being handled is finished first unless it is waiting to be
+    /// retried.
+    pub async fn run_until(mut self, mut stop: watch::Receiver<bool>) -> Result<(), ManagerError> {
         let checkpoints = Checkpoints::open(&self.store).await?;
         let start = checkpoints.load(CHECKPOINT_NAME).await?;
         self.learn_people_until(start).await?;
@@ -160,7 +170,16 @@ impl TriggerManager {
         let mut saved = start;
         let mut position = start;
         loop {
-            let next = tokio::time::timeout(CHECKPOINT_IDLE, subscription.next()).await;
+            let next = tokio::select! {
+                biased;
+                _ = stop.wait_for(|stop| *stop) => {
+                    if position > saved {
+                        self.save(&checkpoints, position).await;
+                    }
+                    return Ok(());
+                }
+                next = tokio::time::timeout(CHECKPOINT_IDLE, subscription.next()) => next,
+            };
             let record = match next {
                 Err(_elapsed) => {
                     if position > saved && self.save(&checkpoints, position).await {
@@ -170,7 +189,10 @@ impl TriggerManager {
                 }
                 Ok(Err(error)) => {
                     tracing::warn!(%error, "trigger manager: reading the log failed; retrying");
-                    tokio::time::sleep(RETRY_DELAY_MAX).await;
+                    tokio::select! {
+                        _ = stop.wait_for(|stop| *stop) => {}
+                        () = tokio::time::sleep(RETRY_DELAY_MAX) => {}
+                    }
                     continue;
                 }
                 Ok(Ok(record)) => record,
@@ -187,7 +209,17 @@ impl TriggerManager {
                     }
                 }
                 tracing::warn!(%error, position = record.position, "trigger manager: retrying a record");
-                tokio::time::sleep(delay).await;
+                let stopping = tokio::select! {
+                    _ = stop.wait_for(|stop| *stop) => true,
+                    () = tokio::time::sleep(delay) => false,
+                };
+                if stopping {
+                    // This record is not handled: the checkpoint stays before it.
+                    if position > saved {
+                        self.save(&checkpoints, position).await;
+                    }
+                    return Ok(());
+                }
                 delay = (delay * 2).min(RETRY_DELAY_MAX);
             }
             position = record.position;

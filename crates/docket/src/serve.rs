@@ -97,18 +97,13 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<ExitCode
                 )
                 .with_stats(stats.clone());
                 let started = std::time::Instant::now();
-                // Until shutdown, which is looked at first: once the runtime shuts down, the
-                // manager's timers may not be polled any more (they panic).
-                let result = runtime.block_on(async {
-                    tokio::select! {
-                        biased;
-                        _ = triggers_stop.wait_for(|stop| *stop) => None,
-                        result = manager.run() => Some(result),
-                    }
-                });
-                let Some(result) = result else {
+                // Until shutdown: the manager saves its checkpoint and returns, and this thread
+                // ends before the runtime shuts down (serve waits for it; once the runtime
+                // shuts down, the manager's timers may not be polled any more: they panic).
+                let result = runtime.block_on(manager.run_until(triggers_stop.clone()));
+                if *triggers_stop.borrow() || triggers_stop.has_changed().is_err() {
                     return;
-                };
+                }
                 if started.elapsed() >= RESTART_DELAY_MAX {
                     delay = std::time::Duration::from_secs(1);
                 }

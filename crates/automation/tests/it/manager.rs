@@ -333,3 +333,47 @@ async fn a_record_that_keeps_failing_is_skipped_and_counted() {
     drop(store);
     db.cleanup().await;
 }
+
+/// Stopped (as `docket serve` stops it on SIGTERM), the manager saves its checkpoint at the last
+/// record it handled before it returns, so that the next start does not handle those records
+/// again; before, it was cancelled and the next start went back to the last periodic save.
+#[tokio::test]
+async fn a_stopped_manager_saves_its_checkpoint() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let db = ScratchDb::sqlite().await;
+    let store = Store::open_with(db.config.clone()).await.unwrap();
+    let manager = TriggerManager::new(
+        store.clone(),
+        Arc::new(compile(CONFIG)),
+        Arc::new(catalog().clone()),
+        None,
+    );
+    let stats = manager.stats();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let scenario = async {
+        issue_at(
+            &store,
+            Role::Customer,
+            create("Refund please", "the cup broke", json!({})),
+            at(0),
+        )
+        .await;
+        // Stopped at once, well within the quiet second after which it saves anyway.
+        until("the first firing", || stats.appended.load(Relaxed) >= 1).await;
+        stop.send_replace(true);
+    };
+    let (ran, ()) = tokio::join!(manager.run_until(stopped), scenario);
+    ran.unwrap();
+    let handled = stats.position.load(Relaxed);
+    assert!(handled > 0);
+    let checkpoints = automation::checkpoint::Checkpoints::open(&store)
+        .await
+        .unwrap();
+    let saved = checkpoints
+        .load(automation::manager::CHECKPOINT_NAME)
+        .await
+        .unwrap();
+    assert_eq!(saved, handled);
+    drop(store);
+    db.cleanup().await;
+}
