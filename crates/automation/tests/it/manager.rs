@@ -83,13 +83,7 @@ async fn firings_are_recorded_once_with_evidence_and_chains_stop_at_the_limit() 
             Arc::new(catalog().clone()),
             None,
         );
-        issue_at(
-            &store,
-            Role::Customer,
-            create("Refund please", "the cup broke", json!({})),
-            at(0),
-        )
-        .await;
+        refund_ticket(&store).await;
         let end = drain(&mut manager, &store, 0).await;
         expect_test::expect![[r#"
             1 TicketCreated
@@ -136,13 +130,7 @@ async fn two_nodes_handling_the_same_log_at_once_fire_each_trigger_once() {
         )
     };
     let (mut a, mut b) = (node(&store_a), node(&store_b));
-    issue_at(
-        &store_a,
-        Role::Customer,
-        create("Refund please", "the cup broke", json!({})),
-        at(0),
-    )
-    .await;
+    refund_ticket(&store_a).await;
     let (end_a, end_b) = tokio::join!(drain(&mut a, &store_a, 0), drain(&mut b, &store_b, 0));
     assert_eq!(end_a, end_b);
     expect_test::expect![[r#"
@@ -208,6 +196,29 @@ actions = [{ send_webhook = "pager" }, { send_webhook = "nobody" }]
     db.cleanup().await;
 }
 
+/// A manager of `CONFIG`'s triggers over `store`, and its counters.
+fn refund_manager(store: &Store) -> (TriggerManager, Arc<automation::ManagerStats>) {
+    let manager = TriggerManager::new(
+        store.clone(),
+        Arc::new(compile(CONFIG)),
+        Arc::new(catalog().clone()),
+        None,
+    );
+    let stats = manager.stats();
+    (manager, stats)
+}
+
+/// A customer's ticket asking for a refund, at minute 0: `refund-tag` fires on it.
+async fn refund_ticket(store: &Store) {
+    issue_at(
+        store,
+        Role::Customer,
+        create("Refund please", "the cup broke", json!({})),
+        at(0),
+    )
+    .await;
+}
+
 /// Waits (bounded) until `done` holds, while the manager runs; the manager returning is a
 /// failure.
 async fn while_running(
@@ -236,22 +247,10 @@ async fn a_failed_checkpoint_save_is_logged_and_the_manager_carries_on() {
     use std::sync::atomic::Ordering::Relaxed;
     let db = ScratchDb::sqlite().await;
     let store = Store::open_with(db.config.clone()).await.unwrap();
-    let manager = TriggerManager::new(
-        store.clone(),
-        Arc::new(compile(CONFIG)),
-        Arc::new(catalog().clone()),
-        None,
-    );
-    let stats = manager.stats();
+    let (manager, stats) = refund_manager(&store);
     let path = db.sqlite_path().unwrap();
     while_running(manager.run(), async {
-        issue_at(
-            &store,
-            Role::Customer,
-            create("Refund please", "the cup broke", json!({})),
-            at(0),
-        )
-        .await;
+        refund_ticket(&store).await;
         until("the first firing", || stats.appended.load(Relaxed) >= 1).await;
         // The checkpoint table goes away: every save fails from now on.
         let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
@@ -308,20 +307,8 @@ async fn a_record_that_keeps_failing_is_skipped_and_counted() {
         )
         .await
         .unwrap();
-    issue_at(
-        &store,
-        Role::Customer,
-        create("Refund please", "the cup broke", json!({})),
-        at(0),
-    )
-    .await;
-    let manager = TriggerManager::new(
-        store.clone(),
-        Arc::new(compile(CONFIG)),
-        Arc::new(catalog().clone()),
-        None,
-    );
-    let stats = manager.stats();
+    refund_ticket(&store).await;
+    let (manager, stats) = refund_manager(&store);
     while_running(manager.run(), async {
         until("the good ticket's firing", || {
             stats.appended.load(Relaxed) >= 1
@@ -342,22 +329,10 @@ async fn a_stopped_manager_saves_its_checkpoint() {
     use std::sync::atomic::Ordering::Relaxed;
     let db = ScratchDb::sqlite().await;
     let store = Store::open_with(db.config.clone()).await.unwrap();
-    let manager = TriggerManager::new(
-        store.clone(),
-        Arc::new(compile(CONFIG)),
-        Arc::new(catalog().clone()),
-        None,
-    );
-    let stats = manager.stats();
+    let (manager, stats) = refund_manager(&store);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let scenario = async {
-        issue_at(
-            &store,
-            Role::Customer,
-            create("Refund please", "the cup broke", json!({})),
-            at(0),
-        )
-        .await;
+        refund_ticket(&store).await;
         // Stopped at once, well within the quiet second after which it saves anyway.
         until("the first firing", || stats.appended.load(Relaxed) >= 1).await;
         stop.send_replace(true);
