@@ -1413,7 +1413,7 @@ pub mod views {
     }
 
     /// One ticket as lists show it (`projections::tickets::TicketRow`). `priority`, `team`,
-    /// `assignee` and `tags` are internal: staff see them, customers never.
+    /// `assignee`, `tags` and `customer_upset` are internal: staff see them, customers never.
     #[derive(Debug, Serialize, JsonSchema)]
     pub struct TicketRow {
         pub id: TicketId,
@@ -1446,6 +1446,11 @@ pub mod views {
         #[serde(skip_serializing_if = "Option::is_none")]
         #[schemars(with = "Vec<String>")]
         pub tags: Option<Vec<String>>,
+        /// The sentiment rule flagged the customer as upset (see the `CustomerUpsetFlagged`
+        /// event); internal.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        #[schemars(with = "bool")]
+        pub customer_upset: Option<bool>,
     }
 
     /// The answer of `GET /v1/queues/next`.

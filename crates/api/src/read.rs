@@ -167,7 +167,7 @@ pub async fn list_tickets(
     if customer {
         for item in items.as_array_mut().into_iter().flatten() {
             if let Some(item) = item.as_object_mut() {
-                for internal in ["team", "assignee", "tags", "priority"] {
+                for internal in ["team", "assignee", "tags", "priority", "customer_upset"] {
                     item.remove(internal);
                 }
             }

@@ -45,6 +45,9 @@ pub struct TicketRow {
     pub version: u64,
     /// Public replies and customer messages, the creation not counted.
     pub messages: u32,
+    /// The sentiment rule flagged the customer as upset (`CustomerUpsetFlagged`); internal.
+    #[serde(default)]
+    pub customer_upset: bool,
 }
 
 /// Which tickets a list shows; every field set must hold.
@@ -184,8 +187,8 @@ fn key(row: &TicketRow, sort: TicketSort) -> SortKey {
 
 impl Projection for Tickets {
     const NAME: &'static str = "tickets";
-    // 2: postings of ordinals.
-    const VERSION: u32 = 2;
+    // 2: postings of ordinals. 3: rows say whether the customer was flagged upset.
+    const VERSION: u32 = 3;
 
     fn apply_event(&mut self, event: &TicketEvent) {
         let id = event.ticket_id;
@@ -210,6 +213,7 @@ impl Projection for Tickets {
                 updated_at: event.at,
                 version: event.stream_version,
                 messages: 0,
+                customer_upset: false,
             };
             if !self.replaying {
                 self.index(&row);
@@ -260,6 +264,7 @@ impl Projection for Tickets {
             }
             Event::AgentAssigned(assigned) => row.assignee = Some(assigned.to),
             Event::AgentUnassigned(_) => row.assignee = None,
+            Event::CustomerUpsetFlagged(_) => row.customer_upset = true,
             Event::PublicReplyPosted(reply) => {
                 row.messages += 1;
                 text[0] = Some(&reply.pii.body);

@@ -68,11 +68,64 @@ async fn the_list_reads_its_writes_filters_searches_and_pages() {
         let english = api.get("/v1/tickets?q=invoice", &api.admin).await;
         assert_eq!(english.body["items"][0]["subject"], "Invoice question");
 
+        // The sentiment rule's flag shows in the list for staff, never for the customer.
+        let (upset, _) = create(&api, &other, "Third time I write!", "normal").await;
+        let flag = domain::Command::FlagCustomerUpset(domain::FlagCustomerUpset {
+            rule_id: "sentiment".to_owned(),
+            evidence: "Third time I write!".to_owned(),
+        });
+        let flagged = api::system_command(
+            &api.state,
+            domain::TicketId(upset.parse().unwrap()),
+            &flag,
+            uuid::Uuid::now_v7(),
+            json!({"source": "test"}),
+        )
+        .await
+        .unwrap();
+        let api::SystemOutcome::Appended { position } = flagged else {
+            panic!("the flag was not appended: {flagged:?}");
+        };
+        let staff = api
+            .get(&format!("/v1/tickets?min_position={position}"), &api.admin)
+            .await;
+        let upset_of = |items: &Value| -> Vec<(String, Value)> {
+            items
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|item| {
+                    (
+                        item["subject"].as_str().unwrap().to_owned(),
+                        item["customer_upset"].clone(),
+                    )
+                })
+                .collect()
+        };
+        let mut shown = upset_of(&staff.body["items"]);
+        shown.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            shown,
+            [
+                ("Invoice question".to_owned(), json!(false)),
+                ("Third time I write!".to_owned(), json!(true)),
+                ("打印机坏了".to_owned(), json!(false)),
+                ("系统崩溃 system down".to_owned(), json!(false)),
+            ]
+        );
+
         let token = api.token("customer", Some(&other["customer_id"])).await;
         let own = api.get("/v1/tickets", &token).await;
         let items = own.body["items"].as_array().unwrap();
-        assert_eq!(items.len(), 1, "a customer sees only their own tickets");
-        assert!(items[0].get("priority").is_none() && items[0].get("tags").is_none());
+        assert_eq!(items.len(), 2, "a customer sees only their own tickets");
+        for item in items {
+            assert!(
+                item.get("priority").is_none()
+                    && item.get("tags").is_none()
+                    && item.get("customer_upset").is_none(),
+                "{item}"
+            );
+        }
 
         // Filtering on an internal field would reveal it (found in review).
         let probing = api.get("/v1/tickets?tag=vip", &token).await;
