@@ -1,5 +1,6 @@
 //! Prometheus metrics: request counts and latency histograms by route and status, the store's
-//! group commit counters (batch size = appends / batches), and open SSE clients.
+//! group commit counters (batch size = appends / batches), and open SSE clients; `write_lines`
+//! writes the unlabelled ones, here and for the background managers (`ops::metrics`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -8,6 +9,24 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use store::Store;
+
+/// One unlabelled metric: name, type (`counter` or `gauge`), help text and value.
+pub(crate) type Line = (&'static str, &'static str, &'static str, i64);
+
+/// Appends Prometheus text (help, type and value) for each line.
+pub(crate) fn write_lines(out: &mut String, lines: &[Line]) {
+    for (name, kind, help, value) in lines {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    }
+}
+
+/// A counter's or gauge's value as the text shows it.
+pub(crate) fn load(value: &std::sync::atomic::AtomicU64) -> i64 {
+    value.load(Ordering::Relaxed) as i64
+}
 
 /// Latency histogram bucket bounds, in seconds.
 const BUCKETS_SECONDS: [f64; 12] = [
@@ -149,17 +168,17 @@ impl Metrics {
                 failed,
             ),
         ];
-        for (name, help, value) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP docket_sse_clients Open live event stream clients.\n# TYPE docket_sse_clients gauge\ndocket_sse_clients {}",
-            self.sse_clients.load(Ordering::Relaxed)
-        );
+        let mut lines: Vec<Line> = counters
+            .into_iter()
+            .map(|(name, help, value)| (name, "counter", help, value as i64))
+            .collect();
+        lines.push((
+            "docket_sse_clients",
+            "gauge",
+            "Open live event stream clients.",
+            self.sse_clients.load(Ordering::Relaxed),
+        ));
+        write_lines(&mut out, &lines);
         out.push_str("# HELP docket_store_batch_appends Appends per group commit transaction.\n");
         out.push_str("# TYPE docket_store_batch_appends histogram\n");
         let mut cumulative = 0;

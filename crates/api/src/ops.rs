@@ -12,7 +12,10 @@ use serde_json::json;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use crate::error::ApiError;
+use crate::metrics::{load, write_lines, Line};
 use crate::AppState;
 
 pub async fn healthz() -> Json<serde_json::Value> {
@@ -57,208 +60,18 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         Err(error) => tracing::warn!(%error, "reading projection lag"),
     }
     let mut body = state.inner.metrics.render(state.store(), &lags);
-    use std::sync::atomic::Ordering::Relaxed;
+    let config = &state.inner.config;
     if let Some(sla) = state.inner.sla.get() {
-        let stats = &sla.stats;
-        write_metrics(
-            &mut body,
-            &[
-                (
-                    "docket_scheduler_leader",
-                    "gauge",
-                    "1 when this node runs the scheduler.",
-                    i64::from(stats.leader.load(Relaxed)),
-                ),
-                (
-                    "docket_scheduler_timers",
-                    "gauge",
-                    "Timers the scheduler holds.",
-                    stats.timers.load(Relaxed) as i64,
-                ),
-                (
-                    "docket_scheduler_fired_total",
-                    "counter",
-                    "Due work items issued.",
-                    stats.fired.load(Relaxed) as i64,
-                ),
-                (
-                    "docket_scheduler_failed_total",
-                    "counter",
-                    "Due work items that failed and were retried.",
-                    stats.failed.load(Relaxed) as i64,
-                ),
-                (
-                    "docket_scheduler_last_lag_milliseconds",
-                    "gauge",
-                    "Due to processed, of the last work item.",
-                    stats.last_lag_ms.load(Relaxed),
-                ),
-                (
-                    "docket_scheduler_position",
-                    "gauge",
-                    "The log position the scheduler has folded.",
-                    stats.position.load(Relaxed) as i64,
-                ),
-            ],
-        );
+        write_lines(&mut body, &scheduler_lines(&sla.stats));
     }
-    if let Some(stats) = &state.inner.config.trigger_stats {
-        let position = stats.position.load(Relaxed);
-        let load = |value: &std::sync::atomic::AtomicU64| value.load(Relaxed) as i64;
-        write_metrics(
-            &mut body,
-            &[
-                (
-                    "docket_trigger_position",
-                    "gauge",
-                    "The log position the trigger manager has handled.",
-                    position as i64,
-                ),
-                (
-                    "docket_trigger_lag_events",
-                    "gauge",
-                    "Events the trigger manager is behind the log.",
-                    head.saturating_sub(position) as i64,
-                ),
-                (
-                    "docket_trigger_firings_total",
-                    "counter",
-                    "Trigger firings handled: a trigger whose conditions held on an event (counted again when a record is handled again after a retry or a restart).",
-                    load(&stats.firings),
-                ),
-                (
-                    "docket_trigger_appended_total",
-                    "counter",
-                    "Firings whose actions were appended (a repeat of an appended one is not counted).",
-                    load(&stats.appended),
-                ),
-                (
-                    "docket_trigger_unchanged_total",
-                    "counter",
-                    "Firings whose actions would have changed nothing (counted again when handled again).",
-                    load(&stats.unchanged),
-                ),
-                (
-                    "docket_trigger_rejected_total",
-                    "counter",
-                    "Firings that could not be planned or whose actions the domain refused (counted again when handled again).",
-                    load(&stats.rejected),
-                ),
-                (
-                    "docket_trigger_depth_limited_total",
-                    "counter",
-                    "Ticket events at the chain depth limit, on which no trigger was evaluated.",
-                    load(&stats.depth_limited),
-                ),
-                (
-                    "docket_trigger_skipped_records_total",
-                    "counter",
-                    "Records skipped after repeated failures that were not the database's.",
-                    load(&stats.skipped),
-                ),
-                (
-                    "docket_trigger_checkpoint_failures_total",
-                    "counter",
-                    "Checkpoint saves that failed (the next save tries again).",
-                    load(&stats.checkpoint_failures),
-                ),
-            ],
-        );
+    if let Some(stats) = &config.trigger_stats {
+        write_lines(&mut body, &trigger_lines(stats, head));
     }
-    if let Some(stats) = &state.inner.config.routing_stats {
-        let position = stats.position.load(Relaxed);
-        let load = |value: &std::sync::atomic::AtomicU64| value.load(Relaxed) as i64;
-        write_metrics(
-            &mut body,
-            &[
-                (
-                    "docket_routing_position",
-                    "gauge",
-                    "The log position the routing manager has folded.",
-                    position as i64,
-                ),
-                (
-                    "docket_routing_lag_events",
-                    "gauge",
-                    "Events the routing manager is behind the log.",
-                    head.saturating_sub(position) as i64,
-                ),
-                (
-                    "docket_routing_rounds_total",
-                    "counter",
-                    "Rounds of planning that ran to the end.",
-                    load(&stats.rounds),
-                ),
-                (
-                    "docket_routing_failed_rounds_total",
-                    "counter",
-                    "Rounds that failed (reading or writing the log, or a ticket that did not decode), retried after a delay.",
-                    load(&stats.failed_rounds),
-                ),
-                (
-                    "docket_routing_assigned_total",
-                    "counter",
-                    "Assignments this node wrote, or found written already (by a twin node, or by this node before a failed round it retried).",
-                    load(&stats.assigned),
-                ),
-                (
-                    "docket_routing_handed_back_total",
-                    "counter",
-                    "Tickets handed back to their team's routing because of an agent's presence.",
-                    load(&stats.handed_back),
-                ),
-                (
-                    "docket_routing_prioritized_total",
-                    "counter",
-                    "Priority or sentiment rule results with at least one command written (a priority change and an upset flag count once).",
-                    load(&stats.prioritized),
-                ),
-                (
-                    "docket_routing_conflicts_total",
-                    "counter",
-                    "Planned actions not written: the ticket moved on, or the command changed nothing or was refused.",
-                    load(&stats.conflicts),
-                ),
-            ],
-        );
+    if let Some(stats) = &config.routing_stats {
+        write_lines(&mut body, &routing_lines(stats, head));
     }
-    if let Some(stats) = &state.inner.config.webhook_stats {
-        let load = |value: &std::sync::atomic::AtomicU64| value.load(Relaxed) as i64;
-        write_metrics(
-            &mut body,
-            &[
-                (
-                    "docket_webhooks_leader",
-                    "gauge",
-                    "1 when this node's webhook dispatcher delivers.",
-                    i64::from(stats.leader.load(Relaxed)),
-                ),
-                (
-                    "docket_webhooks_pending",
-                    "gauge",
-                    "Deliveries waiting for an attempt (on the leading node).",
-                    load(&stats.pending),
-                ),
-                (
-                    "docket_webhooks_delivered_total",
-                    "counter",
-                    "Attempts answered with a 2xx status.",
-                    load(&stats.delivered),
-                ),
-                (
-                    "docket_webhooks_failed_attempts_total",
-                    "counter",
-                    "Attempts that failed and will be tried again.",
-                    load(&stats.failed_attempts),
-                ),
-                (
-                    "docket_webhooks_dead_lettered_total",
-                    "counter",
-                    "Deliveries given up after their last attempt.",
-                    load(&stats.dead_lettered),
-                ),
-            ],
-        );
+    if let Some(stats) = &config.webhook_stats {
+        write_lines(&mut body, &webhook_lines(stats));
     }
     let mut response = body.into_response();
     response.headers_mut().insert(
@@ -268,15 +81,198 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     response
 }
 
-/// Appends Prometheus text for `(name, type, help, value)` lines.
-fn write_metrics(body: &mut String, lines: &[(&str, &str, &str, i64)]) {
-    use std::fmt::Write;
-    for (name, kind, help, value) in lines {
-        let _ = write!(
-            body,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-        );
-    }
+/// The SLA scheduler's lines, on a node that runs it.
+fn scheduler_lines(stats: &sla_scheduler::SchedulerStats) -> [Line; 6] {
+    [
+        (
+            "docket_scheduler_leader",
+            "gauge",
+            "1 when this node runs the scheduler.",
+            i64::from(stats.leader.load(Relaxed)),
+        ),
+        (
+            "docket_scheduler_timers",
+            "gauge",
+            "Timers the scheduler holds.",
+            load(&stats.timers),
+        ),
+        (
+            "docket_scheduler_fired_total",
+            "counter",
+            "Due work items issued.",
+            load(&stats.fired),
+        ),
+        (
+            "docket_scheduler_failed_total",
+            "counter",
+            "Due work items that failed and were retried.",
+            load(&stats.failed),
+        ),
+        (
+            "docket_scheduler_last_lag_milliseconds",
+            "gauge",
+            "Due to processed, of the last work item.",
+            stats.last_lag_ms.load(Relaxed),
+        ),
+        (
+            "docket_scheduler_position",
+            "gauge",
+            "The log position the scheduler has folded.",
+            load(&stats.position),
+        ),
+    ]
+}
+
+/// The trigger manager's lines: its position, its lag behind `head`, its firings by outcome.
+fn trigger_lines(stats: &automation::ManagerStats, head: u64) -> [Line; 9] {
+    let position = stats.position.load(Relaxed);
+    [
+        (
+            "docket_trigger_position",
+            "gauge",
+            "The log position the trigger manager has handled.",
+            position as i64,
+        ),
+        (
+            "docket_trigger_lag_events",
+            "gauge",
+            "Events the trigger manager is behind the log.",
+            head.saturating_sub(position) as i64,
+        ),
+        (
+            "docket_trigger_firings_total",
+            "counter",
+            "Trigger firings handled: a trigger whose conditions held on an event (counted again when a record is handled again after a retry or a restart).",
+            load(&stats.firings),
+        ),
+        (
+            "docket_trigger_appended_total",
+            "counter",
+            "Firings whose actions were appended (a repeat of an appended one is not counted).",
+            load(&stats.appended),
+        ),
+        (
+            "docket_trigger_unchanged_total",
+            "counter",
+            "Firings whose actions would have changed nothing (counted again when handled again).",
+            load(&stats.unchanged),
+        ),
+        (
+            "docket_trigger_rejected_total",
+            "counter",
+            "Firings that could not be planned or whose actions the domain refused (counted again when handled again).",
+            load(&stats.rejected),
+        ),
+        (
+            "docket_trigger_depth_limited_total",
+            "counter",
+            "Ticket events at the chain depth limit, on which no trigger was evaluated.",
+            load(&stats.depth_limited),
+        ),
+        (
+            "docket_trigger_skipped_records_total",
+            "counter",
+            "Records skipped after repeated failures that were not the database's.",
+            load(&stats.skipped),
+        ),
+        (
+            "docket_trigger_checkpoint_failures_total",
+            "counter",
+            "Checkpoint saves that failed (the next save tries again).",
+            load(&stats.checkpoint_failures),
+        ),
+    ]
+}
+
+/// The routing manager's lines: its position, its lag behind `head`, its actions by outcome.
+fn routing_lines(stats: &routing::RoutingStats, head: u64) -> [Line; 8] {
+    let position = stats.position.load(Relaxed);
+    [
+        (
+            "docket_routing_position",
+            "gauge",
+            "The log position the routing manager has folded.",
+            position as i64,
+        ),
+        (
+            "docket_routing_lag_events",
+            "gauge",
+            "Events the routing manager is behind the log.",
+            head.saturating_sub(position) as i64,
+        ),
+        (
+            "docket_routing_rounds_total",
+            "counter",
+            "Rounds of planning that ran to the end.",
+            load(&stats.rounds),
+        ),
+        (
+            "docket_routing_failed_rounds_total",
+            "counter",
+            "Rounds that failed (reading or writing the log, or a ticket that did not decode), retried after a delay.",
+            load(&stats.failed_rounds),
+        ),
+        (
+            "docket_routing_assigned_total",
+            "counter",
+            "Assignments this node wrote, or found written already (by a twin node, or by this node before a failed round it retried).",
+            load(&stats.assigned),
+        ),
+        (
+            "docket_routing_handed_back_total",
+            "counter",
+            "Tickets handed back to their team's routing because of an agent's presence.",
+            load(&stats.handed_back),
+        ),
+        (
+            "docket_routing_prioritized_total",
+            "counter",
+            "Priority or sentiment rule results with at least one command written (a priority change and an upset flag count once).",
+            load(&stats.prioritized),
+        ),
+        (
+            "docket_routing_conflicts_total",
+            "counter",
+            "Planned actions not written: the ticket moved on, or the command changed nothing or was refused.",
+            load(&stats.conflicts),
+        ),
+    ]
+}
+
+/// The webhook dispatcher's lines.
+fn webhook_lines(stats: &automation::DispatcherStats) -> [Line; 5] {
+    [
+        (
+            "docket_webhooks_leader",
+            "gauge",
+            "1 when this node's webhook dispatcher delivers.",
+            i64::from(stats.leader.load(Relaxed)),
+        ),
+        (
+            "docket_webhooks_pending",
+            "gauge",
+            "Deliveries waiting for an attempt (on the leading node).",
+            load(&stats.pending),
+        ),
+        (
+            "docket_webhooks_delivered_total",
+            "counter",
+            "Attempts answered with a 2xx status.",
+            load(&stats.delivered),
+        ),
+        (
+            "docket_webhooks_failed_attempts_total",
+            "counter",
+            "Attempts that failed and will be tried again.",
+            load(&stats.failed_attempts),
+        ),
+        (
+            "docket_webhooks_dead_lettered_total",
+            "counter",
+            "Deliveries given up after their last attempt.",
+            load(&stats.dead_lettered),
+        ),
+    ]
 }
 
 pub async fn not_found() -> ApiError {

@@ -1375,7 +1375,6 @@ impl Dispatcher {
         leader: &mut Leader,
         clock: &dyn Clock,
         stop: &mut watch::Receiver<bool>,
-        stats: &DispatcherStats,
     ) {
         let mut last_check = tokio::time::Instant::now();
         loop {
@@ -1399,7 +1398,7 @@ impl Dispatcher {
                 Ok(read + attempted.len())
             });
             let stepped = step.await;
-            stats
+            self.stats
                 .pending
                 .store(self.pending() as u64, Ordering::Relaxed);
             let busy = match stepped {
@@ -1544,7 +1543,7 @@ pub async fn run_elected(setup: DispatcherSetup, mut stop: watch::Receiver<bool>
             "webhook dispatcher: leading"
         );
         dispatcher
-            .run_while_leading(&mut leader, clock.as_ref(), &mut stop, &stats)
+            .run_while_leading(&mut leader, clock.as_ref(), &mut stop)
             .await;
         stats.leader.store(false, Ordering::Relaxed);
         stats.pending.store(0, Ordering::Relaxed);

@@ -77,9 +77,12 @@ pub struct RoutingStats {
     pub position: AtomicU64,
     /// Rounds of planning that ran to the end.
     pub rounds: AtomicU64,
-    /// Rounds that failed (a database error), retried after `RETRY_DELAY`.
+    /// Rounds that failed (reading or writing the log, or a ticket that did not decode),
+    /// retried after `RETRY_DELAY`.
     pub failed_rounds: AtomicU64,
-    /// Actions written (or found written by a twin), by kind.
+    /// Actions written, or found written already (by a twin node, or by this node before a
+    /// failed round it retried), by kind; a priority change and an upset flag from one rule
+    /// result count once.
     pub assigned: AtomicU64,
     pub handed_back: AtomicU64,
     pub prioritized: AtomicU64,
