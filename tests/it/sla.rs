@@ -13,8 +13,8 @@ use domain::{Command, CreateTicket, Requester, TicketId, TicketNumber};
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{json, Value};
 use sla_scheduler::{
-    BatchOutcome, CommandSink, Driver, Issued, Leadership, Policies, SchedulerStats, SinkError,
-    SlaConfig, SlaSource, TimerSource, Work, SCHEDULER_LOCK,
+    BatchOutcome, CommandSink, Driver, Issued, Leadership, Policies, SchedulerStats, Settling,
+    SinkError, SlaConfig, SlaSource, TimerSource, Work, SCHEDULER_LOCK,
 };
 use store::scratch::ScratchDb;
 use store::Store;
@@ -378,6 +378,86 @@ impl CommandSink for DiesMidBatch {
     }
 }
 
+/// A sink whose first round fails as a whole (the database went away for a moment), after
+/// the driver has already taken the next round.
+struct FailsFirstRound {
+    inner: Arc<ApiSink>,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl CommandSink for FailsFirstRound {
+    async fn issue(&self, work: &Work) -> Result<Issued, SinkError> {
+        self.inner.issue(work).await
+    }
+
+    async fn start_batch(
+        self: Arc<Self>,
+        clock: Arc<dyn sla_scheduler::Clock>,
+        work: Vec<Work>,
+    ) -> Settling {
+        if self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return self.inner.clone().start_batch(clock, work).await;
+        }
+        let outcomes: Vec<BatchOutcome> = work
+            .into_iter()
+            .map(|item| (item, Err(dead()), clock.now()))
+            .collect();
+        Box::pin(async move { outcomes })
+    }
+}
+
+#[tokio::test]
+async fn a_failed_round_is_retried_before_the_later_work_of_its_tickets() {
+    let db = ScratchDb::sqlite().await;
+    let clock = ManualClock::new(start());
+    let node = Node::start(&db, clock.clone()).await;
+    let policies = policies(POLICIES);
+    node.create(0).await;
+    let mut driver = node.driver(&policies);
+    driver.catch_up().await.unwrap();
+    driver.fire().await;
+    // Warnings and breaches of both metrics are all overdue; rounds of one item each, so the
+    // ticket's first-response warning is the first round and its breach the next.
+    clock.advance_ms(3 * 60 * MINUTE_MS);
+    let mut driver = node
+        .driver_with(
+            FailsFirstRound {
+                inner: Arc::new(ApiSink::new(node.state.clone())),
+                failed: Default::default(),
+            },
+            &policies,
+        )
+        .with_round_work_max(1);
+    driver.catch_up().await.unwrap();
+    let before = sla_events(&node.store).await.len();
+    assert_eq!(driver.fire().await, vec![], "the first round failed");
+    assert_eq!(
+        sla_events(&node.store).await.len(),
+        before,
+        "nothing overtook the failed round"
+    );
+    let fired = driver.fire().await;
+    assert!(fired.len() >= 4, "{fired:#?}");
+    let recorded: Vec<(String, String)> = sla_events(&node.store)
+        .await
+        .into_iter()
+        .filter(|event| event.event_type.starts_with("Sla"))
+        .map(|event| (event.event_type, event.metric))
+        .collect();
+    let first_response = |event_type: &str| (event_type.to_owned(), "first_response".to_owned());
+    let warned = recorded
+        .iter()
+        .position(|event| *event == first_response("SlaWarningRaised"));
+    let breached = recorded
+        .iter()
+        .position(|event| *event == first_response("SlaBreached"));
+    assert!(
+        warned.is_some() && warned < breached,
+        "the warning before the breach: {recorded:#?}"
+    );
+    db.cleanup().await;
+}
+
 #[tokio::test]
 async fn a_crash_in_the_middle_of_a_batch_records_each_fire_once() {
     for db in ScratchDb::all().await {
@@ -477,8 +557,16 @@ async fn a_ticket_moved_by_another_node_gets_its_warning_before_its_breach() {
 #[tokio::test]
 async fn a_batched_round_records_what_the_per_command_path_does() {
     let mut recorded = Vec::new();
-    // Chunks of 2000 (one per round here), of 3 (rounds cross chunks), and one by one.
-    for (batched, chunk) in [(true, 2000), (true, 3), (false, 0)] {
+    // Chunks of 2000 (one per round here), of 3 (rounds cross chunks), chunks of 3 in rounds of
+    // 2 and of 5 (rounds overlap, and a ticket's items fall in different rounds), and one by
+    // one (the last, which every other must equal).
+    let cases = [
+        (true, 2000, 10_000),
+        (true, 3, 10_000),
+        (true, 3, 2),
+        (true, 3, 5),
+    ];
+    for (batched, chunk, round) in cases.into_iter().chain([(false, 0, 10_000)]) {
         let db = ScratchDb::sqlite().await;
         let clock = ManualClock::new(start());
         let node = Node::start(&db, clock.clone()).await;
@@ -491,7 +579,9 @@ async fn a_batched_round_records_what_the_per_command_path_does() {
         for minutes in [0, 45, 70, 200] {
             clock.advance_ms(minutes * MINUTE_MS);
             let fired = if batched {
-                let mut driver = node.driver_with(sink.clone(), &policies);
+                let mut driver = node
+                    .driver_with(sink.clone(), &policies)
+                    .with_round_work_max(round);
                 driver.catch_up().await.unwrap();
                 driver.fire().await
             } else {
@@ -522,9 +612,11 @@ async fn a_batched_round_records_what_the_per_command_path_does() {
         recorded.push(events);
         db.cleanup().await;
     }
-    assert_eq!(recorded[0], recorded[2]);
-    assert_eq!(recorded[1], recorded[2]);
-    assert!(recorded[0].len() > 8 * 4);
+    let one_by_one = recorded.pop().expect("the per-command case");
+    for (case, events) in cases.iter().zip(&recorded) {
+        assert_eq!(events, &one_by_one, "{case:?}");
+    }
+    assert!(one_by_one.len() > 8 * 4);
 }
 
 /// The per-command path alone: the default `issue_batch`.

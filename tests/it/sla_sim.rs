@@ -387,8 +387,11 @@ async fn simulate(seed: u64) {
         Node::start(&db, clock.clone()).await,
     ];
     let policies = policies(SIM_POLICIES);
+    // Rounds of every size, from the seed (not the generator, so that a seed's run stays what
+    // it was): small rounds overlap, and a ticket's items fall in different ones.
+    let round = [sla_scheduler::driver::ROUND_WORK_MAX, 1, 2, 3][(seed % 4) as usize];
     let mut leader = 0;
-    let mut driver = nodes[leader].driver(&policies);
+    let mut driver = nodes[leader].driver(&policies).with_round_work_max(round);
     let mut tickets: Vec<TicketId> = Vec::new();
     let priorities = ["low", "normal", "high", "urgent"];
     let mut duplicates_fired = 0;
@@ -402,11 +405,11 @@ async fn simulate(seed: u64) {
         clock.advance_ms(minutes * 60_000);
         match rng.below(20) {
             // A crash: the driver's memory is gone; a new one folds the log.
-            0 => driver = nodes[leader].driver(&policies),
+            0 => driver = nodes[leader].driver(&policies).with_round_work_max(round),
             // The leader changes: the other node's driver takes over.
             1 => {
                 leader = 1 - leader;
-                driver = nodes[leader].driver(&policies);
+                driver = nodes[leader].driver(&policies).with_round_work_max(round);
             }
             _ => {}
         }
@@ -469,7 +472,9 @@ async fn simulate(seed: u64) {
         settle(&mut driver).await;
         // A duplicate delivery: a second driver fires the same due work at once.
         if rng.chance(1, 15) {
-            let mut twin = nodes[1 - leader].driver(&policies);
+            let mut twin = nodes[1 - leader]
+                .driver(&policies)
+                .with_round_work_max(round);
             twin.catch_up().await.unwrap();
             duplicates_fired += twin
                 .fire()

@@ -10,8 +10,8 @@ use jiff::Timestamp;
 use serde_json::json;
 use serde_json::value::{to_raw_value, RawValue};
 use sla_scheduler::{
-    BatchOutcome, CommandSink, Issued, Leadership, Policies, SchedulerStats, SinkError, SlaSource,
-    TimerSource, Work,
+    BatchOutcome, CommandSink, Issued, Leadership, Policies, SchedulerStats, Settling, SinkError,
+    SlaSource, TimerSource, Work,
 };
 use store::{AppendError, ExpectedVersion, NewEvent, StreamId};
 use tokio::sync::watch;
@@ -153,7 +153,15 @@ impl CommandSink for ApiSink {
         clock: Arc<dyn sla_scheduler::Clock>,
         work: Vec<Work>,
     ) -> Vec<BatchOutcome> {
-        issue_batch(&self, clock, work).await
+        start_batch(&self, clock, work).await.await
+    }
+
+    async fn start_batch(
+        self: Arc<Self>,
+        clock: Arc<dyn sla_scheduler::Clock>,
+        work: Vec<Work>,
+    ) -> Settling {
+        start_batch(&self, clock, work).await
     }
 
     async fn issue(&self, work: &Work) -> Result<Issued, SinkError> {
@@ -192,11 +200,15 @@ impl CommandSink for ApiSink {
 /// Anything else — a rejection or a no-op (confirmed against the log there), a version
 /// conflict, a reused command id, a ticket whose turn a command in flight holds — goes the
 /// per-command path, as do each ticket's later items (after its first has been answered).
-async fn issue_batch(
+/// Returns once every append the batch decided is queued, with the rest to await: the
+/// outcomes as the appends commit, then the per-command path for what fell back. The batch
+/// holds its tickets' turns until then, so a round started meanwhile sends their work the
+/// per-command path, which waits for them.
+async fn start_batch(
     sink: &ApiSink,
     clock: Arc<dyn sla_scheduler::Clock>,
     work: Vec<Work>,
-) -> Vec<BatchOutcome> {
+) -> Settling {
     let state = &sink.state;
     let mut outcomes: Vec<BatchOutcome> = Vec::with_capacity(work.len());
     let issuer_json = json!({"role": "system", "id": "scheduler"});
@@ -348,6 +360,20 @@ async fn issue_batch(
         settling.push((items, task));
     }
 
+    let sink = sink.clone();
+    Box::pin(async move { settle_round(sink, clock, outcomes, settling, fallback, turns).await })
+}
+
+/// The rest of a round `start_batch` started: each chunk's outcomes as its appends commit,
+/// then, with the round's turns let go, the per-command path for what fell back.
+async fn settle_round(
+    sink: ApiSink,
+    clock: Arc<dyn sla_scheduler::Clock>,
+    mut outcomes: Vec<BatchOutcome>,
+    settling: Vec<ChunkSettling>,
+    mut fallback: Vec<Work>,
+    turns: Map<TicketId, TicketTurn>,
+) -> Vec<BatchOutcome> {
     for (items, task) in settling {
         match task.await {
             Ok((settled, conflicted)) => {
@@ -373,8 +399,8 @@ async fn issue_batch(
     // The per-command path, for the rest: one ticket's items in order, tickets concurrently.
     if !fallback.is_empty() {
         fallback.sort_by_key(|item| item.due_at);
-        let sink = Arc::new(sink.clone());
-        let clock = Arc::new(StateClock(state.clone()));
+        let clock = Arc::new(StateClock(sink.state.clone()));
+        let sink = Arc::new(sink);
         outcomes.extend(sla_scheduler::driver::issue_each(sink, clock, fallback).await);
     }
     outcomes
@@ -418,6 +444,13 @@ impl EventIds {
         uuid::Builder::from_unix_timestamp_millis(self.millis, &bits).into_uuid()
     }
 }
+
+/// A chunk of the batched path being settled: its items (retried if the task fails), and the
+/// task taking its outcomes (`settle`).
+type ChunkSettling = (
+    Vec<Work>,
+    tokio::task::JoinHandle<(Vec<BatchOutcome>, Vec<Work>)>,
+);
 
 /// A queued append of the batched path: the work, the ticket after its events, the append.
 type Queued = (Work, Ticket, Result<store::QueuedAppend, AppendError>);

@@ -4,7 +4,7 @@
 //! sources and folds the whole log, so every overdue timer fires after downtime, in due order,
 //! once — the command ids make a repeated fire a no-op in the store.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -62,6 +62,9 @@ pub struct SinkError {
 /// What became of one work item of a batch, and when it was processed.
 pub type BatchOutcome = (Work, Result<Issued, SinkError>, Timestamp);
 
+/// The rest of a round that `CommandSink::start_batch` started: its outcomes, as they come.
+pub type Settling = std::pin::Pin<Box<dyn Future<Output = Vec<BatchOutcome>> + Send>>;
+
 /// Where work goes: the domain's decider and the store, as the System actor.
 pub trait CommandSink: Send + Sync + 'static {
     fn issue(&self, work: &Work) -> impl Future<Output = Result<Issued, SinkError>> + Send;
@@ -88,6 +91,24 @@ pub trait CommandSink: Send + Sync + 'static {
         Self: Sized,
     {
         issue_each(self, clock, work)
+    }
+
+    /// Starts a round of work (as `issue_batch` would issue it) and returns once what can be
+    /// queued is queued, with the rest of the round to await: the driver takes and starts the
+    /// next round while this one commits, so that the log's writer is not left idle between
+    /// rounds. A round started later must not overtake this one: a ticket whose work is still
+    /// in flight here is issued after it. By default nothing is started early: the returned
+    /// future issues the whole round with `issue_batch`.
+    fn start_batch(
+        self: Arc<Self>,
+        clock: Arc<dyn Clock>,
+        work: Vec<Work>,
+    ) -> impl Future<Output = Settling> + Send
+    where
+        Self: Sized,
+    {
+        let settling: Settling = Box::pin(self.issue_batch(clock, work));
+        std::future::ready(settling)
     }
 }
 
@@ -125,6 +146,8 @@ pub struct Driver<S> {
     retry: Vec<Work>,
     /// The last prefetch step was full: more tickets fall due within `PREFETCH_AHEAD`.
     prefetch_pending: bool,
+    /// Most work items per round (`ROUND_WORK_MAX`; tests use small rounds to overlap them).
+    round_work_max: usize,
 }
 
 impl std::fmt::Debug for dyn TimerSource {
@@ -150,6 +173,16 @@ impl<S: CommandSink> Driver<S> {
             stats,
             retry: Vec::new(),
             prefetch_pending: false,
+            round_work_max: ROUND_WORK_MAX,
+        }
+    }
+
+    /// Rounds of at most `round_work_max` items (at least 1, at most `ROUND_WORK_MAX`): tests
+    /// use small ones so that rounds overlap.
+    pub fn with_round_work_max(self, round_work_max: usize) -> Driver<S> {
+        Driver {
+            round_work_max: round_work_max.clamp(1, ROUND_WORK_MAX),
+            ..self
         }
     }
 
@@ -218,32 +251,62 @@ impl<S: CommandSink> Driver<S> {
 
     /// Issues everything due now, in due order across sources, and returns what was done. Work
     /// of one ticket is issued one item after the other; different tickets in parallel, at most
-    /// `TICKETS_IN_FLIGHT_MAX` at once.
+    /// `TICKETS_IN_FLIGHT_MAX` at once. Rounds of at most `ROUND_WORK_MAX` items overlap two
+    /// deep: the next round is taken and started (`CommandSink::start_batch`) before the one
+    /// in flight is awaited, without the work of tickets that round holds (it waits for the
+    /// round after, behind any retry of theirs): a ticket's later item never overtakes an
+    /// earlier one that failed, and a round never holds what the round before it still needs
+    /// (the API's sink holds each ticket's turn until its round is settled; a round's fallback
+    /// waiting for a turn the next round held would wait forever). A round with failures ends
+    /// the call once the round started after it is done too; failed items are retried first
+    /// next time.
     pub async fn fire(&mut self) -> Vec<Fired> {
         let mut fired = Vec::new();
+        let mut in_flight: Option<(Settling, HashSet<domain::TicketId>)> = None;
         loop {
             let now = self.clock.now();
             let mut work = std::mem::take(&mut self.retry);
             for source in &mut self.sources {
-                work.extend(source.fire_due(now, ROUND_WORK_MAX));
+                let left = self.round_work_max.saturating_sub(work.len());
+                work.extend(source.fire_due(now, left));
             }
             if work.is_empty() {
                 break;
             }
             work.sort_by_key(|item| item.due_at);
-            let outcomes = self
-                .sink
-                .clone()
-                .issue_batch(self.clock.clone(), work)
-                .await;
-            let (done, failed) = tally(&self.stats, outcomes);
-            let had_failures = !failed.is_empty();
-            fired.extend(done);
-            self.retry = failed;
-            if had_failures {
-                break;
+            if let Some((_, busy)) = &in_flight {
+                let (free, held) = work
+                    .into_iter()
+                    .partition(|item| !busy.contains(&item.ticket));
+                work = free;
+                self.retry = held;
+            }
+            let previous = if work.is_empty() {
+                in_flight.take()
+            } else {
+                let tickets = work.iter().map(|item| item.ticket).collect();
+                let started = self
+                    .sink
+                    .clone()
+                    .start_batch(self.clock.clone(), work)
+                    .await;
+                in_flight.replace((started, tickets))
+            };
+            if let Some((settling, _)) = previous {
+                let (done, failed) = tally(&self.stats, settling.await);
+                fired.extend(done);
+                if !failed.is_empty() {
+                    self.retry.extend(failed);
+                    break;
+                }
             }
         }
+        if let Some((settling, _)) = in_flight {
+            let (done, failed) = tally(&self.stats, settling.await);
+            fired.extend(done);
+            self.retry.extend(failed);
+        }
+        self.retry.sort_by_key(|item| item.due_at);
         self.stats
             .timers
             .store(self.timers() as u64, Ordering::Relaxed);

@@ -24,7 +24,7 @@ pub mod source;
 pub mod timers;
 
 pub use driver::{
-    BatchOutcome, Clock, CommandSink, Driver, Fired, Issued, SchedulerStats, SinkError,
+    BatchOutcome, Clock, CommandSink, Driver, Fired, Issued, SchedulerStats, Settling, SinkError,
 };
 pub use leader::{Leader, Leadership, SCHEDULER_LOCK};
 pub use policy::{Metric, Policies, PolicyError, SlaConfig};
