@@ -67,6 +67,10 @@ pub struct ApiConfig {
     pub webhook_stats: Option<Arc<automation::DispatcherStats>>,
     /// The routing manager's counters, shown in `/metrics` (none when routing is off).
     pub routing_stats: Option<Arc<routing::RoutingStats>>,
+    /// Where the read models fold (`projections::RunnerConfig::fold_nice`): `docket serve`
+    /// gives them a thread of their own at a lower priority; by default (tests) they are tasks
+    /// of the caller's runtime.
+    pub fold_nice: Option<i32>,
 }
 
 impl Default for ApiConfig {
@@ -80,6 +84,7 @@ impl Default for ApiConfig {
             trigger_stats: None,
             webhook_stats: None,
             routing_stats: None,
+            fold_nice: None,
         }
     }
 }
@@ -126,12 +131,15 @@ impl AppState {
         }
         let (directory_position, _) = watch::channel(directory.position);
         let directory_follows_log = config.directory_follows_log;
-        let projections =
-            projections::Projections::start(store.clone(), projections::RunnerConfig::default())
-                .await
-                .map_err(|error| store::StoreError::Database {
-                    message: format!("starting the read models: {error}"),
-                })?;
+        let runner = projections::RunnerConfig {
+            fold_nice: config.fold_nice,
+            ..projections::RunnerConfig::default()
+        };
+        let projections = projections::Projections::start(store.clone(), runner)
+            .await
+            .map_err(|error| store::StoreError::Database {
+                message: format!("starting the read models: {error}"),
+            })?;
         let shared = Arc::new(Shared {
             projections,
             limiter: ratelimit::Limiter::new(config.rate_limit),

@@ -105,6 +105,8 @@ async fn bench_backend(
             burst: 1_000_000_000,
             per_second: 1_000_000_000,
         },
+        // As `docket serve` folds its read models.
+        fold_nice: Some(projections::FOLD_NICE_DEFAULT),
         ..api::ApiConfig::default()
     };
     let state = api::AppState::start(

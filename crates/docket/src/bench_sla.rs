@@ -408,7 +408,11 @@ async fn measure(db: &ScratchDb, tickets: u64, burst: u64) -> anyhow::Result<()>
         store.clone(),
         domain::BlueprintCatalog::builtin(),
         clock.clone(),
-        api::ApiConfig::default(),
+        // As `docket serve` folds its read models.
+        api::ApiConfig {
+            fold_nice: Some(projections::FOLD_NICE_DEFAULT),
+            ..api::ApiConfig::default()
+        },
     )
     .await
     .context("starting the API state")?;

@@ -30,6 +30,48 @@ pub struct Config {
     /// `automation`, compiled and checked when the file is parsed.
     #[serde(skip)]
     pub compiled_automation: Arc<automation::Automation>,
+    #[serde(default)]
+    pub projections: ProjectionsSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectionsSection {
+    /// The OS niceness (0 to 19) of the thread the read models fold on: when the cores are
+    /// short, commands and the scheduler's fires run first and the read models catch up
+    /// after (docs/projections.md).
+    #[serde(default = "default_fold_nice")]
+    pub fold_nice: Niceness,
+}
+
+impl Default for ProjectionsSection {
+    fn default() -> ProjectionsSection {
+        ProjectionsSection {
+            fold_nice: default_fold_nice(),
+        }
+    }
+}
+
+fn default_fold_nice() -> Niceness {
+    Niceness(projections::FOLD_NICE_DEFAULT)
+}
+
+/// A niceness, 0 (the default priority) to 19 (yields the most); checked when read.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(try_from = "i64")]
+pub struct Niceness(pub i32);
+
+impl TryFrom<i64> for Niceness {
+    type Error = String;
+
+    fn try_from(value: i64) -> Result<Niceness, String> {
+        match i32::try_from(value) {
+            Ok(nice @ 0..=19) => Ok(Niceness(nice)),
+            _ => Err(format!(
+                "a niceness is 0 (the default priority) to 19 (the lowest), not {value}"
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,6 +180,7 @@ impl Config {
             trigger_stats: None,
             webhook_stats: None,
             routing_stats: None,
+            fold_nice: Some(self.projections.fold_nice.0),
         }
     }
 }
@@ -416,6 +459,8 @@ mod tests {
             "[sla]\nversion = 1\n[[sla.policies]]\nid = \"p\"\ntargets.first_response = \"2 days\"\n",
             "[sla]\nversion = 1\n[[sla.policies]]\nid = \"p\"\ntargets.first_response = \"2h\"\n[[sla.policies]]\nid = \"q\"\ntargets.resolution = \"2h\"\n",
             "[api]\nrate_limit_burst = 5\n\n[[automation.macros]]\nid = \"m\"\ntitle = \"M\"\nreply = \"Hi {{customer.nmae}}\"\n",
+            "[projections]\nfold_nice = 20\n",
+            "[projections]\nfold_nice = 0\n",
         ];
         let actual: Vec<String> = cases.iter().map(|text| check(text)).collect();
         expect_test::expect![[r#"
@@ -433,7 +478,9 @@ mod tests {
             docket.toml:5: sla.policies[0].calendar: unknown calendar "office" (define it under [sla.calendars.office] or use "24x7")
             docket.toml:5: targets.first_response: "2 days" is not a duration such as "2h", "90m" or "1h30m"
             docket.toml:6: sla.policies[1]: unreachable: policy "p" before it has no conditions and matches every ticket
-            docket.toml:7: automation.macros[0].reply: unknown placeholder {{customer.nmae}} at byte 3; known: {{customer.name}}, {{customer.email}}, {{ticket.number}}, {{ticket.subject}}, {{agent.name}}"#]].assert_eq(&actual.join("\n"));
+            docket.toml:7: automation.macros[0].reply: unknown placeholder {{customer.nmae}} at byte 3; known: {{customer.name}}, {{customer.email}}, {{ticket.number}}, {{ticket.subject}}, {{agent.name}}
+            docket.toml:2: fold_nice: a niceness is 0 (the default priority) to 19 (the lowest), not 20
+            ok burst=2000"#]].assert_eq(&actual.join("\n"));
     }
 
     /// Loads `text` as a docket.toml through `Config::load` (with the shipped blueprints).

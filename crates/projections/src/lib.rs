@@ -27,7 +27,9 @@ pub use agents::AgentLoad;
 pub use customers::Customers;
 pub use queues::Queues;
 pub use reports::Reports;
-pub use runner::{Lag, ProjectionHandle, Projections, RunnerConfig, RunnerError};
+pub use runner::{
+    Lag, ProjectionHandle, Projections, RunnerConfig, RunnerError, FOLD_NICE_DEFAULT,
+};
 pub use sla::SlaView;
 pub use tickets::Tickets;
 

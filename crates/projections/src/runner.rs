@@ -81,19 +81,76 @@ pub enum RunnerError {
     Worker(std::io::Error),
 }
 
-/// How often to snapshot.
+/// How often to snapshot, and where the read models fold.
 #[derive(Clone, Copy, Debug)]
 pub struct RunnerConfig {
     /// Snapshot once this many records have been folded since the last snapshot. Larger means
     /// less writing and a longer catch-up after a restart.
     pub snapshot_every_events: u64,
+    /// `None`: the runners are tasks of the runtime that starts them (tests, tools). `Some(n)`:
+    /// `Projections::start` gives them a thread of their own (a tokio runtime of one worker,
+    /// its blocking threads too) at OS niceness `n` (0 to 19; 19 yields the most), so that
+    /// when the cores are short the write path (commands, the scheduler's fires, the group
+    /// commit) runs first and the read models catch up after; an idle core still folds at
+    /// once. `docket serve` uses `FOLD_NICE_DEFAULT`. SQLite only: on PostgreSQL the runners
+    /// read through the store's pool, whose sockets belong to the runtime that opened them (a
+    /// connection opened on this one would stop working when it shut down, and would wait for
+    /// this thread to be scheduled to hear from the server), so there they stay tasks of the
+    /// caller's runtime.
+    pub fold_nice: Option<i32>,
 }
 
 impl Default for RunnerConfig {
     fn default() -> RunnerConfig {
         RunnerConfig {
             snapshot_every_events: 100_000,
+            fold_nice: None,
         }
+    }
+}
+
+/// The niceness `docket serve` folds the read models at (`[projections] fold_nice`).
+pub const FOLD_NICE_DEFAULT: i32 = 19;
+
+/// The read models' own runtime (`RunnerConfig::fold_nice`), shut down in the background when
+/// the last handle that needs it goes.
+#[derive(Debug)]
+struct FoldRuntime(Option<tokio::runtime::Runtime>);
+
+impl FoldRuntime {
+    fn start(nice: i32) -> Result<FoldRuntime, RunnerError> {
+        let nice = nice.clamp(0, 19);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("read-models")
+            .on_thread_start(move || lower_priority(nice))
+            .enable_all()
+            .build()
+            .map_err(RunnerError::Worker)?;
+        Ok(FoldRuntime(Some(runtime)))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0
+            .as_ref()
+            .expect("the runtime is only taken on drop")
+            .handle()
+    }
+}
+
+impl Drop for FoldRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Lowers the calling thread's scheduling priority to niceness `nice` (on Linux niceness is a
+/// thread's, not the process's). Raising it back would need a privilege: it stays.
+fn lower_priority(nice: i32) {
+    if let Err(error) = rustix::process::setpriority_process(None, nice) {
+        tracing::warn!(%error, nice, "read models: the fold thread keeps the default priority");
     }
 }
 
@@ -532,6 +589,8 @@ pub struct ProjectionHandle<P> {
     store: Store,
     requests: mpsc::Sender<Request<P>>,
     task: Arc<AbortOnDrop>,
+    /// The runtime the runner runs on, when it has one of its own: kept while a handle is.
+    runtime: Option<Arc<FoldRuntime>>,
 }
 
 impl<P> Clone for ProjectionHandle<P> {
@@ -541,6 +600,7 @@ impl<P> Clone for ProjectionHandle<P> {
             store: self.store.clone(),
             requests: self.requests.clone(),
             task: self.task.clone(),
+            runtime: self.runtime.clone(),
         }
     }
 }
@@ -587,16 +647,19 @@ impl<P> ModelRef<'_, P> {
 impl<P: Projection> ProjectionHandle<P> {
     /// Loads the snapshot (if any, and of this version), then spawns the task that catches up
     /// from the log and follows it live.
+    /// The runner is a task of the caller's runtime (`RunnerConfig::fold_nice` is for
+    /// `Projections::start`).
     pub async fn start(store: Store, config: RunnerConfig) -> Result<Self, RunnerError> {
-        Self::start_sharing(store, config, Arc::new(Decodes::new(1))).await
+        Self::start_sharing(store, config, Arc::new(Decodes::new(1)), None).await
     }
 
     /// `start`, sharing the decode of each live record with the other runners given the same
-    /// `Decodes` (those of one store).
-    pub(crate) async fn start_sharing(
+    /// `Decodes` (those of one store), on `runtime` when given.
+    async fn start_sharing(
         store: Store,
         config: RunnerConfig,
         decodes: Arc<Decodes>,
+        runtime: Option<Arc<FoldRuntime>>,
     ) -> Result<Self, RunnerError> {
         let snapshots = Snapshots::open(&store).await?;
         let (head, _) = store.head().await?;
@@ -631,19 +694,24 @@ impl<P: Projection> ProjectionHandle<P> {
             position,
         });
         let (requests, inbox) = mpsc::channel(COMMAND_QUEUE_MAX);
-        let task = tokio::spawn(run(
+        let runner = run(
             store.clone(),
             snapshots,
             shared.clone(),
             inbox,
             config,
             decodes,
-        ));
+        );
+        let task = match &runtime {
+            Some(runtime) => runtime.handle().spawn(runner),
+            None => tokio::spawn(runner),
+        };
         Ok(ProjectionHandle {
             shared,
             store,
             requests,
             task: Arc::new(AbortOnDrop(task)),
+            runtime,
         })
     }
 
@@ -1070,18 +1138,32 @@ pub const PROJECTION_NAMES: &[&str] = &[
 ];
 
 impl Projections {
+    /// Starts the six runners, sharing one decode of each live record; on a thread of their
+    /// own when `config.fold_nice` says so.
     pub async fn start(store: Store, config: RunnerConfig) -> Result<Projections, RunnerError> {
         let decodes = Arc::new(Decodes::new(6));
+        let runtime = match (config.fold_nice, store.backend()) {
+            (Some(nice), store::BackendKind::Sqlite) => Some(Arc::new(FoldRuntime::start(nice)?)),
+            _ => None,
+        };
+        macro_rules! start {
+            () => {
+                ProjectionHandle::start_sharing(
+                    store.clone(),
+                    config,
+                    decodes.clone(),
+                    runtime.clone(),
+                )
+                .await?
+            };
+        }
         Ok(Projections {
-            tickets: ProjectionHandle::start_sharing(store.clone(), config, decodes.clone())
-                .await?,
-            queues: ProjectionHandle::start_sharing(store.clone(), config, decodes.clone()).await?,
-            agents: ProjectionHandle::start_sharing(store.clone(), config, decodes.clone()).await?,
-            sla: ProjectionHandle::start_sharing(store.clone(), config, decodes.clone()).await?,
-            customers: ProjectionHandle::start_sharing(store.clone(), config, decodes.clone())
-                .await?,
-            reports: ProjectionHandle::start_sharing(store.clone(), config, decodes.clone())
-                .await?,
+            tickets: start!(),
+            queues: start!(),
+            agents: start!(),
+            sla: start!(),
+            customers: start!(),
+            reports: start!(),
         })
     }
 
@@ -1260,6 +1342,7 @@ mod tests {
     fn config(every: u64) -> RunnerConfig {
         RunnerConfig {
             snapshot_every_events: every,
+            fold_nice: None,
         }
     }
 

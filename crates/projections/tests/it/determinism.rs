@@ -123,11 +123,15 @@ async fn incremental_models_answer_like_rebuilt_ones() {
     for db in ScratchDb::all().await {
         let store = Store::open_with(db.config.clone()).await.unwrap();
         let mut rng = synth::Rng::new(seed);
+        // As `docket serve` folds: on SQLite on a thread of their own at the lowest priority,
+        // on PostgreSQL on the caller's runtime.
+        let fold_nice = Some(19);
         let mut events = synth::history(config.clone()).peekable();
         let mut projections = Projections::start(
             store.clone(),
             RunnerConfig {
                 snapshot_every_events: 97,
+                fold_nice,
             },
         )
         .await
@@ -147,6 +151,7 @@ async fn incremental_models_answer_like_rebuilt_ones() {
                     store.clone(),
                     RunnerConfig {
                         snapshot_every_events: 97,
+                        fold_nice,
                     },
                 )
                 .await

@@ -113,6 +113,8 @@ async fn a_crash_at_any_point_neither_repeats_nor_skips_a_record() {
         for (round, chunk) in chunks.into_iter().enumerate() {
             let config = RunnerConfig {
                 snapshot_every_events: 1 + rng.below(40),
+                // Every other round on a thread of their own, as `docket serve` runs them.
+                fold_nice: (round % 2 == 1).then_some(19),
             };
             let projections = Projections::start(store.clone(), config).await.unwrap();
             let appending = {
@@ -302,3 +304,39 @@ async fn rebuild_swaps_in_a_shadow_and_reports_progress() {
     reason = "names every model so that a new one is not forgotten above"
 )]
 fn every_model_is_tested(_: (Tickets, Queues, AgentLoad, SlaView, Customers, Reports)) {}
+
+/// `fold_nice`: the six runners fold on a runtime of their own, its threads at that niceness
+/// (read back from the kernel).
+#[tokio::test]
+async fn read_models_fold_on_a_thread_of_their_own_at_the_niceness_asked() {
+    let db = ScratchDb::sqlite().await;
+    let store = Store::open_with(db.config.clone()).await.unwrap();
+    let config = RunnerConfig {
+        fold_nice: Some(17),
+        ..RunnerConfig::default()
+    };
+    let projections = Projections::start(store.clone(), config).await.unwrap();
+    let head = synth::append_all(&store, history(1, 30), 4).await.unwrap();
+    assert!(projections.wait_for(head, Duration::from_secs(10)).await);
+    let niceness: Vec<i64> = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| {
+            let path = task.ok()?.path();
+            let name = std::fs::read_to_string(path.join("comm")).ok()?;
+            (name.trim() == "read-models").then_some(())?;
+            // The fields after the command's closing parenthesis; niceness is the 19th field
+            // of the line, the 17th after it.
+            let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+            let after = &stat[stat.rfind(')')? + 2..];
+            after.split(' ').nth(16)?.parse().ok()
+        })
+        .collect();
+    // The runtime's worker, and its blocking threads where it started one (the packed reads
+    // of the catch-up, snapshots).
+    assert!(!niceness.is_empty(), "a thread of its own");
+    assert!(niceness.iter().all(|nice| *nice == 17), "{niceness:?}");
+    let tickets = projections.tickets.read().len();
+    assert!(tickets > 0, "the models folded the history");
+    drop(projections);
+    db.cleanup().await;
+}
