@@ -332,9 +332,10 @@ async fn read_models_fold_on_a_thread_of_their_own_at_the_niceness_asked() {
         })
         .collect();
     // The runtime's worker, and its blocking threads where it started one (the packed reads
-    // of the catch-up, snapshots).
-    assert!(!niceness.is_empty(), "a thread of its own");
-    assert!(niceness.iter().all(|nice| *nice == 17), "{niceness:?}");
+    // of the catch-up, snapshots). Other tests running in this process have fold threads of
+    // their own (at 19): only this one asks for 17, and none stays at the default priority.
+    assert!(niceness.contains(&17), "a thread of its own: {niceness:?}");
+    assert!(!niceness.contains(&0), "{niceness:?}");
     let tickets = projections.tickets.read().len();
     assert!(tickets > 0, "the models folded the history");
     drop(projections);
