@@ -105,9 +105,9 @@ async fn bench_backend(
             burst: 1_000_000_000,
             per_second: 1_000_000_000,
         },
-        // As `docket serve` folds its read models.
-        fold_nice: Some(projections::FOLD_NICE_DEFAULT),
-        ..api::ApiConfig::default()
+        // The rest as `docket serve` runs when `docket.toml` sets nothing (the read models on
+        // their own thread among it).
+        ..crate::config::Config::default().api_config()
     };
     let state = api::AppState::start(
         store.clone(),

@@ -408,11 +408,9 @@ async fn measure(db: &ScratchDb, tickets: u64, burst: u64) -> anyhow::Result<()>
         store.clone(),
         domain::BlueprintCatalog::builtin(),
         clock.clone(),
-        // As `docket serve` folds its read models.
-        api::ApiConfig {
-            fold_nice: Some(projections::FOLD_NICE_DEFAULT),
-            ..api::ApiConfig::default()
-        },
+        // What `docket serve` runs with when `docket.toml` sets nothing (the read models on
+        // their own thread among it).
+        crate::config::Config::default().api_config(),
     )
     .await
     .context("starting the API state")?;
